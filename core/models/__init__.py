@@ -1,0 +1,50 @@
+"""The NYU mammography classifiers DMV and GMIC, their weights, preprocessing and predictions.
+
+Architectures follow ``../shared/spec/nyu-models.md`` so that the official checkpoints load strictly:
+
+* :mod:`core.models.resnet`   the pre-activation ResNet-22 column and the v1 ResNet-18 body,
+* :mod:`core.models.gmic`     GMIC-ResNet-18 (:class:`~core.models.gmic.GMIC`),
+* :mod:`core.models.dmv`      DMV view-wise, image-wise and single-image models,
+* :mod:`core.models.weights`  checkpoint I/O (official ``.p`` files and this project's ``mammo-robust/1``),
+* :mod:`core.models.registry` ``create_model`` and :class:`~core.models.registry.ModelSpec`.
+
+Importing this package is cheap: ``torch`` is imported only when one of the names below is first used, so
+``from core.models import ModelError`` works in code that never builds a model.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from core.errors import ExplorerError
+
+
+class ModelError(ExplorerError):
+    """A model, its weights or its input cannot be used (message names the file or object and the problem)."""
+
+
+_LAZY = {
+    "create_model": "core.models.registry",
+    "build_model": "core.models.registry",
+    "list_models": "core.models.registry",
+    "ModelSpec": "core.models.registry",
+    "DMV_VARIANTS": "core.models.registry",
+    "GMIC": "core.models.gmic",
+    "SplitBreastModel": "core.models.dmv",
+    "ImageBreastModel": "core.models.dmv",
+    "SingleImageBreastModel": "core.models.dmv",
+    "load_checkpoint": "core.models.weights",
+    "save_checkpoint": "core.models.weights",
+    "Checkpoint": "core.models.weights",
+    "CHECKPOINT_FORMAT": "core.models.weights",
+}
+
+__all__ = ["ModelError", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'core.models' has no attribute {name!r}")
