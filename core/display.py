@@ -1,0 +1,330 @@
+"""Turning model-unit arrays into pictures: window/level, display-size reduction, colour maps, PNG export.
+
+Everything the explorer draws passes through here, so the UI holds no numerics of its own. Inputs are
+float arrays in model units (0..4095, bright tissue on a zero background) unless stated otherwise; outputs
+are ``uint8`` grey (H, W) or RGB (H, W, 3) arrays, or PNG bytes.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections.abc import Sequence
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from core.errors import ExplorerError
+
+MODEL_MAX = 4095.0
+STUDY_RADIUS = 2.0  # cycles/mm: the low-/high-pass radius of the study's Table 1
+
+
+class DisplayError(ExplorerError):
+    """Bad input to a display helper (empty array, non-positive window width, ...)."""
+
+
+def _as_2d(pixels: np.ndarray, what: str = "image") -> np.ndarray:
+    arr = np.asarray(pixels)
+    if arr.ndim != 2 or arr.size == 0:
+        raise DisplayError(f"{what}: expected a non-empty 2-D array, got shape {arr.shape}")
+    return arr
+
+
+# --------------------------------------------------------------------------------------------- windows
+
+
+def auto_window(
+    pixels: np.ndarray, low_pct: float = 1.0, high_pct: float = 99.0, tissue_only: bool = True
+) -> tuple[float, float]:
+    """Window (centre, width) in model units spanning the given percentiles of the breast.
+
+    Parameters
+    ----------
+    pixels : 2-D array in model units (0..4095).
+    low_pct, high_pct : percentiles (0..100) of the non-zero (breast) pixels that map to black and white.
+        A strided sample of at most ~250k pixels is used, so the call costs a few milliseconds.
+    tissue_only : if False, use every pixel (for signed images such as a high-pass result).
+
+    Returns
+    -------
+    (centre, width) in model units; width >= 1.
+    """
+    arr = _as_2d(pixels)
+    step = max(1, int(np.sqrt(arr.size / 250_000)))
+    sample = arr[::step, ::step].ravel()
+    tissue = sample[sample > 0] if tissue_only else sample
+    if tissue.size < 16:
+        tissue = sample
+    lo, hi = np.percentile(tissue, [low_pct, high_pct]).astype(float)
+    width = max(hi - lo, 1.0)
+    return (lo + hi) / 2.0, width
+
+
+def window_presets(
+    pixels: np.ndarray, dicom_window: tuple[float, float] | None = None
+) -> dict[str, tuple[float, float]]:
+    """Named (centre, width) windows in model units for an image.
+
+    ``"Auto (breast 1-99 %)"`` spans the breast's percentiles; ``"High contrast (50-99.8 %)"`` stretches
+    the dense end, where calcifications sit; ``"Full range"`` shows 0..4095 linearly; ``"DICOM window"``
+    (only when the file carried a VOI window) is the window the file asked for.
+    """
+    presets: dict[str, tuple[float, float]] = {}
+    if dicom_window is not None:
+        presets["DICOM window"] = (float(dicom_window[0]), max(float(dicom_window[1]), 1.0))
+    presets["Auto (breast 1-99 %)"] = auto_window(pixels, 1.0, 99.0)
+    presets["High contrast (50-99.8 %)"] = auto_window(pixels, 50.0, 99.8)
+    presets["Full range"] = (MODEL_MAX / 2.0, MODEL_MAX)
+    return presets
+
+
+def apply_window(pixels: np.ndarray, centre: float, width: float, invert: bool = False) -> np.ndarray:
+    """Map model units to 8-bit grey: ``centre - width/2`` -> 0, ``centre + width/2`` -> 255, clipped.
+
+    Parameters
+    ----------
+    pixels : 2-D array in model units.
+    centre, width : window in model units; width must be > 0.
+    invert : if True, bright tissue is drawn dark.
+    """
+    arr = _as_2d(pixels)
+    if not width > 0:
+        raise DisplayError(f"window width must be positive, got {width}")
+    scale = np.float32(255.0 / width)
+    out = (arr.astype(np.float32, copy=False) - np.float32(centre - width / 2.0)) * scale
+    np.clip(out, 0.0, 255.0, out=out)
+    grey = out.astype(np.uint8)
+    if invert:
+        np.subtract(255, grey, out=grey)
+    return grey
+
+
+# ----------------------------------------------------------------------------------------- reduction
+
+
+def display_factor(shape: tuple[int, int], max_side: int) -> int:
+    """Integer reduction factor that brings the longer side of ``shape`` to at most ``max_side`` pixels."""
+    if max_side < 1:
+        raise DisplayError(f"max_side must be >= 1, got {max_side}")
+    return max(1, int(np.ceil(max(shape) / max_side)))
+
+
+def downsample(pixels: np.ndarray, max_side: int) -> np.ndarray:
+    """Area-average an image by an integer factor so its longer side is at most ``max_side``.
+
+    Used for perturbations without a spectral preview (noise, shuffle). The remainder border (fewer than
+    ``factor`` rows/columns) is averaged over the pixels it has, so nothing is cropped.
+
+    Returns a float32 array of shape ``ceil(H / f), ceil(W / f)``.
+    """
+    arr = _as_2d(pixels).astype(np.float32, copy=False)
+    f = display_factor(arr.shape, max_side)
+    if f == 1:
+        return arr.copy()
+    h, w = arr.shape
+    hp, wp = -(-h // f) * f, -(-w // f) * f
+    padded = np.zeros((hp, wp), np.float32)
+    padded[:h, :w] = arr
+    counts = np.zeros((hp, wp), np.float32)
+    counts[:h, :w] = 1.0
+    sums = padded.reshape(hp // f, f, wp // f, f).sum(axis=(1, 3))
+    n = counts.reshape(hp // f, f, wp // f, f).sum(axis=(1, 3))
+    return sums / n
+
+
+def display_spacing(
+    full_shape: tuple[int, int], shown_shape: tuple[int, int], spacing_mm
+) -> tuple[float, float]:
+    """Physical size (mm) of one displayed pixel, so that axes of a reduced image stay in mm."""
+    return (
+        float(spacing_mm[0]) * full_shape[0] / shown_shape[0],
+        float(spacing_mm[1]) * full_shape[1] / shown_shape[1],
+    )
+
+
+# ----------------------------------------------------------------------------------------- radii
+
+
+def radius_choices(
+    spacing_mm: tuple[float, float],
+    corner_mm: float | None = None,
+    r_min: float = 0.05,
+    per_decade: int = 16,
+) -> list[float]:
+    """Log-spaced low-/high-pass radii (cycles/mm) for a slider, with the landmarks included exactly.
+
+    The list runs from ``r_min`` to the corner frequency ``corner_mm`` (the largest frequency present,
+    default ``hypot`` of the two axis Nyquist frequencies, above which a low-pass is the identity), and
+    always contains the study's R = 2.0 and the axis Nyquist frequency ``1 / (2 * max(spacing))``.
+    Values are rounded to 3 significant digits and sorted ascending.
+    """
+    sr, sc = float(spacing_mm[0]), float(spacing_mm[1])
+    if not (sr > 0 and sc > 0):
+        raise DisplayError(f"pixel spacing must be positive, got {spacing_mm}")
+    nyq = nyquist_axis(spacing_mm)
+    corner = float(corner_mm) if corner_mm else float(np.hypot(0.5 / sr, 0.5 / sc))
+    if r_min >= corner:
+        r_min = corner / 100.0
+    n = max(2, int(np.ceil(np.log10(corner / r_min) * per_decade)) + 1)
+    grid = np.geomspace(r_min, corner, n)
+    values = {float(f"{v:.3g}") for v in grid} | {STUDY_RADIUS, round(nyq, 4), round(corner, 4)}
+    return sorted(v for v in values if r_min <= v <= corner + 1e-9)
+
+
+def nyquist_axis(spacing_mm: tuple[float, float]) -> float:
+    """Nyquist frequency (cycles/mm) along the coarser axis: ``1 / (2 * max(spacing))``."""
+    return 0.5 / max(float(spacing_mm[0]), float(spacing_mm[1]))
+
+
+def nearest(values: Sequence[float], target: float) -> float:
+    """The element of ``values`` closest to ``target`` on a log scale (for positive values)."""
+    arr = np.asarray(values, dtype=float)
+    return float(arr[np.argmin(np.abs(np.log(arr) - np.log(max(target, 1e-12))))])
+
+
+# ----------------------------------------------------------------------------------------- colour
+
+
+_DIVERGING = np.array(  # blue -> white -> red, 5 anchors
+    [[33, 102, 172], [146, 197, 222], [247, 247, 247], [244, 165, 130], [178, 24, 43]], np.float32
+)
+_SEQUENTIAL = np.array(  # dark purple -> orange -> pale yellow (magma-like), 6 anchors
+    [[0, 0, 4], [59, 15, 112], [140, 41, 129], [222, 73, 104], [254, 159, 109], [252, 253, 191]], np.float32
+)
+
+
+def _lut(anchors: np.ndarray) -> np.ndarray:
+    x = np.linspace(0.0, 1.0, len(anchors))
+    t = np.linspace(0.0, 1.0, 256)
+    return np.stack([np.interp(t, x, anchors[:, c]) for c in range(3)], axis=1).astype(np.uint8)
+
+
+_DIV_LUT = _lut(_DIVERGING)
+_SEQ_LUT = _lut(_SEQUENTIAL)
+
+
+def symmetric_limit(values: np.ndarray, pct: float = 99.5) -> float:
+    """Colour limit for a signed map: the ``pct`` percentile of ``|values|`` (at least 1e-6)."""
+    arr = _as_2d(values, "difference")
+    step = max(1, int(np.sqrt(arr.size / 250_000)))
+    return max(float(np.percentile(np.abs(arr[::step, ::step]), pct)), 1e-6)
+
+
+def diverging_rgb(values: np.ndarray, limit: float) -> np.ndarray:
+    """Signed values to RGB: ``-limit`` blue, 0 white, ``+limit`` red (clipped). Returns (H, W, 3) uint8."""
+    arr = _as_2d(values, "difference").astype(np.float32, copy=False)
+    if not limit > 0:
+        raise DisplayError(f"colour limit must be positive, got {limit}")
+    idx = np.clip((arr / np.float32(limit) + 1.0) * 127.5, 0, 255).astype(np.uint8)
+    return _DIV_LUT[idx]
+
+
+def sequential_rgb(values: np.ndarray, vmin: float | None = None, vmax: float | None = None) -> np.ndarray:
+    """Values to a magma-like RGB ramp between ``vmin`` and ``vmax`` (default: 1st/99.9th percentiles)."""
+    arr = _as_2d(values, "map").astype(np.float32, copy=False)
+    lo = float(np.percentile(arr, 1.0)) if vmin is None else float(vmin)
+    hi = float(np.percentile(arr, 99.9)) if vmax is None else float(vmax)
+    span = max(hi - lo, 1e-12)
+    idx = np.clip((arr - lo) / span * 255.0, 0, 255).astype(np.uint8)
+    return _SEQ_LUT[idx]
+
+
+# ----------------------------------------------------------------------------------------- encoding
+
+
+def png_bytes(image: np.ndarray, compress_level: int = 1) -> bytes:
+    """Encode a uint8 grey (H, W) or RGB (H, W, 3) array as PNG (fast compression by default)."""
+    arr = np.asarray(image)
+    if arr.dtype != np.uint8 or arr.ndim not in (2, 3) or arr.size == 0:
+        raise DisplayError(
+            f"png_bytes: expected a non-empty uint8 (H, W) or (H, W, 3) array, got {arr.dtype} {arr.shape}"
+        )
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="PNG", compress_level=compress_level)
+    return buf.getvalue()
+
+
+def png_data_uri(image: np.ndarray) -> str:
+    """A ``data:image/png;base64,...`` URI of a uint8 image (for plotly image traces)."""
+    return "data:image/png;base64," + base64.b64encode(png_bytes(image)).decode("ascii")
+
+
+def _font(size: int) -> ImageFont.ImageFont:
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1
+        return ImageFont.load_default()
+
+
+def _to_rgb(image: np.ndarray) -> np.ndarray:
+    arr = np.asarray(image)
+    if arr.dtype != np.uint8:
+        raise DisplayError(f"panel images must be uint8, got {arr.dtype}")
+    if arr.ndim == 2:
+        return np.repeat(arr[:, :, None], 3, axis=2)
+    if arr.ndim == 3 and arr.shape[2] == 3:
+        return arr
+    raise DisplayError(f"panel images must be (H, W) or (H, W, 3), got {arr.shape}")
+
+
+def compose_panels(
+    panels: Sequence[tuple[str, np.ndarray]],
+    *,
+    height: int = 512,
+    caption: str = "",
+    gap: int = 8,
+) -> bytes:
+    """Lay out titled panels side by side on a white sheet and return it as PNG bytes.
+
+    Parameters
+    ----------
+    panels : (title, uint8 grey or RGB image) pairs, drawn left to right, each scaled to ``height`` pixels.
+    height : panel height in pixels (16..4096).
+    caption : one line of text under the panels (e.g. the perturbation and its parameter).
+    gap : white space between panels in pixels.
+    """
+    if not panels:
+        raise DisplayError("compose_panels: no panels given")
+    if not 16 <= height <= 4096:
+        raise DisplayError(f"compose_panels: height must be 16..4096, got {height}")
+    font = _font(max(12, height // 28))
+    title_h = max(18, height // 20)
+    tiles = []
+    for title, img in panels:
+        rgb = _to_rgb(img)
+        w = max(1, round(rgb.shape[1] * height / rgb.shape[0]))
+        tiles.append((title, Image.fromarray(rgb).resize((w, height), Image.Resampling.BILINEAR)))
+    width = sum(t.width for _, t in tiles) + gap * (len(tiles) + 1)
+    cap_h = title_h if caption else 0
+    sheet = Image.new("RGB", (width, height + title_h + cap_h + 2 * gap), "white")
+    draw = ImageDraw.Draw(sheet)
+    x = gap
+    for title, tile in tiles:
+        draw.text((x, gap // 2), title, fill="black", font=font)
+        sheet.paste(tile, (x, gap // 2 + title_h))
+        x += tile.width + gap
+    if caption:
+        draw.text((gap, gap + title_h + height), caption, fill="black", font=font)
+    buf = io.BytesIO()
+    sheet.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def patch_strip(patches: Sequence[np.ndarray], centre: float, width: float, gap: int = 2) -> np.ndarray:
+    """Window a series of equally sized patches with one common window and join them left to right.
+
+    Used for the calcification strips (one patch per low-pass radius): a common window makes fading visible.
+    Returns a uint8 (h, n * w + (n - 1) * gap) array; gaps are white.
+    """
+    if not patches:
+        raise DisplayError("patch_strip: no patches given")
+    shapes = {np.asarray(p).shape for p in patches}
+    if len(shapes) != 1:
+        raise DisplayError(f"patch_strip: patches differ in shape: {sorted(shapes)}")
+    tiles = [apply_window(p, centre, width) for p in patches]
+    h, w = tiles[0].shape
+    out = np.full((h, len(tiles) * w + (len(tiles) - 1) * gap), 255, np.uint8)
+    for i, tile in enumerate(tiles):
+        out[:, i * (w + gap) : i * (w + gap) + w] = tile
+    return out

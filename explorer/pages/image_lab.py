@@ -1,0 +1,253 @@
+"""Image lab: scrub a perturbation and watch the image, the difference and the spectrum, side by side."""
+
+from __future__ import annotations
+
+import io
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+
+from core import display
+from core.errors import ExplorerError
+from explorer.ui import lab, loaders
+from explorer.ui.source import ImageRef, current_image
+
+PERTURBATIONS = ["lowpass", "highpass", "noise", "shuffle"]
+PENDING = "lab_pending"  # set by other pages: {"perturbation": ..., "parameter": ..., "seed": ...}
+
+
+def request_perturbation(perturbation: str, parameter: float | None, seed: int = 0) -> None:
+    """Ask the image lab to open with this perturbation (call before ``st.switch_page``)."""
+    st.session_state[PENDING] = {"perturbation": perturbation, "parameter": parameter, "seed": seed}
+
+
+def _apply_pending(radii: list[float]) -> None:
+    pending = st.session_state.pop(PENDING, None)
+    if not pending or pending.get("perturbation") not in PERTURBATIONS:
+        return
+    name, value = pending["perturbation"], pending.get("parameter")
+    st.session_state["lab_pert"] = name
+    st.session_state["lab_seed"] = int(pending.get("seed") or 0)
+    if value is None:
+        return
+    if name in lab.SPECTRAL and value > 0:
+        st.session_state["lab_radius"] = display.nearest(radii, float(value))
+    elif name == "noise":
+        st.session_state["lab_std"] = float(min(max(value, 0.0), 4000.0))
+    elif name == "shuffle":
+        st.session_state["lab_grid"] = int(min(max(value, 1), 16))
+
+
+def _radius_label(radii: list[float], nyq: float, corner: float):
+    def fmt(v: float) -> str:
+        tags = []
+        if abs(v - display.STUDY_RADIUS) < 1e-9:
+            tags.append("study R")
+        if abs(v - round(nyq, 4)) < 1e-9:
+            tags.append("Nyquist")
+        if abs(v - round(corner, 4)) < 1e-9:
+            tags.append("corner: identity")
+        return f"{v:g}" + (f" ({', '.join(tags)})" if tags else "")
+
+    return fmt
+
+
+def _controls(fourier: Any, mammo: Any) -> lab.LabParams:
+    corner = float(fourier.nyquist_mm)
+    radii = display.radius_choices(mammo.spacing_mm, corner)
+    nyq = display.nyquist_axis(mammo.spacing_mm)
+    _apply_pending(radii)
+    if st.session_state.get("lab_radius") not in radii:
+        st.session_state["lab_radius"] = display.nearest(radii, display.STUDY_RADIUS)
+    c1, c2, c3 = st.columns([1.2, 3, 1.4])
+    name = c1.radio("Perturbation", PERTURBATIONS, format_func=lab.LABELS.get, key="lab_pert")
+    radius, kind, std, grid, seed = display.STUDY_RADIUS, "ideal", 1600.0, 8, 0
+    if name in lab.SPECTRAL:
+        radius = c2.select_slider(
+            "Radius R (cycles/mm, logarithmic)",
+            options=radii,
+            format_func=_radius_label(radii, nyq, corner),
+            key="lab_radius",
+            help=f"Low-pass keeps |f| <= R, high-pass keeps |f| > R. The study used R = 2. Nyquist along "
+            f"the coarser axis is {nyq:g} cycles/mm; above the corner frequency {corner:.3g} a low-pass is "
+            "the identity.",
+        )
+        kind = c3.radio(
+            "Filter",
+            ["ideal", "gaussian"],
+            key="lab_kind",
+            horizontal=True,
+            help="ideal: a hard cut at R (the study); gaussian: exp(-|f|²/2R²).",
+        )
+    elif name == "noise":
+        std = c2.slider(
+            "Noise standard deviation (model units, 0..4095 scale)",
+            0.0,
+            4000.0,
+            1600.0,
+            50.0,
+            key="lab_std",
+            help="The study used 1600.",
+        )
+        seed = int(c3.number_input("Seed", 0, 2**31 - 1, 0, key="lab_seed"))
+    else:
+        grid = c2.slider("Patches per side", 1, 16, 8, key="lab_grid", help="The study used 8 (64 patches).")
+        seed = int(c3.number_input("Seed", 0, 2**31 - 1, 0, key="lab_seed"))
+    return lab.LabParams(
+        perturbation=name, radius=float(radius), kind=kind, std=float(std), grid=int(grid), seed=seed
+    )
+
+
+def _window_controls(key: str, mammo: Any) -> tuple[tuple[float, float], bool]:
+    presets = loaders.window_presets(key, mammo)
+    names = list(presets)
+    if st.session_state.get("lab_window") not in names + ["Custom"]:
+        st.session_state["lab_window"] = names[0]
+    c1, c2, c3, c4 = st.columns([2, 2, 2, 1])
+    has_dicom = "DICOM window" in presets
+    if c4.button(
+        "Reset to DICOM window",
+        disabled=not has_dicom,
+        help=None if has_dicom else "This file carries no DICOM VOI window.",
+    ):
+        st.session_state["lab_window"] = "DICOM window"
+    preset = c1.selectbox("Window / level", names + ["Custom"], key="lab_window")
+    base = presets.get(preset) or presets[names[0]]
+    if preset == "Custom":
+        centre = c2.slider("Level (centre)", 0.0, 4095.0, float(base[0]), 1.0, key="lab_level")
+        width = c3.slider("Window (width)", 1.0, 4095.0, float(base[1]), 1.0, key="lab_width")
+    else:
+        centre, width = base
+        c2.metric("Level", f"{centre:.0f}")
+        c3.metric("Width", f"{width:.0f}")
+    invert = c4.toggle("Invert", key="lab_invert")
+    return (float(centre), float(width)), invert
+
+
+def _inspector(
+    key: str, mammo: Any, fourier: Any, params: lab.LabParams, window: tuple[float, float], invert: bool
+) -> None:
+    with st.expander("Native-resolution inspector (full resolution in a region)"):
+        h, w = mammo.pixels.shape
+        sr, sc = mammo.spacing_mm
+        c1, c2, c3, c4 = st.columns(4)
+        y = c1.number_input(
+            "Centre y (mm, as on the axes)", 0.0, h * sr, round(h * sr / 2, 1), 1.0, key="insp_y"
+        )
+        x = c2.number_input("Centre x (mm)", 0.0, w * sc, round(w * sc / 2, 1), 1.0, key="insp_x")
+        size = c3.select_slider("Region (mm)", [2.0, 5.0, 10.0, 20.0, 40.0], 10.0, key="insp_size")
+        show = c4.toggle("Show", key="insp_show", help="Computes the perturbation at full resolution once.")
+        if not show:
+            return
+        from core.calcs import cut_patch
+
+        full = _full_perturbed(key, mammo, fourier, params)
+        centre = (int(round(y / sr)), int(round(x / sc)))
+        a = cut_patch(mammo.pixels, centre, size, mammo.spacing_mm)
+        b = cut_patch(full, centre, size, mammo.spacing_mm)
+        strip = display.patch_strip([a, b], *window)
+        if invert:
+            strip = 255 - strip
+        st.image(
+            strip,
+            caption=f"original | {params.describe()}  ({a.shape[0]}×{a.shape[1]} native pixels)",
+            width="stretch",
+        )
+
+
+@st.cache_resource(max_entries=2, show_spinner="Perturbing at full resolution...")
+def _full_perturbed(key: str, _mammo: Any, _fourier: Any, params: lab.LabParams) -> Any:
+    return lab.perturbed_full(_mammo, _fourier, params)
+
+
+@st.cache_resource(max_entries=3, show_spinner=False)
+def _spectrum_uri(key: str, _mammo: Any) -> tuple[str, Any]:
+    return lab.spectrum_uri(loaders.log_spectrum(key, _mammo))
+
+
+@st.cache_resource(max_entries=6, show_spinner=False)
+def _original(key: str, _mammo: Any, _fourier: Any, max_side: int, spectral: bool) -> Any:
+    return lab.original_preview(_mammo, _fourier, max_side, spectral)
+
+
+def _dicom_bytes(mammo: Any, full: Any) -> bytes:
+    from core.imaging import save_dicom
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "perturbed.dcm"
+        save_dicom(full, path, template=mammo)
+        return path.read_bytes()
+
+
+@st.fragment
+def lab_panel(ref: ImageRef, mammo: Any) -> None:
+    """Controls and panels; a control change reruns only this fragment."""
+    try:
+        _lab_panel(ref, mammo)
+    except ExplorerError as exc:  # a fragment rerun bypasses render()'s handler
+        st.error(str(exc))
+
+
+def _lab_panel(ref: ImageRef, mammo: Any) -> None:
+    key = ref.key
+    fourier = loaders.fourier_filter(key, mammo)
+    t0 = time.perf_counter()
+    params = _controls(fourier, mammo)
+    window, invert = _window_controls(key, mammo)
+    spec = _spectrum_uri(key, mammo)
+    spectral = params.perturbation in lab.SPECTRAL
+    original = _original(key, mammo, fourier, params.max_side, spectral)
+    view = lab.build_view(mammo, fourier, spec, params, window, invert, original=original)
+    st.plotly_chart(view.figure, key="lab_figure", config={"scrollZoom": True, "displaylogo": False})
+    ms = (time.perf_counter() - t0) * 1000
+    st.session_state["lab_last_ms"] = ms
+    st.session_state["lab_last_params"] = params
+    st.caption(
+        f"{params.describe()}  ·  panels at {view.original.shape[0]}×{view.original.shape[1]} display pixels "
+        f"({view.display_spacing_mm[0]:.3g} mm each)  ·  server time for this update: {ms:.0f} ms. "
+        "Drag to pan, scroll to zoom; the three image panels move together. Cyan circle: cutoff R "
+        "(dashed: Gaussian σ); dotted white: the study's R = 2."
+    )
+    c1, c2, _ = st.columns([1, 1, 3])
+    stem = Path(ref.name).stem
+    c1.download_button(
+        "Download panels (PNG)",
+        data=lambda: lab.export_png(view, params, ref.name),
+        file_name=f"{stem}_{params.perturbation}.png",
+        mime="image/png",
+        key="lab_dl_png",
+    )
+    if c2.button("Prepare perturbed DICOM", key="lab_prep_dcm"):
+        try:
+            full = _full_perturbed(key, mammo, fourier, params)
+            st.session_state["lab_dicom"] = (params, _dicom_bytes(mammo, full))
+        except ExplorerError as exc:
+            st.error(str(exc))
+    prepared = st.session_state.get("lab_dicom")
+    if prepared is not None and prepared[0] == params:
+        c2.download_button(
+            "Download perturbed DICOM",
+            data=io.BytesIO(prepared[1]).getvalue(),
+            file_name=f"{stem}_{params.perturbation}.dcm",
+            mime="application/dicom",
+            key="lab_dl_dcm",
+        )
+    _inspector(key, mammo, fourier, params, window, invert)
+
+
+def render() -> None:
+    st.header("Image lab")
+    got = current_image()
+    if got is None:
+        return
+    ref, mammo = got
+    try:
+        lab_panel(ref, mammo)
+    except ExplorerError as exc:
+        st.error(str(exc))
+
+
+render()

@@ -1,0 +1,115 @@
+"""core.display: windowing, display-size reduction, radius grid, colour maps, PNG composition."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from core import display
+from core.errors import ExplorerError
+
+
+def test_apply_window_maps_ends_and_clips():
+    px = np.array([[0.0, 1000.0, 2000.0, 3000.0, 4095.0]], np.float32)
+    out = display.apply_window(px, centre=2000.0, width=2000.0)
+    assert out.dtype == np.uint8
+    assert out.tolist() == [[0, 0, 127, 255, 255]]
+    inv = display.apply_window(px, 2000.0, 2000.0, invert=True)
+    assert (inv.astype(int) + out.astype(int) == 255).all()
+
+
+def test_apply_window_rejects_bad_width_and_shape():
+    with pytest.raises(ExplorerError, match="width"):
+        display.apply_window(np.zeros((2, 2)), 0.0, 0.0)
+    with pytest.raises(ExplorerError, match="shape"):
+        display.apply_window(np.zeros(5), 0.0, 10.0)
+
+
+def test_auto_window_ignores_background():
+    px = np.zeros((100, 100), np.float32)
+    px[:, 50:] = np.linspace(1000, 3000, 50, dtype=np.float32)[None, :]
+    centre, width = display.auto_window(px, 0.0, 100.0)
+    assert centre == pytest.approx(2000.0, abs=1)
+    assert width == pytest.approx(2000.0, abs=1)
+    presets = display.window_presets(px, dicom_window=(1500.0, 800.0))
+    assert list(presets)[0] == "DICOM window" and presets["DICOM window"] == (1500.0, 800.0)
+    assert "DICOM window" not in display.window_presets(px)
+
+
+def test_downsample_is_area_mean_and_keeps_border():
+    px = np.arange(35, dtype=np.float32).reshape(5, 7)
+    out = display.downsample(px, max_side=4)  # factor 2
+    assert out.shape == (3, 4)
+    assert out[0, 0] == pytest.approx(px[:2, :2].mean())
+    assert out[2, 3] == pytest.approx(px[4, 6])  # the lone corner pixel
+    assert out.mean() == pytest.approx(np.mean(out))
+    same = display.downsample(px, max_side=10)
+    np.testing.assert_array_equal(same, px)
+
+
+def test_display_spacing_scales_with_reduction():
+    assert display.display_spacing((3328, 2560), (832, 640), (0.1, 0.1)) == pytest.approx((0.4, 0.4))
+
+
+@pytest.mark.parametrize("spacing", [(0.1, 0.1), (0.07, 0.05), (0.2, 0.1)])
+def test_radius_choices_log_spaced_with_landmarks(spacing):
+    radii = display.radius_choices(spacing)
+    corner = float(np.hypot(0.5 / spacing[0], 0.5 / spacing[1]))
+    assert radii == sorted(radii) and len(set(radii)) == len(radii)
+    assert 2.0 in radii
+    assert round(display.nyquist_axis(spacing), 4) in radii
+    assert radii[0] >= 0.05 - 1e-12 and radii[-1] == pytest.approx(corner, rel=1e-3)
+    ratios = np.diff(np.log10(radii))
+    assert ratios.max() < 0.1  # no gap wider than ~ a 16th of a decade plus rounding
+    with pytest.raises(ExplorerError):
+        display.radius_choices((0.0, 0.1))
+
+
+def test_nearest_is_logarithmic():
+    assert display.nearest([0.5, 1.0, 4.0], 2.1) == 4.0  # log-closer to 4 than to 1
+    assert display.nearest([0.5, 1.0, 4.0], 1.9) == 1.0
+
+
+def test_diverging_rgb_centre_is_white_and_signs_differ():
+    vals = np.array([[-10.0, 0.0, 10.0]], np.float32)
+    rgb = display.diverging_rgb(vals, 10.0)
+    assert rgb.shape == (1, 3, 3)
+    assert rgb[0, 1].min() > 230  # near white
+    assert rgb[0, 0, 2] > rgb[0, 0, 0]  # blue for negative
+    assert rgb[0, 2, 0] > rgb[0, 2, 2]  # red for positive
+    assert display.symmetric_limit(vals, 100.0) == pytest.approx(10.0)
+
+
+def test_compose_panels_png_layout():
+    grey = np.full((50, 40), 128, np.uint8)
+    rgb = np.zeros((100, 100, 3), np.uint8)
+    png = display.compose_panels([("a", grey), ("b", rgb)], height=64, caption="lowpass R=2")
+    img = Image.open(io.BytesIO(png))
+    assert img.format == "PNG" and img.mode == "RGB"
+    # two panels scaled to 64 px high: widths 51 and 64, plus three gaps of 8
+    assert img.width == 51 + 64 + 3 * 8
+    assert img.height > 64
+    with pytest.raises(ExplorerError):
+        display.compose_panels([])
+    with pytest.raises(ExplorerError):
+        display.compose_panels([("x", np.zeros((4, 4), np.float32))])
+
+
+def test_patch_strip_common_window():
+    a = np.full((4, 4), 1000.0, np.float32)
+    b = np.full((4, 4), 3000.0, np.float32)
+    strip = display.patch_strip([a, b], centre=2000.0, width=2000.0, gap=1)
+    assert strip.shape == (4, 9)
+    assert strip[0, 0] == 0 and strip[0, 8] == 255 and strip[0, 4] == 255
+    with pytest.raises(ExplorerError, match="shape"):
+        display.patch_strip([a, np.zeros((3, 3))], 0.0, 1.0)
+
+
+def test_png_roundtrip():
+    img = (np.arange(64, dtype=np.uint8).reshape(8, 8)) * 3
+    back = np.asarray(Image.open(io.BytesIO(display.png_bytes(img))))
+    np.testing.assert_array_equal(back, img)
+    assert display.png_data_uri(img).startswith("data:image/png;base64,")
