@@ -1,0 +1,296 @@
+"""Low-pass and high-pass filters in cycles/mm, and :class:`FourierFilter` for many radii of one image.
+
+Frequencies come from ``fftfreq``/``rfftfreq`` with ``d`` = the pixel spacing along each axis, so a radius
+``R`` (cycles/mm) selects a disc on the breast whatever the image shape or an anisotropic spacing. The
+study's filter is the *ideal* one: the low-pass keeps every frequency with ``|f| <= R`` and removes the
+rest; the high-pass is its exact complement (keeps ``|f| > R``), so ``lowpass + highpass == pixels`` up to
+float32 rounding. ``kind="gaussian"`` multiplies the spectrum by ``exp(-|f|^2 / (2 R^2))`` (low-pass) or
+one minus that (high-pass).
+
+Conventions at the limits: an ideal low-pass whose radius reaches the highest frequency on the grid returns
+the input bytes unchanged (the matching high-pass returns zeros); ``R = inf`` is the identity for both
+kinds; ``R = 0`` keeps only the mean (the DC term) in the low-pass and removes only the mean in the
+high-pass.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator
+
+import numpy as np
+import scipy.fft as sfft
+
+from core.perturb._checks import PerturbationError, as_count, as_image, as_kind, as_radius, as_spacing
+
+MODES = ("lowpass", "highpass")
+_WORKERS = -1  # scipy.fft threads: all cores
+_MAX_CACHED_PREVIEW_SIZES = 4
+
+
+def frequency_grid(shape: tuple[int, int], spacing_mm: tuple[float, float]) -> np.ndarray:
+    """Radial frequency ``|f|`` in cycles/mm of every bin of a real 2-D FFT (``rfft2`` layout).
+
+    Parameters
+    ----------
+    shape : (int, int)
+        Image shape ``(rows, cols)`` in pixels.
+    spacing_mm : (float, float)
+        Pixel spacing ``(row_mm, col_mm)``.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 array of shape ``(rows, cols // 2 + 1)``, values >= 0.
+    """
+    rows, cols = shape
+    fr = np.fft.fftfreq(rows, d=spacing_mm[0])
+    fc = np.fft.rfftfreq(cols, d=spacing_mm[1])
+    # sqrt(a*a + b*b) rather than hypot: symmetric in its arguments, so a transposed image with a
+    # transposed spacing gets bit-identical masks.
+    grid = fr[:, None] ** 2 + fc[None, :] ** 2
+    np.sqrt(grid, out=grid)
+    return grid
+
+
+def _transfer(freq: np.ndarray, radius: float, mode: str, kind: str) -> np.ndarray:
+    """Filter response on the bins ``freq`` (bool for ideal, float32 for gaussian)."""
+    if kind == "ideal":
+        return freq <= radius if mode == "lowpass" else freq > radius
+    if radius == 0:
+        gain = (freq == 0).astype(np.float32)
+    elif math.isinf(radius):
+        gain = np.ones(freq.shape, np.float32)
+    else:
+        gain = (freq * (1.0 / radius)).astype(np.float32)
+        with np.errstate(over="ignore", under="ignore"):
+            np.square(gain, out=gain)
+            gain *= np.float32(-0.5)
+            np.exp(gain, out=gain)
+    if mode == "highpass":
+        np.subtract(np.float32(1), gain, out=gain)
+    return gain
+
+
+class FourierFilter:
+    """One image's real FFT, reused for any number of low-/high-pass radii and display previews.
+
+    The forward FFT (``scipy.fft.rfft2``, float32 in, complex64 out) is taken once, in the constructor;
+    each :meth:`lowpass` or :meth:`highpass` call then costs one mask product and one inverse real FFT,
+    and each :meth:`preview` one small inverse FFT at display size.
+
+    Parameters
+    ----------
+    pixels : array_like
+        2-D image in model units (any real dtype; used as float32). Copied: later changes to the caller's
+        array do not affect the filter.
+    spacing_mm : (float, float)
+        Pixel spacing ``(row_mm, col_mm)``, each > 0.
+
+    Raises
+    ------
+    PerturbationError
+        If the image is not a finite 2-D real array or the spacing is not two positive numbers.
+    """
+
+    def __init__(self, pixels: np.ndarray, spacing_mm: tuple[float, float]) -> None:
+        self._spacing = as_spacing(spacing_mm, "FourierFilter")
+        self._pixels = np.array(as_image(pixels, "FourierFilter"), dtype=np.float32, copy=True)
+        self._pixels.flags.writeable = False
+        self._spectrum = sfft.rfft2(self._pixels, workers=_WORKERS)
+        self._spectrum.flags.writeable = False
+        self._freq = frequency_grid(self._pixels.shape, self._spacing)
+        self._fmax = float(self._freq.max())
+        self._crops: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """Image shape ``(rows, cols)`` in pixels."""
+        return self._pixels.shape  # type: ignore[return-value]
+
+    @property
+    def spacing_mm(self) -> tuple[float, float]:
+        """Pixel spacing ``(row_mm, col_mm)``."""
+        return self._spacing
+
+    @property
+    def nyquist_mm(self) -> float:
+        """Corner frequency in cycles/mm: ``hypot(1/(2 row_mm), 1/(2 col_mm))``.
+
+        No bin lies farther from the origin, so an ideal low-pass with a radius at or above it is the
+        identity (0.1 mm pixels: 7.07 cycles/mm; the per-axis Nyquist frequency is 5 cycles/mm).
+        """
+        return math.hypot(0.5 / self._spacing[0], 0.5 / self._spacing[1])
+
+    @property
+    def max_frequency_mm(self) -> float:
+        """Highest ``|f|`` actually on this image's grid, cycles/mm (<= :attr:`nyquist_mm`; smaller for odd
+        sizes, whose grids stop short of the Nyquist frequency)."""
+        return self._fmax
+
+    def lowpass(self, radius: float, kind: str = "ideal") -> np.ndarray:
+        """Keep the frequencies within ``radius`` cycles/mm; full-size float32 image in model units."""
+        return self._filter(as_radius(radius, "FourierFilter.lowpass"), "lowpass", kind)
+
+    def highpass(self, radius: float, kind: str = "ideal") -> np.ndarray:
+        """Remove the frequencies within ``radius`` cycles/mm (exact complement of :meth:`lowpass`)."""
+        return self._filter(as_radius(radius, "FourierFilter.highpass"), "highpass", kind)
+
+    def sweep(
+        self, radii: Iterable[float], mode: str = "lowpass", kind: str = "ideal"
+    ) -> Iterator[tuple[float, np.ndarray]]:
+        """Yield ``(radius, filtered image)`` for each radius, one inverse real FFT each, lazily.
+
+        All radii are checked before the first image is computed, so a bad value fails early.
+        """
+        where = f"FourierFilter.sweep({mode})"
+        mode = _as_mode(mode, where)
+        kind = as_kind(kind, where)
+        checked = [as_radius(r, where) for r in radii]
+        return ((r, self._filter(r, mode, kind)) for r in checked)
+
+    def preview_shape(self, max_side: int) -> tuple[int, int]:
+        """Shape of :meth:`preview` for ``max_side``: the longer side becomes ``max_side`` pixels (aspect
+        kept, rounded, each side >= 1); images already that small keep their shape."""
+        max_side = as_count(max_side, "max_side", "FourierFilter.preview")
+        rows, cols = self.shape
+        if max(rows, cols) <= max_side:
+            return rows, cols
+        scale = max_side / max(rows, cols)
+        return (
+            max(1, min(rows, math.floor(rows * scale + 0.5))),
+            max(1, min(cols, math.floor(cols * scale + 0.5))),
+        )
+
+    def preview(self, radius: float, max_side: int, mode: str = "lowpass", kind: str = "ideal") -> np.ndarray:
+        """The filtered image at display resolution, computed from a cropped spectrum.
+
+        Exact in this sense: the result equals the *band-limited resampling* of the full-resolution filtered
+        image to :meth:`preview_shape` ``(h, w)``: take the full image's DFT, keep the frequencies strictly
+        representable at ``(h, w)`` (row bins ``|k| <= (h - 1) // 2``, column bins ``|l| <= (w - 1) // 2``;
+        the Nyquist bin of an even preview side is dropped because it would alias ``+f`` and ``-f``), take
+        the ``h x w`` inverse DFT and multiply by ``h w / (H W)`` so that mean intensities are preserved.
+        Preview pixel ``(0, 0)`` samples the same point as full pixel ``(0, 0)``. The filter is diagonal in
+        the frequency domain, so cropping before masking gives that result with no full-size inverse FFT
+        (equal up to float32 rounding). When ``max_side`` is at least the image's longer side, the
+        full-size filtered image is returned.
+
+        Parameters
+        ----------
+        radius : float
+            Cut-off in cycles/mm (>= 0; ``inf`` allowed).
+        max_side : int
+            Longest side of the preview in pixels (>= 1).
+        mode : {"lowpass", "highpass"}
+        kind : {"ideal", "gaussian"}
+
+        Returns
+        -------
+        numpy.ndarray
+            float32, shape :meth:`preview_shape` ``(max_side)``, model units.
+        """
+        where = f"FourierFilter.preview({mode})"
+        mode = _as_mode(mode, where)
+        kind = as_kind(kind, where)
+        radius = as_radius(radius, where)
+        h, w = self.preview_shape(max_side)
+        if (h, w) == self.shape:
+            return self._filter(radius, mode, kind)
+        spectrum, freq = self._crop(h, w)
+        trivial = self._trivial(radius, mode, kind)
+        if trivial == "zero":
+            return np.zeros((h, w), np.float32)
+        masked = spectrum.copy() if trivial == "identity" else spectrum * _transfer(freq, radius, mode, kind)
+        small = sfft.irfft2(masked, s=(h, w), workers=_WORKERS, overwrite_x=True)
+        small *= np.float32((h * w) / (self.shape[0] * self.shape[1]))
+        return small.astype(np.float32, copy=False)
+
+    def _trivial(self, radius: float, mode: str, kind: str) -> str | None:
+        """``"identity"`` or ``"zero"`` when the filter keeps every bin or none, else None."""
+        keeps_all = math.isinf(radius) or (kind == "ideal" and radius >= self._fmax)
+        if not keeps_all:
+            return None
+        return "identity" if mode == "lowpass" else "zero"
+
+    def _filter(self, radius: float, mode: str, kind: str) -> np.ndarray:
+        where = f"FourierFilter.{mode}"
+        mode = _as_mode(mode, where)
+        kind = as_kind(kind, where)
+        trivial = self._trivial(radius, mode, kind)
+        if trivial == "identity":
+            return self._pixels.copy()
+        if trivial == "zero":
+            return np.zeros(self.shape, np.float32)
+        masked = self._spectrum * _transfer(self._freq, radius, mode, kind)
+        out = sfft.irfft2(masked, s=self.shape, workers=_WORKERS, overwrite_x=True)
+        return out.astype(np.float32, copy=False)
+
+    def _crop(self, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+        """Spectrum and ``|f|`` restricted to the bins strictly representable at ``h x w`` (cached)."""
+        key = (h, w)
+        if key in self._crops:
+            return self._crops[key]
+        rows = self.shape[0]
+        kr, kc = (h - 1) // 2, (w - 1) // 2
+        spectrum = np.zeros((h, w // 2 + 1), np.complex64)
+        freq = np.zeros((h, w // 2 + 1), np.float64)
+        for small, big in ((spectrum, self._spectrum), (freq, self._freq)):
+            small[: kr + 1, : kc + 1] = big[: kr + 1, : kc + 1]
+            if kr:
+                small[h - kr :, : kc + 1] = big[rows - kr :, : kc + 1]
+        if len(self._crops) >= _MAX_CACHED_PREVIEW_SIZES:
+            self._crops.pop(next(iter(self._crops)))
+        self._crops[key] = (spectrum, freq)
+        return spectrum, freq
+
+
+def lowpass(
+    pixels: np.ndarray, spacing_mm: tuple[float, float], radius: float, kind: str = "ideal"
+) -> np.ndarray:
+    """Low-pass filter an image: keep the frequencies with ``|f| <= radius`` cycles/mm.
+
+    Parameters
+    ----------
+    pixels : array_like
+        2-D image in model units (0..4095); not modified.
+    spacing_mm : (float, float)
+        Pixel spacing ``(row_mm, col_mm)``.
+    radius : float
+        Cut-off in cycles/mm, >= 0; ``inf`` (or any value >= the corner frequency, for ``"ideal"``) is the
+        identity. The study used 2.0.
+    kind : {"ideal", "gaussian"}
+        ``"ideal"``: the study's hard disc; ``"gaussian"``: gain ``exp(-|f|^2 / (2 radius^2))``.
+
+    Returns
+    -------
+    numpy.ndarray
+        New float32 array, same shape.
+
+    Raises
+    ------
+    PerturbationError
+        Bad image, spacing, radius (negative, NaN) or kind.
+    """
+    radius = as_radius(radius, "lowpass")
+    kind = as_kind(kind, "lowpass")
+    return FourierFilter(pixels, spacing_mm).lowpass(radius, kind)
+
+
+def highpass(
+    pixels: np.ndarray, spacing_mm: tuple[float, float], radius: float, kind: str = "ideal"
+) -> np.ndarray:
+    """High-pass filter an image: remove the frequencies with ``|f| <= radius`` cycles/mm.
+
+    The exact complement of :func:`lowpass` (same parameters), so ``lowpass + highpass == pixels`` up to
+    float32 rounding. The output has zero mean for any radius (the DC term is always removed) and may be
+    negative. The study used ``radius = 2.0``.
+    """
+    radius = as_radius(radius, "highpass")
+    kind = as_kind(kind, "highpass")
+    return FourierFilter(pixels, spacing_mm).highpass(radius, kind)
+
+
+def _as_mode(mode: object, where: str) -> str:
+    if mode not in MODES:
+        raise PerturbationError(f"{where}: mode must be 'lowpass' or 'highpass', got {mode!r}")
+    return str(mode)
