@@ -1,0 +1,512 @@
+"""The NYU preprocessing pipeline: crop, flip, optimal centre, window extraction, standardisation.
+
+Written from ``../shared/spec/nyu-models.md`` sections 0.4 to 0.7 (the NYU code itself is AGPL v3 and is not
+used). The steps, in order, for one image:
+
+1. :func:`crop_breast` on the image as stored (left views facing right, right views facing left): foreground
+   ``pixels > 0``, erosion, largest 4-connected component, dilation, bounding box plus a buffer.
+2. :func:`flip_for_model`: mirror so that every view faces right (chest wall at column 0).
+3. :func:`best_center` on the flipped crop for the model's window shape.
+4. :func:`extract_window`: the window at the best centre, zero padding where the crop is too small, and for
+   DMV the seeded location and size noise of its test-time augmentation (bicubic resize back to the window).
+5. :func:`standardise`: subtract the window mean, divide by ``max(std, 1e-5)`` (population std).
+
+Pixel values are in model units (float32, 0..4095, bright tissue on an exactly-zero background). Any
+perturbation is applied by the caller before this pipeline, i.e. before standardisation. All lengths below
+are in pixels of the array handed in; :class:`PipelineScale` rescales the NYU pixel constants for reduced
+size demo models (see ``docs/demo-weights.md``).
+
+The erosion and dilation of 100 iterations with the 3x3 cross are computed exactly as taxicab distance
+thresholds (a pixel survives ``k`` erosions iff its city-block distance to the background, counting the
+outside of the image as background, exceeds ``k``); ``tests/test_preprocess.py`` checks this against the
+iterative ``scipy.ndimage`` definition.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+from core.models import ModelError
+
+#: NYU constants, in pixels of the stored image (about 0.1 mm per pixel).
+EROSION_ITERATIONS = 100
+CROP_BUFFER = 50
+RIGHTMOST_IGNORE_RATIO = 1 / 3
+DMV_MAX_CROP_NOISE = (100, 100)
+DMV_MAX_CROP_SIZE_NOISE = 100
+STD_FLOOR = 1e-5
+
+#: Official window shapes (rows, cols).
+DMV_WINDOW = {"CC": (2677, 1942), "MLO": (2974, 1748)}
+GMIC_WINDOW = {"CC": (2944, 1920), "MLO": (2944, 1920)}
+
+VIEWS = ("L-CC", "R-CC", "L-MLO", "R-MLO")
+
+
+class PreprocessError(ModelError):
+    """An image cannot be put through the NYU preprocessing (empty breast mask, wrong shape, ...)."""
+
+
+@dataclass(frozen=True)
+class CropResult:
+    """Output of :func:`crop_breast`.
+
+    Attributes
+    ----------
+    pixels : np.ndarray
+        The crop ``image[top:bottom, left:right]`` of the original (un-eroded) pixels, same dtype, unflipped.
+    window_location : tuple of int
+        ``(top, bottom, left, right)`` of the crop in the input image (end-exclusive), in pixels.
+    rightmost_points : tuple
+        ``((y_first, y_last), x)``: the column of the breast mask furthest from the chest wall in the
+        crop (ignoring its top third; expressed in the flipped frame for breasts facing left) and the first
+        and last row where the mask touches it.
+    bottommost_points : tuple
+        ``(y, (x_first, x_last))``: the last mask row of the crop and the first/last mask column on it
+        (flipped frame for breasts facing left).
+    distance_from_starting_side : int
+        Columns between the chest-wall edge of the image and the breast mask (0 when correctly oriented).
+    mode : str
+        The side the breast faces in the stored image, ``"right"`` or ``"left"``.
+    """
+
+    pixels: np.ndarray
+    window_location: tuple[int, int, int, int]
+    rightmost_points: tuple[tuple[int, int], int]
+    bottommost_points: tuple[int, tuple[int, int]]
+    distance_from_starting_side: int
+    mode: str
+
+
+def _name(name: str | None) -> str:
+    return name or "image"
+
+
+def _check_image(pixels: np.ndarray, name: str | None) -> np.ndarray:
+    arr = np.asarray(pixels)
+    if arr.ndim != 2:
+        raise PreprocessError(f"{_name(name)}: expected a 2-D image, got an array of shape {arr.shape}")
+    if arr.size == 0:
+        raise PreprocessError(f"{_name(name)}: the image is empty (shape {arr.shape})")
+    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+        raise PreprocessError(f"{_name(name)}: the image contains NaN or infinite values")
+    return arr
+
+
+def _view_angle(view: str, name: str | None = None) -> str:
+    v = str(view).upper()
+    if "CC" in v:
+        return "CC"
+    if "MLO" in v:
+        return "MLO"
+    raise PreprocessError(
+        f"{_name(name)}: view {view!r} is neither CC nor MLO; the NYU models take only these"
+    )
+
+
+def _laterality(laterality: str, name: str | None = None) -> str:
+    side = str(laterality).upper()[:1] if laterality else ""
+    if side not in ("L", "R"):
+        raise PreprocessError(f"{_name(name)}: laterality {laterality!r} must be 'L' or 'R'")
+    return side
+
+
+def facing_mode(laterality: str, horizontal_flip: str = "NO") -> str:
+    """Side the breast faces in the stored image: ``"right"`` for left breasts when horizontal_flip is NO."""
+    side = _laterality(laterality)
+    flip = str(horizontal_flip).upper()
+    if flip not in ("NO", "YES"):
+        raise PreprocessError(f"horizontal_flip must be 'NO' or 'YES', got {horizontal_flip!r}")
+    faces_right = side == "L"
+    if flip == "YES":
+        faces_right = not faces_right
+    return "right" if faces_right else "left"
+
+
+def erode_cross(mask: np.ndarray, iterations: int) -> np.ndarray:
+    """Binary erosion with the 3x3 cross repeated ``iterations`` times, outside of the image = background.
+
+    Equal to ``scipy.ndimage.binary_erosion(mask, iterations=iterations)`` but in one taxicab distance
+    transform instead of ``iterations`` passes.
+    """
+    mask = np.asarray(mask, dtype=bool)
+    if iterations <= 0:
+        return mask.copy()
+    padded = np.pad(mask, 1, constant_values=False)
+    dist = ndimage.distance_transform_cdt(padded, metric="taxicab")
+    return dist[1:-1, 1:-1] > iterations
+
+
+def dilate_cross(mask: np.ndarray, iterations: int) -> np.ndarray:
+    """Binary dilation with the 3x3 cross repeated ``iterations`` times (= scipy's ``binary_dilation``)."""
+    mask = np.asarray(mask, dtype=bool)
+    if iterations <= 0 or not mask.any():
+        return mask.copy()
+    # City-block distance to the nearest foreground pixel; a rectangle is convex for the L1 metric, so the
+    # distance inside the image equals the unconstrained one.
+    dist = ndimage.distance_transform_cdt(~mask, metric="taxicab")
+    return dist <= iterations
+
+
+def largest_component(mask: np.ndarray) -> np.ndarray | None:
+    """Largest 4-connected foreground component of ``mask`` (the first one on ties); None if there is none."""
+    labels, count = ndimage.label(mask)
+    if count == 0:
+        return None
+    sizes = np.bincount(labels.ravel())[1:]
+    return labels == int(np.argmax(sizes)) + 1
+
+
+def crop_breast(
+    pixels: np.ndarray,
+    laterality: str,
+    horizontal_flip: str = "NO",
+    *,
+    erosion_iterations: int = EROSION_ITERATIONS,
+    buffer: int = CROP_BUFFER,
+    name: str | None = None,
+) -> CropResult:
+    """Crop the breast out of a stored mammogram as the NYU pipeline does (spec section 0.5).
+
+    Parameters
+    ----------
+    pixels : np.ndarray
+        2-D image as stored (not flipped), any numeric dtype; foreground is ``pixels > 0``, so the background
+        must be exactly 0.
+    laterality : str
+        ``"L"`` or ``"R"`` (the first letter of e.g. ``"L-CC"`` is also accepted).
+    horizontal_flip : {"NO", "YES"}
+        NYU exam flag: ``"NO"`` means left breasts face right in the stored image.
+    erosion_iterations, buffer : int
+        Pixel constants (NYU: 100 and 50); reduced-scale pipelines pass scaled values.
+    name : str, optional
+        Name of the image used in error messages.
+
+    Returns
+    -------
+    CropResult
+
+    Raises
+    ------
+    PreprocessError
+        If the image is not 2-D, has no foreground, or nothing is left of the foreground after erosion.
+    """
+    img = _check_image(pixels, name)
+    mode = facing_mode(laterality, horizontal_flip)
+    height, width = img.shape
+    foreground = img > 0
+    if not foreground.any():
+        raise PreprocessError(f"{_name(name)}: the image has no pixel above 0, so there is no breast to crop")
+    eroded = erode_cross(foreground, erosion_iterations)
+    component = largest_component(eroded)
+    if component is None:
+        raise PreprocessError(
+            f"{_name(name)}: nothing is left of the foreground after {erosion_iterations} erosions; the "
+            "breast is too small or the image is not a mammogram on an exactly-zero background"
+        )
+    mask = dilate_cross(component, erosion_iterations)
+
+    rows = np.flatnonzero(mask.any(axis=1))
+    cols = np.flatnonzero(mask.any(axis=0))
+    y0, y1 = int(rows[0]), int(rows[-1]) + 1
+    x0, x1 = int(cols[0]), int(cols[-1]) + 1
+    bottom_y = y1 - 1
+    bottom_xs = np.flatnonzero(mask[bottom_y])
+    distance = width - x1 if mode == "left" else x0
+
+    top, bottom = max(y0 - buffer, 0), min(y1 + buffer, height)
+    left, right = x0, x1
+    if mode == "left":
+        if left > 0:
+            left = max(left - buffer, 0)
+    elif right < width:
+        right = min(right + buffer, width)
+
+    bottom_y -= top
+    if mode == "left":
+        bottom_xs = (right - bottom_xs)[::-1]
+    else:
+        bottom_xs = bottom_xs - left
+
+    cropped_mask = mask[top:bottom, left:right]
+    ignore = int(cropped_mask.shape[0] * RIGHTMOST_IGNORE_RATIO)
+    search = cropped_mask[ignore:]
+    has_value = np.flatnonzero(search.any(axis=0))
+    if has_value.size == 0:
+        raise PreprocessError(f"{_name(name)}: the breast mask is empty below the top third of the crop")
+    rightmost_x = int(has_value[-1] if mode == "right" else has_value[0])
+    rightmost_ys = np.flatnonzero(search[:, rightmost_x]) + ignore
+    if mode == "left":
+        rightmost_x = cropped_mask.shape[1] - rightmost_x
+
+    return CropResult(
+        pixels=img[top:bottom, left:right],
+        window_location=(top, bottom, left, right),
+        rightmost_points=((int(rightmost_ys[0]), int(rightmost_ys[-1])), rightmost_x),
+        bottommost_points=(int(bottom_y), (int(bottom_xs[0]), int(bottom_xs[-1]))),
+        distance_from_starting_side=int(distance),
+        mode=mode,
+    )
+
+
+def flip_for_model(pixels: np.ndarray, laterality: str, horizontal_flip: str = "NO") -> np.ndarray:
+    """Mirror left-right where needed so that the breast faces right (chest wall at column 0), spec 0.4.
+
+    Returns the input array itself when no flip is needed, else a flipped copy.
+    """
+    if facing_mode(laterality, horizontal_flip) == "right":
+        return pixels
+    return np.ascontiguousarray(pixels[:, ::-1])
+
+
+def _axis_candidates(dim: int, window: int) -> np.ndarray:
+    lo, hi = window // 2, dim - (window - window // 2)
+    if hi <= lo:
+        return np.array([dim // 2])
+    return np.arange(lo, hi + 1)
+
+
+def best_center(
+    cropped: np.ndarray,
+    view: str,
+    window_shape: tuple[int, int],
+    *,
+    rightmost_x: int,
+    bottommost_y: int,
+    name: str | None = None,
+) -> tuple[int, int]:
+    """Optimal window centre (row, col) on the **flipped** crop, spec section 0.6.
+
+    Parameters
+    ----------
+    cropped : np.ndarray
+        The crop of :func:`crop_breast` after :func:`flip_for_model` (breast facing right).
+    view : str
+        ``"CC"`` or ``"MLO"`` (``"L-CC"`` etc. accepted).
+    window_shape : (int, int)
+        Model window (rows, cols), e.g. ``(2944, 1920)`` for GMIC.
+    rightmost_x, bottommost_y : int
+        ``crop.rightmost_points[1]`` and ``crop.bottommost_points[0]`` of the same crop.
+
+    Returns
+    -------
+    (int, int)
+        The centre; it may lie outside the crop (the window is later shifted or padded).
+    """
+    img = _check_image(cropped, name)
+    angle = _view_angle(view, name)
+    hw, ww = int(window_shape[0]), int(window_shape[1])
+    cx = int(rightmost_x) - ww // 2 - 1
+    if angle == "MLO":
+        right_cols = img[:, -ww:] if img.shape[1] > ww else img
+        nz_rows = np.flatnonzero((right_cols > 0).any(axis=1))
+        last_row = int(nz_rows[-1]) if nz_rows.size else int(bottommost_y)
+        b = min(int(bottommost_y), last_row)
+        return b - hw // 2 - 1, cx
+
+    height, width = img.shape
+    com_y = height // 2
+    ys = _axis_candidates(height, hw)
+    if ys.size == 1:
+        return int(ys[0]), cx
+    # Foreground count in each candidate window (rows shifted inside at the top, truncated at the bottom;
+    # columns likewise), from a zero-padded 2-D cumulative sum.
+    csum = np.zeros((height + 1, width + 1), dtype=np.int64)
+    csum[1:, 1:] = (img > 0).cumsum(axis=0).cumsum(axis=1)
+    top = ys - hw // 2
+    bottom = top + hw
+    shift = np.minimum(top, 0)
+    top, bottom = top - shift, np.minimum(bottom - shift, height)
+    left = cx - ww // 2
+    right = left + ww
+    if left < 0:
+        left, right = 0, right - left
+    right = min(right, width)
+    left = min(left, width)
+    scores = csum[bottom, right] - csum[top, right] - csum[bottom, left] + csum[top, left]
+    best = np.flatnonzero(scores == scores.max())
+    dist = (ys[best] - com_y) ** 2 + (cx - width // 2) ** 2
+    return int(ys[best[int(np.argmin(dist))]]), cx
+
+
+# --------------------------------------------------------------------------------------------------------
+# Window extraction (spec 0.7)
+
+
+def _cubic_weights(frac: np.ndarray, a: float = -0.75) -> np.ndarray:
+    """Keys cubic convolution weights for taps -1, 0, 1, 2 at fractional offsets ``frac`` (OpenCV a=-0.75)."""
+    x = frac[:, None] + np.array([1.0, 0.0, -1.0, -2.0])
+    ax = np.abs(x)
+    w = np.where(
+        ax <= 1,
+        ((a + 2) * ax - (a + 3)) * ax * ax + 1,
+        np.where(ax < 2, ((a * ax - 5 * a) * ax + 8 * a) * ax - 4 * a, 0.0),
+    )
+    return w
+
+
+def _resize_axis(arr: np.ndarray, out_len: int, axis: int) -> np.ndarray:
+    in_len = arr.shape[axis]
+    scale = in_len / out_len
+    pos = (np.arange(out_len) + 0.5) * scale - 0.5
+    base = np.floor(pos).astype(np.int64)
+    weights = _cubic_weights(pos - base)
+    idx = np.clip(base[:, None] + np.arange(-1, 3), 0, in_len - 1)  # replicate border
+    moved = np.moveaxis(arr, axis, 0)
+    extra = (slice(None),) + (None,) * (moved.ndim - 1)
+    out = weights[:, 0][extra] * moved[idx[:, 0]]
+    for k in range(1, 4):
+        out += weights[:, k][extra] * moved[idx[:, k]]
+    return np.moveaxis(out, 0, axis)
+
+
+def resize_bicubic(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Bicubic resize matching OpenCV ``cv2.resize(..., interpolation=INTER_CUBIC)`` for float images.
+
+    Keys kernel with a = -0.75, half-pixel centres (``src = (dst + 0.5) * in/out - 0.5``), replicated border,
+    no antialiasing. Implemented in numpy (float64 internally, float32 out); opencv is not a dependency.
+
+    Parameters
+    ----------
+    image : np.ndarray
+        2-D array (rows, cols) or 3-D (rows, cols, channels).
+    shape : (int, int)
+        Output (rows, cols).
+    """
+    arr = np.asarray(image, dtype=np.float64)
+    out = _resize_axis(arr, int(shape[0]), 0)
+    out = _resize_axis(out, int(shape[1]), 1)
+    return out.astype(np.float32)
+
+
+def _pad_axis(size: int, window: int, margin: int, both_sides: bool) -> tuple[int, int, int, int]:
+    """(start, end, pad_front, pad_back) of a window along an axis too small for window + noise margin."""
+    pad = window - size + margin * (2 if both_sides else 1)
+    if both_sides:
+        front, start = pad // 2, margin
+    else:
+        front, start = 0, 0
+    return start, start + window, front, pad - front
+
+
+def _shift_inside(start: int, end: int, size: int, window: int) -> tuple[int, int]:
+    if start < 0:
+        return 0, window
+    if end > size:
+        return size - window, size
+    return start, end
+
+
+def extract_window(
+    image: np.ndarray,
+    view: str,
+    window_shape: tuple[int, int],
+    center: tuple[int, int],
+    *,
+    rng: np.random.RandomState | None = None,
+    max_crop_noise: tuple[int, int] = (0, 0),
+    max_crop_size_noise: int = 0,
+    name: str | None = None,
+) -> np.ndarray:
+    """Cut the model window out of a flipped crop, with DMV's optional location and size noise (spec 0.7).
+
+    Parameters
+    ----------
+    image : np.ndarray
+        Flipped crop (rows, cols) or (rows, cols, channels) with the image in channel 0 (auxiliary channels
+        such as heatmaps are cut and resized jointly).
+    view : str
+        ``"CC"`` or ``"MLO"``; decides how a too-short crop is padded.
+    window_shape : (int, int)
+        Output (rows, cols).
+    center : (int, int)
+        The optimal centre from :func:`best_center`.
+    rng : numpy.random.RandomState, optional
+        Generator for the noise. Per call it draws ``uniform(size=2)`` if ``max_crop_noise`` is not (0, 0),
+        then ``uniform(size=4)`` always (the NYU consumption order). When None, a fresh ``RandomState(0)``
+        is used (as GMIC does; with no noise the result does not depend on it).
+    max_crop_noise : (int, int)
+        Maximal window shift in pixels (rows, cols); DMV: (100, 100), GMIC: (0, 0).
+    max_crop_size_noise : int
+        Maximal border movement in pixels; DMV: 100, GMIC: 0.
+
+    Returns
+    -------
+    np.ndarray
+        float32 window of exactly ``window_shape`` (plus the channel axis if given), not standardised.
+    """
+    img = np.asarray(image)
+    if img.ndim not in (2, 3) or img.shape[0] == 0 or img.shape[1] == 0:
+        raise PreprocessError(f"{_name(name)}: expected a non-empty 2-D crop, got shape {img.shape}")
+    angle = _view_angle(view, name)
+    hw, ww = int(window_shape[0]), int(window_shape[1])
+    noise_y, noise_x = int(max_crop_noise[0]), int(max_crop_noise[1])
+    size_noise = int(max_crop_size_noise)
+    if rng is None:
+        rng = np.random.RandomState(0)
+
+    cy, cx = int(center[0]), int(center[1])
+    top, left = cy - hw // 2, cx - ww // 2
+    bottom, right = top + hw, left + ww
+
+    height, width = img.shape[:2]
+    pad_top = pad_bottom = pad_left = pad_right = 0
+    margin_y, margin_x = noise_y + size_noise, noise_x + size_noise
+    if angle == "CC" and height < hw + 2 * margin_y:
+        top, bottom, pad_top, pad_bottom = _pad_axis(height, hw, margin_y, True)
+    elif angle == "MLO" and height < hw + margin_y:
+        top, bottom, pad_top, pad_bottom = _pad_axis(height, hw, margin_y, False)
+    if width < ww + margin_x:
+        left, right, pad_left, pad_right = _pad_axis(width, ww, margin_x, False)
+    if pad_top or pad_bottom or pad_left or pad_right:
+        widths = [(pad_top, pad_bottom), (pad_left, pad_right)] + [(0, 0)] * (img.ndim - 2)
+        img = np.pad(img, widths)
+        height, width = img.shape[:2]
+
+    top, bottom = _shift_inside(top, bottom, height, hw)
+    left, right = _shift_inside(left, right, width, ww)
+
+    if (noise_y, noise_x) != (0, 0):
+        u = rng.uniform(low=-1.0, high=1.0, size=2)
+        if top == 0:
+            u[0] = abs(u[0])
+        elif bottom == height:
+            u[0] = -abs(u[0])
+        if left == 0:
+            u[1] = abs(u[1])
+        elif right == width:
+            u[1] = -abs(u[1])
+        amp_y = min(noise_y, height - bottom if u[0] >= 0 else top)
+        amp_x = min(noise_x, width - right if u[1] >= 0 else left)
+        dy, dx = int(np.round(amp_y * u[0])), int(np.round(amp_x * u[1]))
+        top, bottom, left, right = top + dy, bottom + dy, left + dx, right + dx
+
+    u4 = rng.uniform(low=-1.0, high=1.0, size=4)
+    s = min(size_noise, top, height - bottom, left, width - right)
+    if hw >= ww:
+        amp_y, amp_x = s, np.round(s * ww / hw)
+    else:
+        amp_y, amp_x = np.round(s * hw / ww), s
+    top += int(np.round(amp_y * u4[0]))
+    bottom += int(np.round(amp_y * u4[1]))
+    left += int(np.round(amp_x * u4[2]))
+    right += int(np.round(amp_x * u4[3]))
+
+    window = img[top:bottom, left:right].astype(np.float32, copy=False)
+    if window.shape[:2] != (hw, ww):
+        window = resize_bicubic(window, (hw, ww))
+    return np.array(window, dtype=np.float32, copy=True)
+
+
+def standardise(window: np.ndarray) -> np.ndarray:
+    """Per-window standardisation: ``(x - mean) / max(std, 1e-5)`` over the whole window, ddof 0, float32.
+
+    The mean and std include the background and any zero padding, as in the NYU code.
+    """
+    x = np.array(window, dtype=np.float32, copy=True)
+    x -= np.mean(x)
+    x /= np.maximum(np.std(x), np.float32(STD_FLOOR))
+    return x
