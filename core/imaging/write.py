@@ -157,7 +157,8 @@ def save_dicom(
     if meta.get("Manufacturer"):
         ds.ContributingEquipmentSequence = Sequence([_contributing(meta)])
     ds.PresentationIntentType = "FOR PRESENTATION"
-    ds.BurnedInAnnotation = meta.get("BurnedInAnnotation", "NO") or "NO"
+    if meta.get("BurnedInAnnotation"):
+        ds.BurnedInAnnotation = meta["BurnedInAnnotation"]
     if derivation:
         ds.DerivationDescription = derivation[:1024]
     if series_description or derivation:
