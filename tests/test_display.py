@@ -113,3 +113,12 @@ def test_png_roundtrip():
     back = np.asarray(Image.open(io.BytesIO(display.png_bytes(img))))
     np.testing.assert_array_equal(back, img)
     assert display.png_data_uri(img).startswith("data:image/png;base64,")
+
+
+def test_upscale_nearest():
+    img = np.array([[1, 2], [3, 4]], np.uint8)
+    big = display.upscale(img, 3)
+    assert big.shape == (6, 6) and (big[:3, :3] == 1).all() and (big[3:, 3:] == 4).all()
+    assert display.upscale(img, 1) is img
+    with pytest.raises(ExplorerError):
+        display.upscale(img, 0)

@@ -1,6 +1,232 @@
-"""Calcifications page (being wired to core)."""
+"""Calcifications: native-resolution patches across a series of low-pass radii, with visibility per radius.
 
+The study's Figures 3, 5 and 6 in the browser: each candidate speck (from ``core.calcs``, from the synthetic
+cohort's ground truth, or a spot the user marks) becomes a strip of patches, original first and then ever
+stronger low-pass filtering, all in one window so the fading is visible; beside it the speck's visibility
+(contrast-to-noise against its annulus, ``core.calcs.visibility``) per radius.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import plotly.graph_objects as go
 import streamlit as st
 
-st.header("Calcifications")
-st.info("This page is being built.")
+from core import display
+from core.errors import ExplorerError
+from explorer.ui import loaders
+from explorer.ui.source import SYNTHETIC, ImageRef, current_image
+
+RADIUS_OPTIONS = [8.0, 5.0, 4.0, 3.0, 2.0, 1.5, 1.0, 0.75, 0.5, 0.35, 0.25, 0.15, 0.1]
+DEFAULT_RADII = [4.0, 2.0, 1.0, 0.5, 0.25]
+DETECTED, TRUTH, MARKED = "Detected candidates", "Ground truth (synthetic cohort)", "A spot I mark"
+
+
+@st.cache_data(max_entries=4, show_spinner="Looking for bright specks (0.1-1 mm)...")
+def _candidates(key: str, _mammo: Any, max_count: int) -> list[tuple[int, int, float, float]]:
+    from core.calcs import find_candidates
+
+    found = find_candidates(_mammo.pixels, _mammo.spacing_mm, max_count=max_count)
+    return [(int(c.row), int(c.col), float(c.diameter_mm), float(c.cnr)) for c in found]
+
+
+@st.cache_data(max_entries=6, show_spinner="Low-pass filtering at each radius (full resolution)...")
+def _series(
+    key: str,
+    _mammo: Any,
+    _fourier: Any,
+    centres: tuple[tuple[int, int], ...],
+    diameters: tuple[float, ...],
+    size_mm: float,
+    radii: tuple[float, ...],
+    kind: str,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Patches (n_spots, 1 + n_radii, h, w) and visibility (n_spots, 1 + n_radii); index 0 = original."""
+    from core.calcs import cut_patch, visibility
+
+    images = [(math.inf, _mammo.pixels)] + list(_fourier.sweep(radii, mode="lowpass", kind=kind))
+    patches, vis = [], []
+    for _, img in images:
+        patches.append([cut_patch(img, c, size_mm, _mammo.spacing_mm) for c in centres])
+        vis.append(
+            [visibility(img, c, d, _mammo.spacing_mm) for c, d in zip(centres, diameters, strict=True)]
+        )
+    return np.asarray(patches).swapaxes(0, 1), np.asarray(vis, dtype=float).T
+
+
+def _findings_for(ref: ImageRef, mammo: Any) -> Any:
+    """Ground-truth findings of this image from the cohort's findings.csv, or None."""
+    if not ref.manifest:
+        return None
+    path = Path(ref.manifest).parent / "findings.csv"
+    if not path.is_file():
+        return None
+    df = loaders.read_findings(str(path), loaders.mtime(path))
+    info = dict(ref.info)
+    sel = df[df["exam_id"].astype(str) == info.get("exam_id", "")]
+    if "laterality" in sel and mammo.laterality:
+        sel = sel[sel["laterality"].astype(str) == mammo.laterality]
+    if "view" in sel and mammo.view:
+        sel = sel[sel["view"].astype(str) == mammo.view]
+    return sel
+
+
+def _jump_to_cluster(manifest: str) -> None:
+    """Button callback: select an image with a ground-truth calcification cluster (runs before the script)."""
+    path = Path(manifest).parent / "findings.csv"
+    df = loaders.read_findings(str(path), loaders.mtime(path))
+    calc = df[df["kind"].astype(str).str.contains("calc", case=False)]
+    if len(calc) == 0:
+        st.session_state["calc_jump_msg"] = "This cohort has no calcification findings."
+        return
+    man = loaders.read_manifest(manifest, loaders.mtime(manifest))
+    mal = man[man["label_malignant"].astype(int) == 1]
+    for _, f in calc.iterrows():
+        hit = mal[
+            (mal["exam_id"].astype(str) == str(f["exam_id"]))
+            & (mal["laterality"].astype(str) == str(f["laterality"]))
+            & (mal["view"].astype(str) == str(f["view"]))
+        ]
+        if len(hit):
+            st.session_state["src_kind"] = SYNTHETIC
+            st.session_state["src_only_malignant"] = False
+            st.session_state["src_image_id"] = str(hit.iloc[0]["image_id"])
+            st.session_state["calc_source"] = TRUTH
+            return
+    st.session_state["calc_jump_msg"] = "No malignant breast with a calcification cluster in this cohort."
+
+
+def _spots(ref: ImageRef, mammo: Any, key: str) -> list[tuple[str, tuple[int, int], float]]:
+    """(label, (row, col) in pixels, diameter in mm) of the spots to show."""
+    truth = _findings_for(ref, mammo)
+    options = [DETECTED, MARKED]
+    if truth is not None and len(truth):
+        options.insert(0, TRUTH)
+    if st.session_state.get("calc_source") not in options:
+        st.session_state["calc_source"] = options[0]
+    c1, c2 = st.columns([2, 3])
+    source = c1.radio("Specks", options, key="calc_source")
+    sr, sc = mammo.spacing_mm
+    if source == TRUTH:
+        rows = truth.reset_index(drop=True)
+        spots = []
+        for i, f in rows.iterrows():
+            label = f"{f['kind']} #{i + 1}"
+            spots.append((label, (int(f["row"]), int(f["col"])), float(f.get("diameter_mm", 0.3) or 0.3)))
+        c2.caption(f"{len(spots)} ground-truth finding(s) of this breast, from the cohort's findings.csv.")
+        return spots
+    if source == MARKED:
+        h, w = mammo.pixels.shape
+        a, b, c = c2.columns(3)
+        y = a.number_input("y (mm)", 0.0, h * sr, round(h * sr / 2, 1), 0.5, key="calc_y")
+        x = b.number_input("x (mm)", 0.0, w * sc, round(w * sc / 2, 1), 0.5, key="calc_x")
+        d = c.number_input("speck diameter (mm)", 0.1, 2.0, 0.3, 0.05, key="calc_d")
+        return [("marked spot", (int(round(y / sr)), int(round(x / sc))), float(d))]
+    n = c2.slider("How many (strongest contrast-to-noise first)", 1, 12, 4, key="calc_n")
+    found = _candidates(key, mammo, 12)
+    if not found:
+        c2.info("No candidate specks of 0.1-1 mm found in this image.")
+    found = sorted(found, key=lambda t: -t[3])[:n]
+    return [(f"candidate {i + 1} (CNR {cnr:.1f})", (r, c), d) for i, (r, c, d, cnr) in enumerate(found)]
+
+
+def _overview(mammo: Any, key: str, spots: list[tuple[str, tuple[int, int], float]]) -> go.Figure:
+    small = display.downsample(mammo.pixels, 384)
+    centre, width = loaders.window_presets(key, mammo)["Auto (breast 1-99 %)"]
+    dy, dx = display.display_spacing(mammo.pixels.shape, small.shape, mammo.spacing_mm)
+    fig = go.Figure(
+        go.Image(source=display.png_data_uri(display.apply_window(small, centre, width)), dx=dx, dy=dy)
+    )
+    sr, sc = mammo.spacing_mm
+    fig.add_trace(
+        go.Scatter(
+            x=[p[1][1] * sc for p in spots],
+            y=[p[1][0] * sr for p in spots],
+            text=[str(i + 1) for i in range(len(spots))],
+            mode="markers+text",
+            textposition="top right",
+            marker=dict(color="rgba(0,0,0,0)", size=14, line=dict(color="#00e5ff", width=2)),
+            textfont=dict(color="#00e5ff"),
+            hovertext=[p[0] for p in spots],
+        )
+    )
+    fig.update_layout(height=420, margin=dict(l=0, r=0, t=10, b=0), showlegend=False)
+    fig.update_yaxes(scaleanchor="x")
+    return fig
+
+
+def _vis_plot(radii: tuple[float, ...], vis: np.ndarray) -> go.Figure:
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=list(radii), y=vis[1:], mode="lines+markers", name="low-pass"))
+    fig.add_hline(
+        y=float(vis[0]), line_dash="dot", annotation_text="original", annotation_position="top left"
+    )
+    fig.add_vline(x=display.STUDY_RADIUS, line_dash="dash", line_color="grey")
+    fig.update_xaxes(type="log", title="R (cycles/mm)", autorange="reversed")
+    fig.update_yaxes(title="visibility (CNR)")
+    fig.update_layout(height=190, margin=dict(l=0, r=0, t=5, b=0), showlegend=False)
+    return fig
+
+
+def render() -> None:
+    st.header("Calcifications")
+    got = current_image()
+    if got is None:
+        return
+    ref, mammo = got
+    key = ref.key
+    if ref.manifest and (Path(ref.manifest).parent / "findings.csv").is_file():
+        st.button(
+            "Jump to a malignant breast with a calcification cluster",
+            on_click=_jump_to_cluster,
+            args=(ref.manifest,),
+            key="calc_jump",
+        )
+        if msg := st.session_state.pop("calc_jump_msg", None):
+            st.info(msg)
+    try:
+        spots = _spots(ref, mammo, key)
+        c1, c2, c3 = st.columns([3, 1, 1])
+        radii = c1.multiselect(
+            "Low-pass radii R (cycles/mm), strongest last",
+            RADIUS_OPTIONS,
+            DEFAULT_RADII,
+            key="calc_radii",
+        )
+        size = c2.select_slider("Patch (mm)", [3.0, 5.0, 8.0, 12.0], 5.0, key="calc_size")
+        kind = c3.radio("Filter", ["ideal", "gaussian"], key="calc_kind", horizontal=True)
+        radii_t = tuple(sorted((float(r) for r in radii), reverse=True))
+        if not spots or not radii_t:
+            st.info("Choose at least one speck and one radius.")
+            return
+        fourier = loaders.fourier_filter(key, mammo)
+        centres = tuple(p[1] for p in spots)
+        diameters = tuple(p[2] for p in spots)
+        patches, vis = _series(key, mammo, fourier, centres, diameters, float(size), radii_t, kind)
+    except ExplorerError as exc:
+        st.error(str(exc))
+        return
+    left, right = st.columns([1, 3])
+    with left:
+        st.plotly_chart(_overview(mammo, key, spots), key="calc_overview", config={"displaylogo": False})
+        st.caption("Where the specks are (numbers match the strips).")
+    with right:
+        header = "original  |  " + "  |  ".join(f"R = {r:g}" for r in radii_t)
+        st.caption(f"Each strip: {header} cycles/mm ({kind} low-pass), native pixels, one window per strip.")
+        for i, (label, _, d) in enumerate(spots):
+            a, b = st.columns([3, 2])
+            ref_patch = patches[i][0]
+            centre, width = display.auto_window(ref_patch, 1.0, 99.8, tissue_only=False)
+            strip = display.patch_strip(list(patches[i]), centre, width)
+            a.image(
+                display.upscale(strip, max(1, 720 // strip.shape[1])),
+                caption=f"{i + 1}. {label}, ⌀ {d:.2f} mm",
+            )
+            b.plotly_chart(_vis_plot(radii_t, vis[i]), key=f"calc_vis_{i}", config={"displayModeBar": False})
+
+
+render()

@@ -7,12 +7,12 @@ directly. All numbers come from ``core.perturb``, ``core.spectrum`` and ``core.d
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
 from core import display
 
@@ -68,6 +68,7 @@ class LabView:
     panels: list[tuple[str, np.ndarray]] = field(default_factory=list)
     figure: go.Figure | None = None
     display_spacing_mm: tuple[float, float] = (1.0, 1.0)
+    spectrum: Any = None
 
 
 def original_preview(mammogram: Any, fourier: Any, max_side: int, spectral: bool) -> np.ndarray:
@@ -77,7 +78,7 @@ def original_preview(mammogram: Any, fourier: Any, max_side: int, spectral: bool
     radius above the corner frequency (the identity filter); the others are area-averaged.
     """
     if spectral:
-        return fourier.preview(2.0 * fourier.nyquist_mm, max_side, mode="lowpass", kind="ideal")
+        return fourier.preview(math.inf, max_side, mode="lowpass", kind="ideal")
     return display.downsample(mammogram.pixels, max_side)
 
 
@@ -156,19 +157,15 @@ def build_view(
         pert8 = display.apply_window(pert, centre, width, invert)
         pert_title = "perturbed"
     limit = display.symmetric_limit(diff)
-    diff_rgb = display.diverging_rgb(diff, limit)
-    panels = [("original", orig8), (pert_title, pert8), (f"difference (±{limit:.0f})", diff_rgb)]
+    diff_idx = display.diverging_index(diff, limit)
+    panels = [("original", orig8), (pert_title, pert8), (f"difference (±{limit:.0f})", diff_idx)]
     dsp = display.display_spacing(mammogram.pixels.shape, orig.shape, mammogram.spacing_mm)
     view = LabView(orig, pert, diff, panels, None, dsp)
-    view.figure = _figure(view, spectrum_uri, params, height)
-    if spectrum_uri is not None:
-        view.panels.append(("spectrum (log |F|)", _spectrum_rgb_for_export(spectrum_uri)))
+    uris = display.png_data_uris([orig8, pert8, diff_idx], [None, None, display.DIVERGING_PALETTE])
+    titles = [t for t, _ in panels]
+    view.figure = _figure(uris, titles, dsp, spectrum_uri, params, height)
+    view.spectrum = spectrum_uri[1] if spectrum_uri is not None else None
     return view
-
-
-def _spectrum_rgb_for_export(spectrum_uri: tuple[str, Any]) -> np.ndarray:
-    spec = spectrum_uri[1]
-    return display.sequential_rgb(np.asarray(spec.image))
 
 
 def spectrum_uri(spectrum: Any) -> tuple[str, Any]:
@@ -176,69 +173,113 @@ def spectrum_uri(spectrum: Any) -> tuple[str, Any]:
     return display.png_data_uri(display.sequential_rgb(np.asarray(spectrum.image))), spectrum
 
 
-def _figure(view: LabView, spec: tuple[str, Any] | None, params: LabParams, height: int) -> go.Figure:
+def _circle(r: float, color: str, width: float, dash: str) -> dict:
+    return dict(
+        type="circle",
+        xref="x4",
+        yref="y4",
+        x0=-r,
+        x1=r,
+        y0=-r,
+        y1=r,
+        line=dict(color=color, width=width, dash=dash),
+    )
+
+
+def _figure(
+    uris: list[str],
+    titles: list[str],
+    dsp: tuple[float, float],
+    spec: tuple[str, Any] | None,
+    params: LabParams,
+    height: int,
+) -> go.Figure:
+    """Three image panels with matched (linked) axes in mm, and the spectrum with the cutoff circle.
+
+    Built from plain dicts: ``make_subplots`` alone would cost ~30 ms of the slider budget.
+    """
     n = 4 if spec is not None else 3
-    titles = [t for t, _ in view.panels] + (["spectrum (cycles/mm)"] if spec is not None else [])
-    fig = make_subplots(rows=1, cols=n, subplot_titles=titles, horizontal_spacing=0.03)
-    dy, dx = view.display_spacing_mm
-    for i, (_, img) in enumerate(view.panels[:3], start=1):
-        fig.add_trace(
-            go.Image(source=display.png_data_uri(img), x0=dx / 2, dx=dx, y0=dy / 2, dy=dy, hoverinfo="x+y"),
-            row=1,
-            col=i,
-        )
-    for i in (2, 3):  # zoom and pan linked across the three image panels
-        fig.layout[f"xaxis{i}"].matches = "x"
-        fig.layout[f"yaxis{i}"].matches = "y"
-    for i in range(1, 4):
-        fig.layout["xaxis" if i == 1 else f"xaxis{i}"].title = "mm"
-        fig.layout["yaxis" if i == 1 else f"yaxis{i}"].scaleanchor = "x" if i == 1 else f"x{i}"
-    if spec is not None:
-        uri, s = spec
-        fr, fc = np.asarray(s.freq_rows), np.asarray(s.freq_cols)
-        sdx = float(fc[1] - fc[0]) if fc.size > 1 else 1.0
-        sdy = float(fr[1] - fr[0]) if fr.size > 1 else 1.0
-        fig.add_trace(
-            go.Image(source=uri, x0=float(fc[0]), dx=sdx, y0=float(fr[0]), dy=sdy, hoverinfo="x+y"),
-            row=1,
-            col=4,
-        )
-        fig.layout.xaxis4.title = "cycles/mm"
-        fig.layout.yaxis4.scaleanchor = "x4"
-        if params.perturbation in SPECTRAL:
-            r = params.radius
-            dash = "solid" if params.kind == "ideal" else "dash"
-            fig.add_shape(
-                type="circle",
-                x0=-r,
-                x1=r,
-                y0=-r,
-                y1=r,
-                xref="x4",
-                yref="y4",
-                line=dict(color="#00e5ff", width=2, dash=dash),
-            )
-        r2 = display.STUDY_RADIUS
-        fig.add_shape(
-            type="circle",
-            x0=-r2,
-            x1=r2,
-            y0=-r2,
-            y1=r2,
-            xref="x4",
-            yref="y4",
-            line=dict(color="white", width=1, dash="dot"),
-        )
-    fig.update_layout(
+    gap = 0.02
+    width = (1.0 - gap * (n - 1)) / n
+    dy, dx = dsp
+    data: list[dict] = []
+    layout: dict[str, Any] = dict(
         height=height,
         margin=dict(l=10, r=10, t=40, b=10),
         dragmode="pan",
         showlegend=False,
         uirevision="lab",  # keep the user's zoom across slider moves
+        annotations=[],
+        shapes=[],
     )
-    return fig
+    for i in range(1, n + 1):
+        xa, ya = ("xaxis", "yaxis") if i == 1 else (f"xaxis{i}", f"yaxis{i}")
+        x0 = (i - 1) * (width + gap)
+        layout[xa] = dict(domain=[x0, x0 + width], anchor=f"y{i}" if i > 1 else "y", constrain="domain")
+        layout[ya] = dict(
+            anchor=f"x{i}" if i > 1 else "x", scaleanchor=f"x{i}" if i > 1 else "x", autorange="reversed"
+        )
+        if i in (2, 3):  # zoom and pan linked across the three image panels
+            layout[xa]["matches"] = "x"
+            layout[ya]["matches"] = "y"
+        if i <= 3:
+            layout[xa]["title"] = dict(text="mm")
+            data.append(
+                dict(
+                    type="image",
+                    source=uris[i - 1],
+                    x0=dx / 2,
+                    dx=dx,
+                    y0=dy / 2,
+                    dy=dy,
+                    hoverinfo="x+y",
+                    xaxis=f"x{i}" if i > 1 else "x",
+                    yaxis=f"y{i}" if i > 1 else "y",
+                )
+            )
+        title = titles[i - 1] if i <= 3 else "spectrum, log |F| (cycles/mm)"
+        layout["annotations"].append(
+            dict(
+                text=title,
+                x=x0 + width / 2,
+                y=1.0,
+                xref="paper",
+                yref="paper",
+                xanchor="center",
+                yanchor="bottom",
+                showarrow=False,
+                font=dict(size=14),
+            )
+        )
+    if spec is not None:
+        uri, s = spec
+        fr, fc = np.asarray(s.freq_rows), np.asarray(s.freq_cols)
+        sdx = float(fc[1] - fc[0]) if fc.size > 1 else 1.0
+        sdy = float(fr[1] - fr[0]) if fr.size > 1 else 1.0
+        data.append(
+            dict(
+                type="image",
+                source=uri,
+                x0=float(fc[0]),
+                dx=sdx,
+                y0=float(fr[0]),
+                dy=sdy,
+                hoverinfo="x+y",
+                xaxis="x4",
+                yaxis="y4",
+            )
+        )
+        layout["xaxis4"]["title"] = dict(text="cycles/mm")
+        if params.perturbation in SPECTRAL:
+            dash = "solid" if params.kind == "ideal" else "dash"
+            layout["shapes"].append(_circle(params.radius, "#00e5ff", 2, dash))
+        layout["shapes"].append(_circle(display.STUDY_RADIUS, "white", 1, "dot"))
+    return go.Figure(dict(data=data, layout=layout))
 
 
 def export_png(view: LabView, params: LabParams, source_name: str) -> bytes:
     """The panels side by side as one PNG (Pillow; no kaleido needed)."""
-    return display.compose_panels(view.panels, height=512, caption=f"{source_name}: {params.describe()}")
+    panels = list(view.panels[:2]) + [(view.panels[2][0], display.DIVERGING_PALETTE[view.panels[2][1]])]
+    if view.spectrum is not None:
+        panels.append(("spectrum (log |F|)", display.sequential_rgb(np.asarray(view.spectrum.image))))
+    return display.compose_panels(panels, height=512, caption=f"{source_name}: {params.describe()}")
