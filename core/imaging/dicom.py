@@ -134,9 +134,7 @@ def is_dicom(data: bytes) -> bool:
     """True for Part 10 files (``DICM`` at byte 128) and for bare datasets starting with group 0002/0008."""
     if len(data) >= 132 and data[128:132] == b"DICM":
         return True
-    return (
-        len(data) >= 8 and data[:2] in (b"\x02\x00", b"\x08\x00") and data[2:4] in (b"\x00\x00", b"\x01\x00")
-    )
+    return len(data) >= 8 and data[:2] in (b"\x02\x00", b"\x08\x00")
 
 
 def study_key(study_uid: str) -> str:
@@ -162,6 +160,11 @@ def read_dicom(
             ds = pydicom.dcmread(io.BytesIO(data), force=data[128:132] != b"DICM")
         except (InvalidDicomError, EOFError, OSError, ValueError, KeyError, TypeError) as exc:
             raise MammogramError(f"{label}: not a readable DICOM file ({type(exc).__name__}: {exc})") from exc
+        if "PixelData" not in ds:
+            if b"\xe0\x7f\x10\x00" in data:  # the (7FE0,0010) tag is there but pydicom could not read it
+                raise MammogramError(f"{label}: the file is truncated: it ends inside the pixel data")
+            if not any(key in ds for key in ("SOPClassUID", "Modality", "Rows", "StudyInstanceUID")):
+                raise MammogramError(f"{label}: not a readable DICOM file (no recognisable header elements)")
         ts = _transfer_syntax(ds, label)
         _check_header(ds, ts, label)
         stored = _decode(ds, ts, label)
