@@ -162,7 +162,7 @@ def view_geometry(
     depth = min(shape.depth_mm * shape.mlo_depth_scale, 0.9 * width_mm)
     peak = rng.uniform(0.48, 0.56) * height_mm
     fold = rng.uniform(0.9, 0.97) * height_mm
-    top_depth = 0.5 * depth
+    top_depth = rng.uniform(0.6, 0.75) * depth
     up = np.clip((peak - y) / peak, 0.0, 1.0)
     down = np.clip((y - peak) / (fold - peak), 0.0, 1.0)
     profile = np.where(
@@ -173,7 +173,7 @@ def view_geometry(
     theta = (y / fold) * math.pi
     profile *= 1.0 + a1 * np.sin(theta + p1) + a2 * np.sin(2 * theta + p2)
     profile[y >= fold] = 0.0
-    pec_w = min(shape.pectoral_width_mm, 0.85 * top_depth)
+    pec_w = min(shape.pectoral_width_mm, 0.8 * top_depth)
     pec_h = min(shape.pectoral_height_mm, 0.7 * height_mm)
     return ViewGeometry(
         "MLO",
@@ -189,8 +189,50 @@ def view_geometry(
 
 
 def _smoothstep(x: np.ndarray) -> np.ndarray:
-    x = np.clip(x, 0.0, 1.0)
-    return x * x * (3.0 - 2.0 * x)
+    x = np.clip(x, np.float32(0.0), np.float32(1.0))
+    return x * x * (np.float32(3.0) - np.float32(2.0) * x)
+
+
+def _upsample_to(a: np.ndarray, shape: tuple[int, int], times: int) -> np.ndarray:
+    for _ in range(times):
+        a = upsample2(a, (2 * a.shape[0], 2 * a.shape[1]))
+    return a[: shape[0], : shape[1]]
+
+
+def _ligaments(geom: ViewGeometry, rng: np.random.Generator, grid, shape: tuple[int, int]) -> np.ndarray:
+    """Cooper's ligaments and ducts: thin curved lines converging on the nipple (values 0..1).
+
+    Zero crossings of a smooth random field sampled in polar coordinates around the nipple, stretched along
+    the radius, so the lines run roughly toward the nipple and wander a little.
+    """
+    brow, bcol, yb, xb, _ = grid
+    nipple_r, nipple_c = geom.anchor_mm, geom.depth_at(geom.anchor_mm)
+    dy = yb[:, None] - np.float32(nipple_r)
+    dx = np.float32(nipple_c) - xb[None, :]
+    theta = np.arctan2(dy, dx)  # -pi..pi, 0 toward the chest wall
+    radius = np.sqrt(dx * dx + dy * dy)
+    base, bend = power_law_fields(rng, (96, 96), 1.0, beta=4.0, fmin=0.02)
+    u = (theta + np.float32(np.pi)) * np.float32(96 / (2 * np.pi) * 3.0)
+    v = radius / np.float32(9.0)
+    u = u + np.float32(2.0) * ndimage.map_coordinates(bend, [u, v], order=1, mode="grid-wrap")
+    field = ndimage.map_coordinates(base, [u, v], order=1, mode="grid-wrap").astype(np.float32)
+    return line_network(_upsample_to(field, shape, 2), 0.09)
+
+
+def skin_distance_mm(geom: ViewGeometry) -> np.ndarray:
+    """Distance (mm) from each pixel to the skin, accurate within a few mm of it (negative outside).
+
+    The horizontal gap to the outline, ``profile(y) - x``, shrunk by the outline's slope: the first-order
+    perpendicular distance. Cheaper than a distance transform at full resolution, and exact enough for the
+    skin line, which only lives within ~2 mm of the edge.
+    """
+    rows, cols = geom.shape
+    s = geom.spacing_mm
+    prof = geom.profile_mm.astype(np.float32)
+    slope = np.gradient(prof, s)
+    cos = (1.0 / np.sqrt(1.0 + slope * slope)).astype(np.float32)
+    x = (np.arange(cols, dtype=np.float32) + 0.5) * np.float32(s)
+    return (prof[:, None] - x[None, :]) * cos[:, None]
 
 
 def render_anatomy(
@@ -207,42 +249,51 @@ def render_anatomy(
     """
     rows, cols = geom.shape
     s = geom.spacing_mm
-    crow, ccol = (rows + 1) // 2, (cols + 1) // 2
-    cs = 2 * s  # coarse spacing
-    yc = (np.arange(crow) + 0.5) * cs
-    xc = (np.arange(ccol) + 0.5) * cs
-    prof_c = np.interp(yc, (np.arange(rows) + 0.5) * s, geom.profile_mm)
-    mask_c = xc[None, :] < prof_c[:, None]
+    y_full = (np.arange(rows) + 0.5) * s
+    # texture grid: 2x coarser than the detector; shape grid (thickness, ligaments): 8x coarser
+    grids = {}
+    for k in (2, 8):
+        crow, ccol = -(-rows // k), -(-cols // k)
+        yc = ((np.arange(crow) + 0.5) * k * s).astype(np.float32)
+        xc = ((np.arange(ccol) + 0.5) * k * s).astype(np.float32)
+        grids[k] = (crow, ccol, yc, xc, np.interp(yc, y_full, geom.profile_mm).astype(np.float32))
+    crow, ccol, yc, xc, prof_c = grids[2]
+    cs = 2 * s
     # Distance to the skin, not to the chest-wall edge (or, on MLO, the top edge): pad by replication first.
-    pad = int(math.ceil(40.0 / cs))
+    brow, bcol, _, bx, bprof = grids[8]
+    bmask = bx[None, :] < bprof[:, None]
+    pad = int(math.ceil(40.0 / (8 * s)))
     top = pad if geom.view == "MLO" else 0
-    padded = np.pad(mask_c, ((top, 0), (pad, 0)), mode="edge")
-    dist_c = (ndimage.distance_transform_edt(padded)[top:, pad:] * cs).astype(np.float32)
+    padded = np.pad(bmask, ((top, 0), (pad, 0)), mode="edge")
+    bdist = (ndimage.distance_transform_edt(padded)[top:, pad:] * (8 * s)).astype(np.float32)
+    dist_c = _upsample_to(bdist, (crow, ccol), 2)
 
-    edge = max(shape.thickness_mm / 2.0, 8.0)
-    h = np.sqrt(1.0 - (1.0 - np.clip(dist_c / edge, 0.0, 1.0)) ** 2).astype(np.float32)
+    edge = np.float32(max(shape.thickness_mm / 2.0, 8.0))
+    h = np.sqrt(1.0 - (1.0 - np.clip(dist_c / edge, 0.0, 1.0)) ** 2)
 
-    cloud, web = power_law_fields(rng, (crow, ccol), cs, beta=shape.beta)
-    thr = 1.3 - 2.6 * shape.density
-    gland = 1.0 / (1.0 + np.exp(-2.2 * (cloud - thr)))
-    xx = xc[None, :] / np.maximum(prof_c[:, None], 1.0)
-    envelope = _smoothstep((dist_c - 4.0) / 22.0) * _smoothstep(xx / 0.25)
-    lig = line_network(web, 0.14)
+    cloud, fine = power_law_fields(rng, (crow, ccol), cs, beta=shape.beta)
+    f32 = np.float32
+    thr = f32(1.0 - 2.0 * shape.density)
+    gland = f32(0.5) + f32(0.5) * np.tanh(f32(0.75) * (cloud - thr))
+    xx = xc[None, :] / np.maximum(prof_c[:, None], f32(1.0))
+    envelope = _smoothstep((dist_c - f32(3.0)) / f32(20.0)) * (
+        f32(0.55) + f32(0.45) * _smoothstep(xx / f32(0.3))
+    )
+    lig = _ligaments(geom, rng, grids[8], (crow, ccol))
 
-    values = 280.0 + 520.0 * h
-    values += h * envelope * (1350.0 * gland + 140.0 * cloud) + h * (380.0 * lig * _smoothstep(dist_c / 6.0))
+    values = f32(430.0) + f32(330.0) * h
+    values += h * envelope * (f32(1300.0) * gland + f32(130.0) * cloud + f32(70.0) * fine)
+    values += h * (f32(330.0) * lig * _smoothstep(dist_c / f32(5.0)))
     if geom.pectoral_height_mm > 0:
-        pec = geom.pectoral_mm(yc)[:, None]
-        pm = 1.0 / (1.0 + np.exp(-(pec - xc[None, :]) / 1.2))
-        level = 2150.0 + 300.0 * shape.density
-        values = values * (1.0 - pm) + pm * (level + 110.0 * cloud + 0.3 * values)
+        pec = geom.pectoral_mm(yc).astype(np.float32)[:, None]
+        pm = f32(0.5) + f32(0.5) * np.tanh((pec - xc[None, :]) / f32(2.4))
+        level = f32(1500.0 + 400.0 * shape.density) + f32(500.0) * np.clip(f32(1.0) - xx / f32(0.5), 0, 1)
+        values = values * (f32(1.0) - pm) + pm * (level + f32(160.0) * cloud + f32(0.25) * values)
     values = values.astype(np.float32)  # not masked here: the full-resolution mask cuts the outline
 
     full = upsample2(values, (rows, cols))
-    dist = upsample2(dist_c, (rows, cols))
-    x = (np.arange(cols, dtype=np.float32) + 0.5) * s
-    mask = x[None, :] < geom.profile_mm[:, None].astype(np.float32)
-    skin = 420.0 * np.exp(-np.maximum(dist, 0.0) / 0.6)
-    full += skin
+    dist = skin_distance_mm(geom)
+    mask = dist > 0
+    full += np.float32(420.0) * np.exp(-np.maximum(dist, np.float32(0.0)) / np.float32(0.6))
     full[~mask] = 0.0
     return full, mask

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import scipy.fft as sfft
 
@@ -33,10 +35,7 @@ def power_law_fields(
     (field_a, field_b) : float32 arrays of ``shape``
     """
     rows, cols = shape
-    fr = sfft.fftfreq(rows, d=spacing_mm).astype(np.float32)[:, None]
-    fc = sfft.fftfreq(cols, d=spacing_mm).astype(np.float32)[None, :]
-    f = np.sqrt(fr * fr + fc * fc)
-    amp = np.maximum(f, np.float32(fmin)) ** np.float32(-beta / 2)
+    amp = np.exp(_log_freq(rows, cols, spacing_mm, fmin) * np.float32(-beta / 2))
     amp[0, 0] = 0.0
     spec = rng.standard_normal((rows, cols), dtype=np.float32) + 1j * rng.standard_normal(
         (rows, cols), dtype=np.float32
@@ -48,6 +47,15 @@ def power_law_fields(
     a /= a.std() + 1e-12
     b /= b.std() + 1e-12
     return a, b
+
+
+@functools.lru_cache(maxsize=8)
+def _log_freq(rows: int, cols: int, spacing_mm: float, fmin: float) -> np.ndarray:
+    fr = sfft.fftfreq(rows, d=spacing_mm).astype(np.float32)[:, None]
+    fc = sfft.fftfreq(cols, d=spacing_mm).astype(np.float32)[None, :]
+    out = np.log(np.maximum(np.sqrt(fr * fr + fc * fc), np.float32(fmin)))
+    out.flags.writeable = False
+    return out
 
 
 def line_network(field: np.ndarray, width: float = 0.12) -> np.ndarray:
