@@ -62,8 +62,8 @@ def _transfer(freq: np.ndarray, radius: float, mode: str, kind: str) -> np.ndarr
     elif math.isinf(radius):
         gain = np.ones(freq.shape, np.float32)
     else:
-        gain = (freq * (1.0 / radius)).astype(np.float32)
         with np.errstate(over="ignore", under="ignore"):
+            gain = (freq / radius).astype(np.float32)  # far bins may overflow to inf: gain exp(-inf) = 0
             np.square(gain, out=gain)
             gain *= np.float32(-0.5)
             np.exp(gain, out=gain)
@@ -118,9 +118,10 @@ class FourierFilter:
         """Corner frequency in cycles/mm: ``hypot(1/(2 row_mm), 1/(2 col_mm))``.
 
         No bin lies farther from the origin, so an ideal low-pass with a radius at or above it is the
-        identity (0.1 mm pixels: 7.07 cycles/mm; the per-axis Nyquist frequency is 5 cycles/mm).
+        identity (0.1 mm pixels: 7.07 cycles/mm; the per-axis Nyquist frequency is 5 cycles/mm). Never below
+        :attr:`max_frequency_mm`, even where ``fftfreq`` rounds a bin an ulp above the exact value.
         """
-        return math.hypot(0.5 / self._spacing[0], 0.5 / self._spacing[1])
+        return max(math.hypot(0.5 / self._spacing[0], 0.5 / self._spacing[1]), self._fmax)
 
     @property
     def max_frequency_mm(self) -> float:
