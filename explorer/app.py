@@ -21,19 +21,23 @@ from explorer.ui.source import sidebar_source  # noqa: E402
 PAGES = Path(__file__).resolve().parent / "pages"
 
 
-def main() -> None:
+def main(default_page: str = "Image lab") -> None:
+    """Configure the page, draw the shared sidebar and run the selected page.
+
+    ``default_page`` (a page title) is the page opened at the bare URL; tests use it to open one page.
+    """
     st.set_page_config(
         page_title="Mammo Robustness Explorer", page_icon=":material/radiology:", layout="wide"
     )
     nav = st.navigation(
         {
             "Images": [
-                st.Page(PAGES / "image_lab.py", title="Image lab", icon=":material/tune:", default=True),
-                st.Page(PAGES / "calcifications.py", title="Calcifications", icon=":material/grain:"),
+                _page("image_lab.py", "Image lab", ":material/tune:", default_page),
+                _page("calcifications.py", "Calcifications", ":material/grain:", default_page),
             ],
             "Experiments": [
-                st.Page(PAGES / "runs.py", title="Runs", icon=":material/play_circle:"),
-                st.Page(PAGES / "results.py", title="Results", icon=":material/monitoring:"),
+                _page("runs.py", "Runs", ":material/play_circle:", default_page),
+                _page("results.py", "Results", ":material/monitoring:", default_page),
             ],
         }
     )
@@ -43,4 +47,9 @@ def main() -> None:
     nav.run()
 
 
-main()
+def _page(file: str, title: str, icon: str, default_page: str):
+    return st.Page(PAGES / file, title=title, icon=icon, default=title == default_page)
+
+
+if __name__ == "__main__":  # `streamlit run` executes this file as __main__
+    main()

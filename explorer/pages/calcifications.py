@@ -39,65 +39,67 @@ def _series(
     key: str,
     _mammo: Any,
     _fourier: Any,
-    centres: tuple[tuple[int, int], ...],
-    diameters: tuple[float, ...],
+    spots: tuple[tuple[int, int, float], ...],
     size_mm: float,
     radii: tuple[float, ...],
-    kind: str,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Patches (n_spots, 1 + n_radii, h, w) and visibility (n_spots, 1 + n_radii); index 0 = original."""
-    from core.calcs import cut_patch, visibility
+    from core.calcs import calcification_sweep
 
-    images = [(math.inf, _mammo.pixels)] + list(_fourier.sweep(radii, mode="lowpass", kind=kind))
-    patches, vis = [], []
-    for _, img in images:
-        patches.append([cut_patch(img, c, size_mm, _mammo.spacing_mm) for c in centres])
-        vis.append(
-            [visibility(img, c, d, _mammo.spacing_mm) for c, d in zip(centres, diameters, strict=True)]
-        )
-    return np.asarray(patches).swapaxes(0, 1), np.asarray(vis, dtype=float).T
+    sweep = calcification_sweep(
+        _mammo.pixels, _mammo.spacing_mm, list(spots), (math.inf, *radii), fourier=_fourier, patch_mm=size_mm
+    )
+    return sweep.patches, sweep.visibility
 
 
-def _findings_for(ref: ImageRef, mammo: Any) -> Any:
-    """Ground-truth findings of this image from the cohort's findings.csv, or None."""
+def _findings_path(ref: ImageRef) -> Path | None:
     if not ref.manifest:
         return None
     path = Path(ref.manifest).parent / "findings.csv"
-    if not path.is_file():
+    return path if path.is_file() else None
+
+
+def _findings_for(ref: ImageRef, mammo: Any) -> Any:
+    """Ground-truth calcifications of this image from the cohort's findings.csv (individual specks), or None.
+
+    Cluster rows (``kind`` ``calc_cluster``: the cluster's extent) and masses are left out: a visibility
+    score is about one speck against its surroundings.
+    """
+    path = _findings_path(ref)
+    if path is None:
         return None
     df = loaders.read_findings(str(path), loaders.mtime(path))
-    info = dict(ref.info)
-    sel = df[df["exam_id"].astype(str) == info.get("exam_id", "")]
-    if "laterality" in sel and mammo.laterality:
-        sel = sel[sel["laterality"].astype(str) == mammo.laterality]
-    if "view" in sel and mammo.view:
-        sel = sel[sel["view"].astype(str) == mammo.view]
-    return sel
+    if "image_id" in df:
+        sel = df[df["image_id"].astype(str) == ref.name]
+    else:
+        info = dict(ref.info)
+        sel = df[df["exam_id"].astype(str) == info.get("exam_id", "")]
+        sel = sel[
+            (sel["laterality"].astype(str) == str(mammo.laterality))
+            & (sel["view"].astype(str) == str(mammo.view))
+        ]
+    kind = sel["kind"].astype(str)
+    return sel[kind.str.contains("calc", case=False) & ~kind.str.contains("cluster", case=False)]
 
 
 def _jump_to_cluster(manifest: str) -> None:
-    """Button callback: select an image with a ground-truth calcification cluster (runs before the script)."""
+    """Button callback: select a malignant image with a calcification cluster (runs before the script)."""
     path = Path(manifest).parent / "findings.csv"
     df = loaders.read_findings(str(path), loaders.mtime(path))
     calc = df[df["kind"].astype(str).str.contains("calc", case=False)]
-    if len(calc) == 0:
-        st.session_state["calc_jump_msg"] = "This cohort has no calcification findings."
-        return
     man = loaders.read_manifest(manifest, loaders.mtime(manifest))
     mal = man[man["label_malignant"].astype(int) == 1]
-    for _, f in calc.iterrows():
-        hit = mal[
-            (mal["exam_id"].astype(str) == str(f["exam_id"]))
-            & (mal["laterality"].astype(str) == str(f["laterality"]))
-            & (mal["view"].astype(str) == str(f["view"]))
-        ]
-        if len(hit):
-            st.session_state["src_kind"] = SYNTHETIC
-            st.session_state["src_only_malignant"] = False
-            st.session_state["src_image_id"] = str(hit.iloc[0]["image_id"])
-            st.session_state["calc_source"] = TRUTH
-            return
-    st.session_state["calc_jump_msg"] = "No malignant breast with a calcification cluster in this cohort."
+    ids = set(calc["image_id"].astype(str)) if "image_id" in calc else set()
+    hits = [i for i in mal["image_id"].astype(str) if i in ids]
+    if not hits:
+        st.session_state["calc_jump_msg"] = "No malignant breast with a calcification cluster in this cohort."
+        return
+    current = st.session_state.get("src_image_id")
+    nxt = hits[(hits.index(current) + 1) % len(hits)] if current in hits else hits[0]
+    st.session_state["src_kind"] = SYNTHETIC
+    st.session_state["src_only_malignant"] = False
+    st.session_state["src_image_id"] = nxt
+    st.session_state["calc_source"] = TRUTH
 
 
 def _spots(ref: ImageRef, mammo: Any, key: str) -> list[tuple[str, tuple[int, int], float]]:
@@ -113,11 +115,17 @@ def _spots(ref: ImageRef, mammo: Any, key: str) -> list[tuple[str, tuple[int, in
     sr, sc = mammo.spacing_mm
     if source == TRUTH:
         rows = truth.reset_index(drop=True)
+        n = 1
+        if len(rows) > 1:
+            n = c2.slider(
+                "How many specks (largest first)", 1, len(rows), min(4, len(rows)), key="calc_truth_n"
+            )
+        c2.caption(f"{len(rows)} ground-truth calcification(s) in this breast (the cohort's findings.csv).")
+        rows = rows.sort_values("diameter_mm", ascending=False).head(n).reset_index(drop=True)
         spots = []
-        for i, f in rows.iterrows():
-            label = f"{f['kind']} #{i + 1}"
-            spots.append((label, (int(f["row"]), int(f["col"])), float(f.get("diameter_mm", 0.3) or 0.3)))
-        c2.caption(f"{len(spots)} ground-truth finding(s) of this breast, from the cohort's findings.csv.")
+        for _, f in rows.iterrows():
+            label = f"{f['kind']} ({f.get('pathology', '')})"
+            spots.append((label, (int(round(f["row"])), int(round(f["col"]))), float(f["diameter_mm"])))
         return spots
     if source == MARKED:
         h, w = mammo.pixels.shape
@@ -179,7 +187,7 @@ def render() -> None:
         return
     ref, mammo = got
     key = ref.key
-    if ref.manifest and (Path(ref.manifest).parent / "findings.csv").is_file():
+    if _findings_path(ref) is not None:
         st.button(
             "Jump to a malignant breast with a calcification cluster",
             on_click=_jump_to_cluster,
@@ -190,7 +198,7 @@ def render() -> None:
             st.info(msg)
     try:
         spots = _spots(ref, mammo, key)
-        c1, c2, c3 = st.columns([3, 1, 1])
+        c1, c2 = st.columns([3, 1])
         radii = c1.multiselect(
             "Low-pass radii R (cycles/mm), strongest last",
             RADIUS_OPTIONS,
@@ -198,15 +206,13 @@ def render() -> None:
             key="calc_radii",
         )
         size = c2.select_slider("Patch (mm)", [3.0, 5.0, 8.0, 12.0], 5.0, key="calc_size")
-        kind = c3.radio("Filter", ["ideal", "gaussian"], key="calc_kind", horizontal=True)
         radii_t = tuple(sorted((float(r) for r in radii), reverse=True))
         if not spots or not radii_t:
             st.info("Choose at least one speck and one radius.")
             return
         fourier = loaders.fourier_filter(key, mammo)
-        centres = tuple(p[1] for p in spots)
-        diameters = tuple(p[2] for p in spots)
-        patches, vis = _series(key, mammo, fourier, centres, diameters, float(size), radii_t, kind)
+        triples = tuple((p[1][0], p[1][1], p[2]) for p in spots)
+        patches, vis = _series(key, mammo, fourier, triples, float(size), radii_t)
     except ExplorerError as exc:
         st.error(str(exc))
         return
@@ -216,7 +222,10 @@ def render() -> None:
         st.caption("Where the specks are (numbers match the strips).")
     with right:
         header = "original  |  " + "  |  ".join(f"R = {r:g}" for r in radii_t)
-        st.caption(f"Each strip: {header} cycles/mm ({kind} low-pass), native pixels, one window per strip.")
+        st.caption(
+            f"Each strip: {header} cycles/mm (ideal low-pass, as in the study), native pixels, "
+            "one window per strip."
+        )
         for i, (label, _, d) in enumerate(spots):
             a, b = st.columns([3, 2])
             ref_patch = patches[i][0]
