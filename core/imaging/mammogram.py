@@ -119,10 +119,11 @@ class Mammogram:
         2-D float32 array in model units (0..4095 as loaded; perturbed images may leave that range),
         bright tissue on a dark background. Arrays of another float or integer dtype are converted.
     spacing_mm : tuple of float
-        Pixel spacing (row, col) in mm.
+        Pixel spacing (row, col) in mm. Left out: ``DEFAULT_SPACING_MM`` on both axes, marked assumed.
     spacing_source : str
         Where the spacing came from: a DICOM tag such as ``"ImagerPixelSpacing (0018,1164)"``, ``"caller"``,
-        or ``"assumed default 0.1 mm"`` (the word "assumed" marks a value that was not read).
+        or ``"assumed default 0.1 mm"`` (the word "assumed" marks a value that was not read). Left out:
+        ``"caller"`` when a spacing is given, else the assumed default.
     laterality : str or None
         ``"L"``, ``"R"`` or None when unknown.
     view : str or None
@@ -137,8 +138,8 @@ class Mammogram:
     """
 
     pixels: np.ndarray
-    spacing_mm: tuple[float, float] = (DEFAULT_SPACING_MM, DEFAULT_SPACING_MM)
-    spacing_source: str = f"assumed default {DEFAULT_SPACING_MM} mm"
+    spacing_mm: tuple[float, float] | None = None
+    spacing_source: str | None = None
     laterality: str | None = None
     view: str | None = None
     metadata: dict[str, str] = field(default_factory=dict)
@@ -157,7 +158,13 @@ class Mammogram:
             pixels = pixels.astype(np.float32)
         object.__setattr__(self, "pixels", pixels)
         spacing = parse_spacing(self.spacing_mm, self.source_name)
+        if spacing is None:
+            spacing = (DEFAULT_SPACING_MM, DEFAULT_SPACING_MM)
+            source = self.spacing_source or f"assumed default {DEFAULT_SPACING_MM} mm"
+        else:
+            source = self.spacing_source or "caller"
         object.__setattr__(self, "spacing_mm", spacing)
+        object.__setattr__(self, "spacing_source", str(source))
         if self.laterality not in (None, "L", "R"):
             raise MammogramError(
                 f"{self.source_name}: laterality must be 'L', 'R' or None, got {self.laterality!r}"
