@@ -9,7 +9,8 @@ images and anisotropic spacing:
     reduced to display size. What it shows on a mammogram: a bright central blob from the breast texture
     (power falling as ``1/f**beta``); faint streaks normal to the skin line, the sharp step from tissue to the
     zero background (a step's power falls as ``1/f**2``, so these streaks outlast the texture at high
-    frequency); broad faint energy from burned-in labels; at high frequency the detector-noise floor and,
+    frequency); a faint cross of ladder-like streaks along both axes from the horizontal and vertical strokes
+    of burned-in labels (DMV PNGs); at high frequency the detector-noise floor and,
     where present, spikes from grid lines or other periodic artefacts. A Tukey taper on the image border
     removes the one artefact that is not in the image: the wrap-around step the DFT sees where the chest
     wall at one border meets the zero background at the opposite one, which would otherwise draw a bright
@@ -23,7 +24,9 @@ images and anisotropic spacing:
     (model units)^2 * mm^2, and averaged over rings of equal ``|f|`` in cycles/mm. Beta is minus the slope of
     the least-squares line through ``log10(power)`` against ``log10(f)`` over the band ``fmin..fmax``,
     by default 0.1..1.0 cycles/mm as in the FFDM literature (Burgess et al. 2001 and later: beta near 3 on
-    the breast; at higher frequencies the quantum-noise floor flattens the spectrum).
+    the breast; at higher frequencies the quantum-noise floor flattens the spectrum). Keeping the skin line
+    out matters for the level more than for the slope: a straight step's ring-averaged power also falls as
+    ``f**-3``, but it is orders of magnitude stronger than the texture.
 """
 
 from __future__ import annotations
