@@ -7,11 +7,12 @@ same bytes.
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import ExplicitVRLittleEndian
 
 #: SOP class "Digital Mammography X-Ray Image Storage - For Presentation".
 MAMMO_FOR_PRESENTATION = "1.2.840.10008.5.1.4.1.1.1.2"
@@ -25,8 +26,9 @@ _ORIENTATION = {
 
 
 def synthetic_uid(*parts: object) -> str:
-    """A deterministic ``2.25.`` UID from the given parts."""
-    return generate_uid(prefix=None, entropy_srcs=["mammo-robust-phantom", *map(str, parts)])
+    """A deterministic ``2.25.`` UID (a 128-bit integer, like UUID-derived UIDs) from a hash of parts."""
+    digest = hashlib.sha256("\x1f".join(["mammo-robust-phantom", *map(str, parts)]).encode()).digest()
+    return f"2.25.{int.from_bytes(digest[:16], 'big')}"
 
 
 def write_view(

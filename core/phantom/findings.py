@@ -73,7 +73,7 @@ def sample_finding(
             v *= 4.5 * rng.uniform() ** (1 / 3) / np.linalg.norm(v)
             diameter = float(np.clip(rng.gamma(4.0, 0.07), 0.1, 0.5))
             parts.append((float(v[0]), float(v[1]), float(v[2]), diameter))
-        return Finding(finding_id, kind, u, a, z, 9.0, float(rng.uniform(1900, 2600)), tuple(parts), seed)
+        return Finding(finding_id, kind, u, a, z, 9.0, float(rng.uniform(2600, 3400)), tuple(parts), seed)
     if kind == "coarse_calcs":
         n = int(rng.integers(2, 7))
         parts = []
@@ -216,7 +216,7 @@ def draw_finding(
             if not (0 <= ri < mask.shape[0] and 0 <= ci < mask.shape[1] and mask[ri, ci]):
                 continue
             if part_kind == "microcalc":
-                amp = finding.amplitude * (0.45 + 0.55 * diameter / 0.5)
+                amp = finding.amplitude * (0.5 + 0.5 * diameter / 0.5)
             else:
                 amp = finding.amplitude * rng.uniform(0.8, 1.0)
             add_sphere(img, r, c, diameter, amp, s)

@@ -1,0 +1,259 @@
+"""The synthetic screening cohort: files, headers, geometry, findings, determinism, atomic generation."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pydicom
+import pytest
+
+from core.manifest import read_manifest
+from core.phantom import PRESETS, PhantomError, ensure_cohort, generate_cohort, render_view, sample_exams
+from core.phantom.cohort import VIEW_ORDER
+from core.phantom.dicom import MAMMO_FOR_PRESENTATION
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> Path:
+    return generate_cohort("tiny", tmp_path_factory.mktemp("cohort") / "tiny-0", seed=0)
+
+
+@pytest.fixture(scope="module")
+def tiny_df(tiny) -> pd.DataFrame:
+    return read_manifest(tiny)
+
+
+@pytest.fixture(scope="module")
+def findings(tiny) -> pd.DataFrame:
+    return pd.read_csv(tiny.parent / "findings.csv", keep_default_na=False)
+
+
+def _pixels(path: str) -> np.ndarray:
+    return pydicom.dcmread(path).pixel_array
+
+
+def test_tiny_manifest_has_four_views_per_exam_and_no_problems(tiny_df):
+    preset = PRESETS["tiny"]
+    assert len(tiny_df) == 4 * preset.n_exams
+    assert tiny_df.attrs["problems"] == []
+    for _, exam in tiny_df.groupby("exam_id"):
+        assert sorted(zip(exam.laterality, exam.view, strict=True)) == sorted(VIEW_ORDER)
+        assert exam.patient_id.nunique() == 1 and exam.split.nunique() == 1
+    assert set(tiny_df.split) <= {"train", "val", "test"}
+    assert (tiny_df.spacing_row_mm == 0.1).all() and (tiny_df.spacing_col_mm == 0.1).all()
+    assert tiny_df.label_malignant.sum() > 0 and tiny_df.label_benign.sum() > 0
+
+
+def test_dicom_headers_are_for_presentation_mammograms_with_synthetic_ids(tiny_df):
+    study_uids = {}
+    for row in tiny_df.itertuples():
+        ds = pydicom.dcmread(row.path)
+        assert ds.SOPClassUID == MAMMO_FOR_PRESENTATION
+        assert ds.Modality == "MG" and ds.PresentationIntentType == "FOR PRESENTATION"
+        assert ds.PhotometricInterpretation == "MONOCHROME2"
+        assert (ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation) == (16, 12, 11, 0)
+        assert [float(v) for v in ds.ImagerPixelSpacing] == [0.1, 0.1]
+        assert ds.ImageLaterality == row.laterality and ds.ViewPosition == row.view
+        assert str(ds.PatientName).startswith("SYNTHETIC^") and ds.PatientID == row.patient_id
+        assert ds.PatientBirthDate == ""
+        study_uids.setdefault(row.exam_id, set()).add(ds.StudyInstanceUID)
+    assert all(len(v) == 1 for v in study_uids.values())
+    assert len({next(iter(v)) for v in study_uids.values()}) == len(study_uids)
+
+
+def test_views_face_the_right_way_with_zero_background_and_12_bit_values(tiny_df):
+    for row in tiny_df.itertuples():
+        px = _pixels(row.path)
+        assert px.dtype == np.uint16 and px.max() <= 4095
+        breast = px > 0
+        assert 0.2 < breast.mean() < 0.95
+        cols = np.flatnonzero(breast.any(axis=0))
+        chest, far = (0, px.shape[1] - 1) if row.laterality == "L" else (px.shape[1] - 1, 0)
+        assert breast[:, chest].any(), f"{row.image_id}: chest wall should touch column {chest}"
+        assert not breast[:, far].any(), f"{row.image_id}: nipple side should not touch column {far}"
+        assert cols.size > 0
+        if row.view == "MLO":
+            # the pectoral muscle: the brightest tissue hugs the chest wall at the top
+            top = px[: px.shape[0] // 8]
+            near = top[:, :40] if row.laterality == "L" else top[:, -40:]
+            assert np.median(near[near > 0]) > np.median(px[breast])
+
+
+def test_findings_show_in_both_views_of_their_breast_at_consistent_depth(tiny_df, findings):
+    labelled = tiny_df.set_index("image_id")
+    groups = findings[findings.part_of == ""]
+    assert set(groups.kind) >= {"calc_cluster"}
+    for fid, g in groups.groupby("finding_id"):
+        assert sorted(g.view) == ["CC", "MLO"], fid
+        lat = g.laterality.iloc[0]
+        depths = []
+        for rec in g.itertuples():
+            px = _pixels(labelled.loc[rec.image_id, "path"])
+            r, c = int(round(rec.row)), int(round(rec.col))
+            assert px[r, c] > 0, f"{fid} lies outside the breast in {rec.image_id}"
+            label = labelled.loc[rec.image_id, f"label_{rec.pathology}"]
+            assert label == 1, f"{rec.image_id} has a {rec.pathology} finding but label 0"
+            chest = 0 if lat == "L" else px.shape[1] - 1
+            depths.append(abs(rec.col - chest) / (px[r] > 0).sum())
+        # the same fraction of the way from chest wall to skin in both views (pectoral may push MLO out)
+        assert abs(depths[0] - depths[1]) < 0.3, (fid, depths)
+
+
+def test_malignant_labels_match_findings(tiny_df, findings):
+    malignant = set(findings.loc[findings.pathology == "malignant", "image_id"])
+    benign = set(findings.loc[findings.pathology == "benign", "image_id"])
+    for row in tiny_df.itertuples():
+        assert row.label_malignant == int(row.image_id in malignant)
+        assert row.label_benign == int(row.image_id in benign)
+
+
+def test_calc_clusters_have_5_to_20_fine_calcs_within_about_one_square_cm(findings):
+    calcs = findings[findings.kind == "microcalc"]
+    assert len(calcs) > 0
+    assert calcs.diameter_mm.between(0.1, 0.5).all()
+    for _, g in calcs.groupby(["finding_id", "view"]):
+        assert 3 <= len(g) <= 20  # 5..20 drawn; a few may fall outside the breast edge
+        spread_mm = 0.1 * np.hypot(g.row - g.row.mean(), g.col - g.col.mean())
+        assert np.percentile(spread_mm, 90) < 7.0
+    coarse = findings[findings.kind == "coarse_calc"]
+    assert (coarse.diameter_mm > 1.0).all()
+
+
+def test_calcs_are_visible_and_fade_under_lowpass(tiny_df, findings):
+    from core.calcs import visibility
+    from core.perturb import FourierFilter
+
+    calcs = findings[findings.kind == "microcalc"]
+    paths = tiny_df.set_index("image_id").path
+    ratios = {1.0: [], 4.0: []}
+    native = []
+    for image_id, g in calcs.groupby("image_id"):
+        px = _pixels(paths[image_id]).astype(np.float32)
+        filt = FourierFilter(px, (0.1, 0.1))
+        low = {radius: filt.lowpass(radius) for radius in ratios}
+        for rec in g.itertuples():
+            v0 = visibility(px, (rec.row, rec.col), rec.diameter_mm, (0.1, 0.1))
+            native.append(v0)
+            for radius in ratios:
+                ratios[radius].append(
+                    visibility(low[radius], (rec.row, rec.col), rec.diameter_mm, (0.1, 0.1)) / v0
+                )
+    assert np.median(native) > 3.0
+    r1, r4 = np.array(ratios[1.0]), np.array(ratios[4.0])
+    assert np.median(r1) < 0.5 and np.mean(r1 < 0.5) > 0.75
+    assert np.median(r4) > 0.75 and np.mean(r4 > 0.5) > 0.9
+
+
+def test_calc_clusters_still_stand_out_at_training_resolution(tiny_df, findings):
+    """At 0.4 mm (4x4 block means) a cluster's specks still rise above the local tissue more than anything
+    else nearby does (residual after a 2.8 mm median filter)."""
+    from scipy.ndimage import median_filter
+
+    clusters = findings[findings.kind == "calc_cluster"]
+    paths = tiny_df.set_index("image_id").path
+    for rec in clusters.itertuples():
+        px = _pixels(paths[rec.image_id]).astype(np.float32)
+        h, w = (px.shape[0] // 4) * 4, (px.shape[1] // 4) * 4
+        small = px[:h, :w].reshape(h // 4, 4, w // 4, 4).mean(axis=(1, 3))
+        residual = small - median_filter(small, size=7)
+        r, c = rec.row / 4, rec.col / 4
+        rr, cc = np.mgrid[: small.shape[0], : small.shape[1]]
+        dist_mm = 0.4 * np.hypot(rr - r, cc - c)
+        inner = residual[dist_mm < 6]
+        ring = residual[(dist_mm > 8) & (dist_mm < 20) & (small > 0)]
+        assert np.sort(inner)[-3:].mean() > 2 * np.percentile(ring, 99.5), rec.finding_id
+
+
+def test_texture_power_law_beta_is_near_3():
+    from core.spectrum import power_law_beta
+
+    preset = PRESETS["demo"]
+    spec = sample_exams(preset, seed=3)[0]
+    stored, _ = render_view(spec, "L", "CC", preset)
+    beta = power_law_beta(stored.astype(np.float32), (0.1, 0.1))
+    assert 2.5 < beta < 3.5
+
+
+def test_same_seed_same_bytes_other_seed_other_images(tiny, tmp_path):
+    again = generate_cohort("tiny", tmp_path / "again", seed=0)
+
+    def digest(folder: Path) -> dict[str, str]:
+        return {
+            p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*"))
+            if p.is_file()
+        }
+
+    assert digest(tiny.parent) == digest(again.parent)
+    preset = PRESETS["tiny"]
+    a, _ = render_view(sample_exams(preset, 0)[0], "L", "CC", preset)
+    b, _ = render_view(sample_exams(preset, 1)[0], "L", "CC", preset)
+    assert not np.array_equal(a, b)
+
+
+def test_demo_preset_is_large_realistic_and_split_by_patient():
+    preset = PRESETS["demo"]
+    assert preset.n_exams >= 300 and 0.07 <= preset.spacing_mm <= 0.1
+    specs = sample_exams(preset, seed=0)
+    assert len({s.patient_id for s in specs}) == len(specs)
+    splits = pd.Series([s.split for s in specs])
+    frac = splits.value_counts(normalize=True)
+    assert (
+        abs(frac["train"] - 0.7) < 0.02 and abs(frac["val"] - 0.15) < 0.02 and abs(frac["test"] - 0.15) < 0.02
+    )
+    malignant = pd.Series(
+        [any(f.pathology == "malignant" for fs in s.findings.values() for f in fs) for s in specs]
+    )
+    assert abs(malignant.mean() - preset.malignant_prevalence) < 0.01
+    for split in ("train", "val", "test"):
+        assert malignant[splits == split].sum() >= 10
+
+
+def test_ensure_cohort_generates_once_into_the_data_dir(data_dir):
+    manifest = ensure_cohort("tiny", seed=0)
+    assert manifest == data_dir / "cohorts" / "tiny-0" / "manifest.csv"
+    stamp = manifest.stat().st_mtime_ns
+    assert ensure_cohort("tiny", seed=0) == manifest
+    assert manifest.stat().st_mtime_ns == stamp
+    info = json.loads((manifest.parent / "cohort.json").read_text())
+    assert info["seed"] == 0 and info["n_images"] == 4 * PRESETS["tiny"].n_exams
+    assert [p.name for p in (data_dir / "cohorts").iterdir() if "partial" in p.name] == []
+
+
+def test_interrupted_generation_leaves_no_cohort(tmp_path, monkeypatch):
+    import core.phantom.cohort as cohort
+
+    calls = {"n": 0}
+    real = cohort.render_view
+
+    def flaky(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] > 6:
+            raise RuntimeError("simulated crash")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(cohort, "render_view", flaky)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        generate_cohort("tiny", tmp_path / "cohort", seed=0, workers=1)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bad_preset_and_occupied_folder_are_refused(tiny, tmp_path):
+    with pytest.raises(PhantomError, match="unknown cohort preset 'huge'"):
+        generate_cohort("huge", tmp_path / "x")
+    with pytest.raises(PhantomError, match="already holds a cohort"):
+        generate_cohort("tiny", tiny.parent)
+
+
+def test_cli_writes_a_cohort(tmp_path, capsys):
+    from core.cli import main
+
+    assert main(["phantom", "--preset", "tiny", "--out", str(tmp_path / "c"), "--seed", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "manifest.csv" in out
+    assert len(read_manifest(tmp_path / "c" / "manifest.csv")) == 4 * PRESETS["tiny"].n_exams
+    assert main(["phantom", "--preset", "nope", "--out", str(tmp_path / "d")]) == 2
