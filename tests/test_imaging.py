@@ -319,6 +319,7 @@ def test_dicom_writer_keeps_geometry_drops_identifiers(tmp_path):
         ViewPosition="MLO",
         WindowCenter="2000",
         WindowWidth="3000",
+        PatientOrientation=["A", "FR"],
     )
     source_path = write(make_dataset(ramp(64, 48), **tags), tmp_path / "src.dcm")
     source = load_mammogram(source_path)
@@ -331,6 +332,7 @@ def test_dicom_writer_keeps_geometry_drops_identifiers(tmp_path):
     assert (ds.Rows, ds.Columns) == (64, 48)
     assert [float(v) for v in ds.PixelSpacing] == [0.06, 0.09]
     assert (ds.ImageLaterality, ds.ViewPosition) == ("L", "MLO")
+    assert list(ds.PatientOrientation) == ["A", "FR"]
     assert ds.DerivationDescription == "lowpass radius 2 cycles/mm" and "DERIVED" in ds.ImageType
     for uid in ("SOPInstanceUID", "SeriesInstanceUID", "StudyInstanceUID"):
         assert ds[uid].value != original[uid].value

@@ -61,6 +61,7 @@ KEPT_TAGS = (
     "ImageLaterality",
     "Laterality",
     "ViewPosition",
+    "PatientOrientation",
     "ImagerPixelSpacing",
     "PixelSpacing",
     "NominalScannedPixelSpacing",

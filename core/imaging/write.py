@@ -165,6 +165,8 @@ def save_dicom(
         ds.SeriesDescription = (series_description or derivation or "")[:64]
     if template is not None and template.laterality:
         ds.ImageLaterality = template.laterality
+    if meta.get("PatientOrientation"):  # row and column directions, e.g. "A\\R": part of the geometry
+        ds.PatientOrientation = meta["PatientOrientation"].split("\\")[:2]
     if template is not None and template.view:
         ds.ViewPosition = template.view
         if template.view in _VIEW_CODES:
