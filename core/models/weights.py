@@ -103,7 +103,7 @@ def read_weights_file(path: str | Path) -> Any:
         if named:
             reason = f"refused to load: the file asks to run {named.group(1)}, which is not tensor data"
         elif other:
-            reason = f"refused to load: not a plain tensor file ({other.group(0)})"
+            reason = f"not a readable PyTorch weight file ({other.group(0).lower()} in its pickle)"
         else:
             first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
             reason = f"not a readable PyTorch weight file ({first[:200]})"
