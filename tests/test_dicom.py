@@ -364,6 +364,32 @@ def test_bare_dataset_without_preamble_loads(tmp_path):
     assert m.pixels.shape == (64, 48) and m.source_name == "<bytes>"
 
 
+def test_preamble_that_looks_like_tiff_still_reads_as_dicom(tmp_path):
+    arr = ramp()
+    ds = make_dataset(arr)
+    ds.preamble = b"II*\x00" + bytes(124)  # dual-personality DICOM/TIFF files put a TIFF header here
+    path = tmp_path / "dual.dcm"
+    ds.save_as(path, enforce_file_format=True)
+    assert path.read_bytes()[:4] == b"II*\x00"
+    m = load_mammogram(path)
+    assert m.metadata["format"] == "DICOM"
+    np.testing.assert_array_equal(m.pixels, arr)
+
+
+def test_12_bit_jpeg_extended_names_a_decoder_or_loads():
+    from pydicom.data import get_testdata_file
+
+    path = get_testdata_file("JPGExtended.dcm")  # 12-bit JPEG Extended, shipped with pydicom
+    if path is None:
+        pytest.skip("pydicom's test file JPGExtended.dcm is not installed")
+    try:
+        m = load_mammogram(path)
+    except MammogramError as exc:  # Pillow and python-gdcm decode 8-bit JPEG only
+        assert "12-bit JPEG Extended" in str(exc) and "pylibjpeg-libjpeg" in str(exc)
+    else:  # a 12-bit JPEG decoder (pylibjpeg-libjpeg) is installed
+        assert m.pixels.shape == (1024, 256) and m.metadata["source_bits"] == "12"
+
+
 def test_one_pixel_dicom_refused(tmp_path):
     with pytest.raises(MammogramError, match="1 x 1 pixels"):
         load_mammogram(write(make_dataset(np.array([[7]], np.uint16)), tmp_path / "dot.dcm"))

@@ -127,15 +127,20 @@ DECODER_PACKAGES = {
     "1.2.840.10008.1.2.4.203": "pylibjpeg-openjpeg (pip install pylibjpeg pylibjpeg-openjpeg)",
 }
 
+# Pillow and the python-gdcm wheel decode 8-bit JPEG only; 12-bit needs libjpeg (GPL-3, so not a dependency).
+JPEG_12_BIT_PACKAGE = "pylibjpeg-libjpeg (pip install pylibjpeg pylibjpeg-libjpeg; GPL-3 licensed)"
+
 TOMOSYNTHESIS_SOP_CLASSES = {"1.2.840.10008.5.1.4.1.1.13.1.3", "1.2.840.10008.5.1.4.1.1.13.1.4"}
 _STUDY_KEY_SALT = b"mammo-robust study key v1"
 
 
-def is_dicom(data: bytes) -> bool:
-    """True for Part 10 files (``DICM`` at byte 128) and for bare datasets starting with group 0002/0008."""
-    if len(data) >= 132 and data[128:132] == b"DICM":
-        return True
-    return len(data) >= 8 and data[:2] in (b"\x02\x00", b"\x08\x00")
+class NotDicomError(MammogramError):
+    """Raised by :func:`read_dicom` when the bytes do not parse as a DICOM dataset at all."""
+
+
+def is_part10(data: bytes) -> bool:
+    """True for DICOM Part 10 files: ``DICM`` at byte 128 (the preamble may hold anything, even a TIFF)."""
+    return len(data) >= 132 and data[128:132] == b"DICM"
 
 
 def study_key(study_uid: str) -> str:
@@ -153,19 +158,18 @@ def read_dicom(
 ) -> Mammogram:
     """Decode one DICOM file held in ``data`` (see the module docstring for the rules)."""
     import pydicom
-    from pydicom.errors import InvalidDicomError
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            ds = pydicom.dcmread(io.BytesIO(data), force=data[128:132] != b"DICM")
-        except (InvalidDicomError, EOFError, OSError, ValueError, KeyError, TypeError) as exc:
-            raise MammogramError(f"{label}: not a readable DICOM file ({type(exc).__name__}: {exc})") from exc
+            ds = pydicom.dcmread(io.BytesIO(data), force=not is_part10(data))
+        except Exception as exc:  # pydicom raises many types on garbage
+            raise NotDicomError(f"{label}: not a readable DICOM file ({type(exc).__name__}: {exc})") from exc
         if "PixelData" not in ds:
-            if b"\xe0\x7f\x10\x00" in data:  # the (7FE0,0010) tag is there but pydicom could not read it
+            if is_part10(data) and b"\xe0\x7f\x10\x00" in data:  # a (7FE0,0010) tag pydicom could not read
                 raise MammogramError(f"{label}: the file is truncated: it ends inside the pixel data")
             if not any(key in ds for key in ("SOPClassUID", "Modality", "Rows", "StudyInstanceUID")):
-                raise MammogramError(f"{label}: not a readable DICOM file (no recognisable header elements)")
+                raise NotDicomError(f"{label}: not a readable DICOM file (no recognisable header elements)")
         ts = _transfer_syntax(ds, label)
         _check_header(ds, ts, label)
         stored = _decode(ds, ts, label)
@@ -301,8 +305,14 @@ def _decode(ds, ts, label: str) -> np.ndarray:
     except MemoryError as exc:
         raise MammogramError(f"{label}: not enough memory to decode the pixel data") from exc
     except Exception as exc:  # decoders raise many types; the user needs the file name and the cause
+        cause = " ".join(str(exc).split())
+        if str(ts) == "1.2.840.10008.1.2.4.51" and _int(ds.get("BitsStored", 8), 8) > 8:
+            raise MammogramError(
+                f"{label}: 12-bit JPEG Extended pixel data: no installed decoder supports it; install "
+                f"{JPEG_12_BIT_PACKAGE} or convert it to an uncompressed DICOM (e.g. dcmdjpeg) ({cause})"
+            ) from exc
         raise MammogramError(
-            f"{label}: could not decode the {ts.name} pixel data (truncated or corrupt?): {exc}"
+            f"{label}: could not decode the {ts.name} pixel data (truncated or corrupt?): {cause}"
         ) from exc
     arr = np.asarray(arr)
     if arr.ndim != 2:

@@ -6,7 +6,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from core.imaging.dicom import is_dicom, read_dicom
+from core.imaging.dicom import NotDicomError, is_part10, read_dicom
 from core.imaging.mammogram import Mammogram, MammogramError, parse_spacing
 from core.imaging.raster import read_raster, sniff
 
@@ -64,18 +64,20 @@ def load_mammogram(
         caller = parse_spacing(spacing_mm, label)
         if not data:
             raise MammogramError(f"{label}: the file is empty")
+        dicom = dict(
+            source_name=source_name, caller_spacing=caller, correct_magnification=correct_magnification
+        )
+        if is_part10(data):  # first: a DICOM preamble may itself look like a TIFF header
+            return read_dicom(data, label, **dicom)
         fmt = sniff(data)
         if fmt is not None:
             return read_raster(data, fmt, label, source_name=source_name, caller_spacing=caller)
-        if is_dicom(data):
-            return read_dicom(
-                data,
-                label,
-                source_name=source_name,
-                caller_spacing=caller,
-                correct_magnification=correct_magnification,
-            )
-        raise MammogramError(f"{label}: not a recognised image file (expected DICOM, PNG, TIFF or JPEG)")
+        try:  # last resort: a bare DICOM dataset without preamble or file meta
+            return read_dicom(data, label, **dicom)
+        except NotDicomError:
+            raise MammogramError(
+                f"{label}: not a recognised image file (expected DICOM, PNG, TIFF or JPEG)"
+            ) from None
     except MammogramError:
         raise
     except MemoryError as exc:
