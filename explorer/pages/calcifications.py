@@ -234,6 +234,7 @@ def render() -> None:
             a.image(
                 display.upscale(strip, max(1, 720 // strip.shape[1])),
                 caption=f"{i + 1}. {label}, ⌀ {d:.2f} mm",
+                output_format="PNG",
             )
             b.plotly_chart(_vis_plot(radii_t, vis[i]), key=f"calc_vis_{i}", config={"displayModeBar": False})
 

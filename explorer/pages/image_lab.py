@@ -155,6 +155,7 @@ def _inspector(
             strip,
             caption=f"original | {params.describe()}  ({a.shape[0]}×{a.shape[1]} native pixels)",
             width="stretch",
+            output_format="PNG",
         )
 
 

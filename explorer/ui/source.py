@@ -7,6 +7,7 @@ Other pages may pre-select an image by setting ``src_kind = "Server path"`` and 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 from dataclasses import dataclass, field
@@ -33,9 +34,9 @@ class ImageRef:
     """Where the current image comes from.
 
     ``path`` for files on the server, ``digest`` (sha1 of the bytes, kept in session state) for uploads;
-    ``spacing_mm`` is the spacing passed to the loader (manifest value or the user's override), or None to
-    let the file decide; ``origin`` says in words where it came from; ``info`` holds manifest fields
-    (exam id, labels) as (name, value) pairs.
+    ``spacing_mm`` is the spacing passed to the loader (the manifest's value: used when the file records
+    none), ``override_mm`` the user's spacing, which replaces whatever the file says; ``origin`` says in
+    words where it came from; ``info`` holds manifest fields (exam id, labels) as (name, value) pairs.
     """
 
     origin: str
@@ -43,7 +44,7 @@ class ImageRef:
     path: str | None = None
     digest: str | None = None
     spacing_mm: tuple[float, float] | None = None
-    spacing_note: str = ""
+    override_mm: tuple[float, float] | None = None
     info: tuple[tuple[str, str], ...] = field(default_factory=tuple)
     manifest: str | None = None
 
@@ -53,7 +54,7 @@ class ImageRef:
         what = (
             f"upload:{self.digest}" if self.digest else f"path:{self.path}:{loaders.mtime(self.path or '')}"
         )
-        return f"{what}:{self.spacing_mm}"
+        return f"{what}:{self.spacing_mm}:{self.override_mm}"
 
 
 def request_image(path: str | Path) -> None:
@@ -112,7 +113,6 @@ def _ref_from_manifest(manifest: str, origin: str) -> ImageRef | None:
         name=str(row["image_id"]),
         path=_resolve(manifest, str(row["path"])),
         spacing_mm=spacing,
-        spacing_note="from the manifest",
         info=info,
         manifest=manifest,
     )
@@ -193,10 +193,10 @@ def _spacing_override(ref: ImageRef) -> ImageRef:
     if not sb.checkbox("Override pixel spacing", key="src_override"):
         return ref
     c1, c2 = sb.columns(2)
-    default = ref.spacing_mm or (0.1, 0.1)
+    default = st.session_state.get("src_file_spacing") or ref.spacing_mm or (0.1, 0.1)
     row = c1.number_input("row mm", 0.01, 1.0, float(default[0]), 0.005, format="%.4f", key="src_sp_row")
     col = c2.number_input("col mm", 0.01, 1.0, float(default[1]), 0.005, format="%.4f", key="src_sp_col")
-    return ImageRef(**{**ref.__dict__, "spacing_mm": (float(row), float(col)), "spacing_note": "set by you"})
+    return dataclasses.replace(ref, override_mm=(float(row), float(col)))
 
 
 def sidebar_source() -> ImageRef | None:
@@ -228,8 +228,15 @@ def load(ref: ImageRef) -> Any:
         data = st.session_state.get("src_upload_bytes", {}).get(ref.digest)
         if data is None:
             raise ExplorerError(f"{ref.name}: the upload is no longer in this session; upload it again")
-        return loaders.load_bytes(ref.digest, data, ref.name, ref.spacing_mm)
-    return loaders.load_path(ref.path, loaders.mtime(ref.path), ref.spacing_mm)
+        mammo = loaders.load_bytes(ref.digest, data, ref.name, ref.spacing_mm)
+    else:
+        mammo = loaders.load_path(ref.path, loaders.mtime(ref.path), ref.spacing_mm)
+    if ref.override_mm is None:
+        st.session_state["src_file_spacing"] = tuple(mammo.spacing_mm)
+        return mammo
+    return dataclasses.replace(
+        mammo, spacing_mm=ref.override_mm, spacing_source=f"set by you; the file said {mammo.spacing_source}"
+    )
 
 
 def current_image(show_info: bool = True) -> tuple[ImageRef, Any] | None:
@@ -252,7 +259,7 @@ def image_info(ref: ImageRef, mammo: Any) -> None:
     """One line of facts about the image, with an assumed spacing flagged visibly."""
     h, w = mammo.pixels.shape
     sr, sc = mammo.spacing_mm
-    src = ref.spacing_note or mammo.spacing_source
+    src = mammo.spacing_source
     lat = mammo.laterality or "?"
     view = mammo.view or "?"
     extra = "  ·  ".join(
@@ -262,7 +269,7 @@ def image_info(ref: ImageRef, mammo: Any) -> None:
         f"**{ref.name}** ({ref.origin})  ·  {h}×{w} px  ·  laterality **{lat}**, view **{view}**  ·  "
         f"spacing {sr:.4g}×{sc:.4g} mm ({src})" + (f"  ·  {extra}" if extra else "")
     )
-    if getattr(mammo, "spacing_assumed", False) and not ref.spacing_note:
+    if getattr(mammo, "spacing_assumed", False) and ref.override_mm is None:
         st.warning(
             f"Pixel spacing is **assumed** ({sr:g} mm): the file does not record it. Frequencies in "
             "cycles/mm depend on it; set the true value under 'Override pixel spacing' in the sidebar."

@@ -1,0 +1,180 @@
+"""AppTest of the explorer's image pages: first load, controls changing state, errors shown as messages."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.app_support import errors, open_page, restore_env, use_tiny_cohort
+
+
+@pytest.fixture(scope="module", autouse=True)
+def tiny_cohort(tmp_path_factory):
+    """One private data folder with the 'tiny' synthetic cohort for every test here (generated once)."""
+    old = use_tiny_cohort(tmp_path_factory.mktemp("app-data"))
+    from core.phantom import ensure_cohort
+
+    manifest = ensure_cohort("tiny")
+    yield manifest
+    restore_env(old)
+
+
+def _run(at):
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_image_lab_first_load(tiny_cohort):
+    at = _run(open_page("Image lab"))
+    assert not errors(at)
+    assert [h.value for h in at.header] == ["Image lab"]
+    assert at.sidebar.selectbox(key="src_kind").value == "Synthetic cohort"
+    assert at.sidebar.radio(key="src_preset").value == "tiny"
+    params = at.session_state["lab_last_params"]
+    assert params.perturbation == "lowpass" and params.radius == 2.0
+    captions = " ".join(c.value for c in at.caption)
+    assert "ImagerPixelSpacing" in captions and "server time for this update" in captions
+    assert len(at.get("plotly_chart")) == 1
+
+
+def test_radius_slider_changes_the_view(tiny_cohort):
+    at = _run(open_page("Image lab"))
+    slider = at.select_slider(key="lab_radius")
+    options = [float(o.split()[0]) for o in slider.options]
+    assert options == sorted(options) and 2.0 in options and len(options) > 20
+    target = min(options, key=lambda v: abs(v - 0.5))
+    slider.set_value(target)
+    _run(at)
+    assert at.session_state["lab_last_params"].radius == target
+    assert f"R = {target:g} cycles/mm" in " ".join(c.value for c in at.caption)
+
+
+@pytest.mark.parametrize(
+    ("name", "key", "value", "field"),
+    [
+        ("noise", "lab_std", 800.0, "std"),
+        ("shuffle", "lab_grid", 4, "grid"),
+        ("highpass", "lab_radius", None, None),
+    ],
+)
+def test_each_perturbation_renders(tiny_cohort, name, key, value, field):
+    at = _run(open_page("Image lab"))
+    at.radio(key="lab_pert").set_value(name)
+    _run(at)
+    assert at.session_state["lab_last_params"].perturbation == name
+    if value is not None:
+        widget = at.slider(key=key)
+        widget.set_value(value)
+        _run(at)
+        assert getattr(at.session_state["lab_last_params"], field) == value
+    assert not errors(at)
+
+
+def test_window_level_custom_and_invert(tiny_cohort):
+    at = _run(open_page("Image lab"))
+    presets = at.selectbox(key="lab_window").options
+    assert "DICOM window" in presets  # the synthetic DICOMs carry a VOI window
+    at.selectbox(key="lab_window").set_value("Custom")
+    _run(at)
+    at.slider(key="lab_level").set_value(1500.0)
+    at.toggle(key="lab_invert").set_value(True)
+    _run(at)
+    assert at.session_state["lab_level"] == 1500.0 and at.session_state["lab_invert"] is True
+    assert not errors(at)
+
+
+def test_spacing_override_changes_frequencies(tiny_cohort):
+    at = _run(open_page("Image lab"))
+    at.sidebar.checkbox(key="src_override").check()
+    _run(at)
+    at.sidebar.number_input(key="src_sp_row").set_value(0.05)
+    at.sidebar.number_input(key="src_sp_col").set_value(0.05)
+    _run(at)
+    caption = " ".join(c.value for c in at.caption)
+    assert "spacing 0.05×0.05 mm (set by you; the file said ImagerPixelSpacing" in caption
+    options = [float(o.split()[0]) for o in at.select_slider(key="lab_radius").options]
+    assert max(options) == pytest.approx(np.hypot(10, 10), rel=1e-3)  # corner frequency at 0.05 mm
+
+
+def test_bad_upload_shows_an_error_not_a_traceback(tiny_cohort):
+    at = _run(open_page("Image lab", {"src_kind": "Upload"}))
+    rng = np.random.default_rng(1)
+    at.sidebar.get("file_uploader")[0].set_value(("garbage.dcm", rng.bytes(4096), "application/dicom"))
+    _run(at)
+    msgs = [e.value for e in at.error]
+    assert msgs and "garbage.dcm" in msgs[0]
+    assert "Traceback" not in msgs[0]
+
+
+def test_missing_server_path_is_reported(tiny_cohort, tmp_path):
+    missing = tmp_path / "nope.dcm"
+    at = _run(open_page("Image lab", {"src_kind": "Server path", "src_path": str(missing)}))
+    assert any("no such file" in e.value for e in at.sidebar.error)
+
+
+def test_png_and_dicom_export(tiny_cohort):
+    at = _run(open_page("Image lab"))
+    assert at.get("download_button"), "the PNG download button is missing"
+    at.button(key="lab_prep_dcm").click()
+    _run(at)
+    assert not errors(at)
+    labels = [b.proto.label for b in at.get("download_button")]
+    assert "Download perturbed DICOM" in labels
+    params, data = at.session_state["lab_dicom"]
+    assert params.perturbation == "lowpass" and data[128:132] == b"DICM"
+
+
+def test_open_in_lab_with_a_requested_perturbation(tiny_cohort):
+    at = _run(
+        open_page("Image lab", {"lab_pending": {"perturbation": "lowpass", "parameter": 0.9, "seed": 0}})
+    )
+    radius = at.session_state["lab_last_params"].radius
+    assert radius == pytest.approx(0.9, rel=0.1)
+
+
+def test_native_inspector(tiny_cohort):
+    at = _run(open_page("Image lab"))
+    at.toggle(key="insp_show").set_value(True)
+    _run(at)
+    assert not errors(at)
+    captions = [img.proto.imgs[0].caption for img in at.image]
+    assert any("native pixels" in c for c in captions), captions
+    assert all(img.proto.imgs[0].url.endswith(".png") for img in at.image)  # no JPEG artefacts on specks
+
+
+@pytest.mark.slow
+def test_real_nyu_sample_flags_assumed_spacing(nyu_samples):
+    at = _run(open_page("Image lab", {"src_kind": "NYU samples"}))
+    assert at.sidebar.selectbox(key="src_nyu_file").value == "dmv_1_R_CC.png"
+    assert any("assumed" in w.value for w in at.warning)
+    assert "3328×2560 px" in " ".join(c.value for c in at.caption)
+    assert not errors(at)
+
+
+def test_calcifications_page_jumps_to_a_cluster(tiny_cohort):
+    at = _run(open_page("Calcifications"))
+    assert [h.value for h in at.header] == ["Calcifications"]
+    at.button(key="calc_jump").click()
+    _run(at)
+    assert not errors(at)
+    assert at.radio(key="calc_source").value == "Ground truth (synthetic cohort)"
+    image_id = at.session_state["src_image_id"]
+    assert image_id in " ".join(c.value for c in at.caption)
+    n_truth = int(next(c.value for c in at.caption if "ground-truth calcification" in c.value).split()[0])
+    assert n_truth >= 1
+    strips = at.image
+    assert len(strips) == min(4, n_truth)
+    assert all("microcalc" in img.proto.imgs[0].caption for img in strips)
+    assert len(at.get("plotly_chart")) == 1 + len(strips)  # overview + one visibility plot per strip
+
+
+def test_calcifications_marked_spot(tiny_cohort):
+    at = _run(open_page("Calcifications"))
+    at.radio(key="calc_source").set_value("A spot I mark")
+    _run(at)
+    at.number_input(key="calc_y").set_value(20.0)
+    at.number_input(key="calc_x").set_value(15.0)
+    _run(at)
+    assert not errors(at)
+    assert len(at.image) == 1
