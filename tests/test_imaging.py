@@ -259,6 +259,12 @@ def test_tiff_edge_cases():
     with pytest.raises(MammogramError, match="negative"):
         load_mammogram(buffer.getvalue())
     buffer = io.BytesIO()
+    twelve = image()
+    tifffile.imwrite(buffer, twelve, photometric="miniswhite")
+    inverted = load_mammogram(buffer.getvalue())
+    np.testing.assert_array_equal(inverted.pixels, 4095 - twelve.astype(np.float32))
+    assert "MINISWHITE inverted" in inverted.metadata["value_rule"]
+    buffer = io.BytesIO()
     tifffile.imwrite(buffer, np.zeros((20, 20, 3), np.uint8), photometric="rgb")
     with pytest.raises(MammogramError, match="3 samples per pixel"):
         load_mammogram(buffer.getvalue())

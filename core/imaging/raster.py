@@ -47,11 +47,15 @@ def read_raster(
     data: bytes, fmt: str, label: str, *, source_name: str, caller_spacing: tuple[float, float] | None
 ) -> Mammogram:
     """Decode a PNG, TIFF or JPEG held in ``data`` into a :class:`Mammogram`."""
+    inverted = False
     if fmt == "TIFF":
-        stored, notes = _read_tiff(data, label)
+        stored, notes, inverted = _read_tiff(data, label)
     else:
         stored, notes = _read_pil(data, fmt, label)
     pixels, bits, rule = _to_model(stored, label)
+    if inverted:  # MINISWHITE: 0 is white; invert in model units, as for DICOM MONOCHROME1
+        np.subtract(MODEL_MAX, pixels, out=pixels)
+        rule += "; MINISWHITE inverted (4095 - v)"
     metadata = {
         "format": fmt,
         "value_rule": rule,
@@ -169,7 +173,7 @@ def _grey_from_colour(arr: np.ndarray, mode: str, label: str) -> np.ndarray:
     return colour[..., 0]
 
 
-def _read_tiff(data: bytes, label: str) -> tuple[np.ndarray, list[str]]:
+def _read_tiff(data: bytes, label: str) -> tuple[np.ndarray, list[str], bool]:
     import tifffile
 
     try:
@@ -199,8 +203,4 @@ def _read_tiff(data: bytes, label: str) -> tuple[np.ndarray, list[str]]:
     except Exception as exc:  # tifffile raises many types; imagecodecs may be missing for some compressions
         hint = " (compressed TIFFs may need: pip install imagecodecs)" if "imagecodecs" in str(exc) else ""
         raise MammogramError(f"{label}: could not decode the TIFF file{hint}: {exc}") from exc
-    notes: list[str] = []
-    if inverted and np.issubdtype(arr.dtype, np.unsignedinteger):
-        arr = np.iinfo(arr.dtype).max - arr
-        notes.append("MINISWHITE TIFF inverted so that tissue is bright")
-    return arr, notes
+    return arr, [], inverted
