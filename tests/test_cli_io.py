@@ -147,3 +147,23 @@ def test_console_script_runs(source_dcm):
     )
     assert result.returncode == 0, result.stderr
     assert "96 x 80 pixels" in result.stdout and "DOE" not in result.stdout
+
+
+def test_perturb_real_nyu_image_to_dicom(nyu_samples, tmp_path, capsys):
+    source = nyu_samples / "gmic_0_R-CC.png"
+    out = tmp_path / "gmic_lp.dcm"
+    assert (
+        main(["perturb", str(source), "--lowpass", "2", "--spacing", "0.07", "0.07", "--out", str(out)]) == 0
+    )
+    capsys.readouterr()
+    ds = pydicom.dcmread(out)
+    assert (ds.Rows, ds.Columns) == (2144, 801)
+    assert [float(v) for v in ds.ImagerPixelSpacing] == [0.07, 0.07]
+    assert (ds.ImageLaterality, ds.ViewPosition) == ("R", "CC")
+    back = load_mammogram(out)
+    original = load_mammogram(source, spacing_mm=(0.07, 0.07))
+    expected = np.clip(np.rint(lowpass(original.pixels, (0.07, 0.07), 2.0)), 0, 4095)
+    np.testing.assert_array_equal(back.pixels, expected)
+    assert main(["info", str(source)]) == 0
+    out_text = capsys.readouterr().out
+    assert "2144 x 801 pixels" in out_text and "ASSUMED" in out_text and "R (from file name)" in out_text
