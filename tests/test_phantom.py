@@ -257,3 +257,9 @@ def test_cli_writes_a_cohort(tmp_path, capsys):
     assert "manifest.csv" in out
     assert len(read_manifest(tmp_path / "c" / "manifest.csv")) == 4 * PRESETS["tiny"].n_exams
     assert main(["phantom", "--preset", "nope", "--out", str(tmp_path / "d")]) == 2
+
+
+def test_tiny_has_every_split_with_a_malignant_exam(tiny_df):
+    for split in ("train", "val", "test"):
+        part = tiny_df[tiny_df.split == split]
+        assert part.exam_id.nunique() >= 1 and part.label_malignant.sum() >= 1, split

@@ -128,6 +128,7 @@ def validate_manifest(
     check_files: bool = True,
     source: str = "manifest",
     first_line: int = 2,
+    exam_checks: bool = True,
 ) -> tuple[pd.DataFrame, list[Problem]]:
     """Validate and normalise a manifest table.
 
@@ -142,7 +143,10 @@ def validate_manifest(
     source : str
         Name used in error messages.
     first_line : int
-        Line number of the first data row, for problem reports (2 for a CSV with a header).
+        Line number of the first data row, for problem reports (2 for a CSV with a header). A column
+        ``_row`` (used by the builders), when present, gives each row's number in its source instead.
+    exam_checks : bool
+        Also run :func:`check_exams` (missing views, conflicting labels).
 
     Returns
     -------
@@ -164,9 +168,9 @@ def validate_manifest(
     keep: list[int] = []
     rows: dict[str, list] = {c: [] for c in COLUMNS}
     seen: set[str] = set()
-    for i, rec in enumerate(df[list(COLUMNS)].itertuples(index=False)):
-        line = first_line + i
-        rec = rec._asdict()
+    numbers = df["_row"].tolist() if "_row" in df.columns else [first_line + i for i in range(len(df))]
+    for i, rec in enumerate(df[list(COLUMNS)].to_dict("records")):
+        line = int(numbers[i])
         image_id = "" if pd.isna(rec["image_id"]) else str(rec["image_id"]).strip()
         errors = []
         if not image_id:
@@ -222,11 +226,12 @@ def validate_manifest(
             out[col] = values.astype("Int64")
         else:
             out[col] = values.astype(np.int64)
-    extra = [c for c in df.columns if c not in COLUMNS]
+    extra = [c for c in df.columns if c not in COLUMNS and c != "_row"]
     if extra:
         kept = df.iloc[keep][extra].reset_index(drop=True)
         out = pd.concat([out, kept], axis=1)
-    problems += check_exams(out)
+    if exam_checks:
+        problems += check_exams(out)
     return out, problems
 
 

@@ -81,8 +81,9 @@ class CohortPreset:
 # then one pixel wide, the hardest realistic case.
 PRESETS: dict[str, CohortPreset] = {
     # tests: 6 exams of small breasts (about 40 x 55 mm) on an 80 x 52 mm field, still at 0.1 mm
+    # (one malignant and one other exam in each split)
     "tiny": CohortPreset("tiny", 6, (800, 520), breast_scale=0.5, malignant_prevalence=0.5,
-                         benign_prevalence=0.35, workers=1),
+                         benign_prevalence=0.35, split_fractions=(0.34, 0.33, 0.33), workers=1),
     "demo": CohortPreset("demo", 320, (2000, 1280)),
 }  # fmt: skip
 
