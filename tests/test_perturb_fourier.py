@@ -10,7 +10,14 @@ import scipy.fft
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.perturb import FourierFilter, PerturbationError, highpass, lowpass
+from core.perturb import (
+    FourierFilter,
+    PerturbationError,
+    frequency_grid,
+    highpass,
+    lowpass,
+    preview_shape,
+)
 
 FEW = settings(max_examples=30, deadline=None)
 
@@ -86,6 +93,20 @@ def test_radius_at_or_above_corner_frequency_is_identity(rows, cols, spacing, fa
     # Just below the highest frequency on the grid something is removed (random images use every bin).
     below = np.nextafter(fourier.max_frequency_mm, 0)
     assert np.abs(fourier.lowpass(below) - x).max() > 1e-3
+
+
+@FEW
+@given(sides, sides, spacings, st.sampled_from(["lowpass", "highpass"]), seeds)
+def test_ideal_masks_are_exact_at_radii_equal_to_grid_frequencies(rows, cols, spacing, mode, seed):
+    """Radii that hit bins exactly: the result equals a plain full-grid mask product (|f| <= R kept)."""
+    x = random_image(rows, cols, seed)
+    fourier = FourierFilter(x, spacing)
+    grid = frequency_grid(x.shape, spacing)
+    spectrum = scipy.fft.rfft2(x)
+    for radius in np.unique(grid)[:-1]:
+        keep = grid <= radius if mode == "lowpass" else grid > radius
+        expected = scipy.fft.irfft2(spectrum * keep, s=x.shape)
+        assert np.array_equal(getattr(fourier, mode)(radius), expected)
 
 
 @FEW
@@ -188,7 +209,13 @@ def test_preview_is_the_band_limited_resampling_of_the_full_filter(
     fourier = FourierFilter(x, spacing)
     radius = fraction * corner(spacing)
     shape = fourier.preview_shape(max_side)
-    assert max(shape) == min(max_side, max(rows, cols))
+    if max_side >= max(rows, cols):
+        assert shape == x.shape
+    else:
+        assert max(shape) <= max_side
+        for side, full in zip(shape, x.shape, strict=True):  # each side within 1 % (or rounding) of scale
+            target = full * max_side / max(rows, cols)
+            assert side == 1 or abs(side - target) <= max(0.5, 0.01 * target + 1e-9)
     full = fourier.lowpass(radius, kind) if mode == "lowpass" else fourier.highpass(radius, kind)
     preview = fourier.preview(radius, max_side, mode=mode, kind=kind)
     assert preview.dtype == np.float32 and preview.shape == shape
@@ -196,11 +223,13 @@ def test_preview_is_the_band_limited_resampling_of_the_full_filter(
     np.testing.assert_allclose(preview, expected, atol=0.02)
 
 
-def test_preview_keeps_the_mean_and_the_aspect():
+def test_preview_keeps_the_mean_and_picks_fft_friendly_sides():
     x = random_image(300, 200, 1)
     fourier = FourierFilter(x, (0.1, 0.1))
     preview = fourier.preview(math.inf, 64)
-    assert preview.shape == (64, 43)
+    assert preview.shape == (64, 43)  # 42.67: no 11-smooth length within 1 %, so plain rounding
+    # 787.7: 784 = 2**4 * 7**2 (0.5 % off) rather than 788 = 4 * 197, five times slower to transform.
+    assert preview_shape((3328, 2560), 1024) == (1024, 784)
     assert float(preview.mean()) == pytest.approx(float(x.mean()), rel=1e-5)
     assert not fourier.preview(math.inf, 64, mode="highpass").any()
 
@@ -298,9 +327,9 @@ def test_real_mammogram_preview_matches_the_full_filter(nyu_samples):
 
     x = iio.imread(nyu_samples / "dmv_1_R_CC.png").astype(np.float32) / 16.0
     fourier = FourierFilter(x, (0.1, 0.1))
-    assert fourier.preview_shape(256) == (256, 197)
+    assert fourier.preview_shape(256) == (256, 196)  # 196.9 -> 196 = 4 * 49 rather than the prime 197
     full = fourier.lowpass(2.0)
-    np.testing.assert_allclose(fourier.preview(2.0, 256), reference_resample(full, (256, 197)), atol=0.05)
+    np.testing.assert_allclose(fourier.preview(2.0, 256), reference_resample(full, (256, 196)), atol=0.05)
     np.testing.assert_allclose(full + fourier.highpass(2.0), x, atol=0.05)
     # The study's low-pass keeps most of the energy of a real mammogram but visibly changes it.
     assert 0.5 < float(np.abs(full - x).mean()) < 200

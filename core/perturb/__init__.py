@@ -3,7 +3,7 @@
 Public names (see ``docs/architecture.md``):
 
 - :func:`lowpass`, :func:`highpass` (ideal or Gaussian, radius in cycles/mm) and :class:`FourierFilter`
-  (one forward FFT, then any number of radii and display-size previews);
+  (one forward FFT, then any number of radii and display-size previews), :func:`preview_shape`;
 - :func:`gaussian_noise`, :func:`matched_noise`, :func:`patch_shuffle`;
 - :data:`PERTURBATIONS` (``"lowpass"``, ``"highpass"``, ``"noise"``, ``"shuffle"``, each a
   :class:`Perturbation` with a severity grid 1..5) and :func:`perturb`;
@@ -14,7 +14,7 @@ seed give the same bytes.
 """
 
 from core.perturb._checks import PerturbationError
-from core.perturb.fourier import FourierFilter, frequency_grid, highpass, lowpass
+from core.perturb.fourier import FourierFilter, frequency_grid, highpass, lowpass, preview_shape
 from core.perturb.noise import gaussian_noise, matched_noise
 from core.perturb.registry import PERTURBATIONS, SEVERITIES, Perturbation, perturb
 from core.perturb.shuffle import patch_shuffle
@@ -32,4 +32,5 @@ __all__ = [
     "matched_noise",
     "patch_shuffle",
     "perturb",
+    "preview_shape",
 ]
