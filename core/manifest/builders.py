@@ -307,8 +307,9 @@ def manifest_from_cbis_ddsm(
     mass and calcification files. Column spellings differ between the files (``breast_density`` in the mass
     files, ``breast density`` in the calcification files); only the columns both share are used.
     Labels: MALIGNANT -> malignant; BENIGN and BENIGN_WITHOUT_CALLBACK -> benign (both can be set on one
-    breast). Split: "Training" in the image path -> train, "Test" -> test. Exams are DDSM cases
-    (``patient_id``); CBIS-DDSM ships only views with an abnormality, so most exams lack views (reported).
+    breast). Split: "Training" in the image path -> train, "Test" -> test (a case in both: test). Exams
+    are DDSM cases (``patient_id``); CBIS-DDSM ships only views with an abnormality, so most exams lack
+    views (reported).
 
     Parameters
     ----------
@@ -363,10 +364,22 @@ def manifest_from_cbis_ddsm(
                     "spacing_col_mm": np.nan, "label_benign": 0, "label_malignant": 0, "split": split,
                     "_row": line,
                 }  # fmt: skip
+            entry.setdefault("_splits", set()).add(split)
             if pathology == "MALIGNANT":
                 entry["label_malignant"] = 1
             else:
                 entry["label_benign"] = 1
+    # CBIS-DDSM splits the mass and calcification files separately: one case can be in both sets
+    exam_splits: dict[str, set[str]] = {}
+    for entry in images.values():
+        exam_splits.setdefault(entry["exam_id"], set()).update(entry.pop("_splits"))
+    for exam_id, splits in exam_splits.items():
+        if len(splits) > 1:
+            problems.append(
+                Problem(-1, exam_id, "case in both the train and the test files (assigned to test)")
+            )
+    for entry in images.values():
+        entry["split"] = "test" if "test" in exam_splits[entry["exam_id"]] else entry["split"]
     return _finish(list(images.values()), problems, None, check_files, ", ".join(f.name for f in files))
 
 
