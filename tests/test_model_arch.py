@@ -392,3 +392,17 @@ def test_single_image_model_equals_first_rows_of_image_wise(dmv_inputs, image_wi
     assert full.shape == (3, 4, 2) and one.shape == (3, 2, 2)
     # log-softmax over pairs of logits: the first 4 logits give exactly the first two rows.
     assert torch.allclose(one, full[:, :2], atol=1e-6, rtol=0)
+
+
+@pytest.mark.slow
+def test_gmic_at_the_official_input_size():
+    model = _randomise_bn(GMIC(), seed=4).eval()
+    x = torch.randn(1, 1, 2944, 1920, generator=torch.Generator().manual_seed(9))
+    with torch.inference_mode():
+        out = model(x)
+    assert out["saliency_map"].shape == (1, 2, 46, 30)
+    loc = out["patch_locations"][0]
+    # A 4x4-cell window maps to 256x256 px, and cell positions map to exact multiples of 64 px.
+    assert (loc % 64 == 0).all() and (loc[:, 0] <= 2944 - 256).all() and (loc[:, 1] <= 1920 - 256).all()
+    for k, (r, c) in enumerate(loc.tolist()):
+        assert torch.equal(out["patches"][0, k], x[0, 0, r : r + 256, c : c + 256])
