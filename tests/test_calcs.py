@@ -301,6 +301,7 @@ def test_clusters_in_mm():
         (lambda: find_candidates(np.ones((64, 64)), (0.1, -0.1)), "positive"),
         (lambda: find_candidates(np.ones((64, 64)), (0.1, 0.1), min_mm=1.0, max_mm=0.5), "exceeds"),
         (lambda: find_candidates(np.ones((64, 64)), (0.1, 0.1), max_count=-1), "max_count"),
+        (lambda: find_candidates(np.ones((64, 64)), (0.1, 0.1), edge_mm=-1), "edge_mm"),
         (lambda: find_candidates(np.ones((64, 64)), (0.1, 0.1), mask=np.ones((3, 3))), "mask shape"),
         (lambda: cut_patch(np.ones((64, 64)), (1, 2), 0, (0.1, 0.1)), "size_mm"),
         (lambda: cut_patch(np.ones((64, 64)), (1, np.nan), 1, (0.1, 0.1)), "center_rc"),
