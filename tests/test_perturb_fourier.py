@@ -282,6 +282,10 @@ def test_filters_leave_the_input_untouched_and_accept_read_only_integer_images()
     identity = fourier.lowpass(math.inf)
     identity[...] = 7
     assert fourier.lowpass(math.inf).tobytes() == x.astype(np.float32).tobytes()
+    y = x.astype(np.float32)
+    held = FourierFilter(y, (0.1, 0.1))
+    y[...] = 0  # the caller's later changes do not reach the filter
+    assert held.lowpass(math.inf).tobytes() == before.astype(np.float32).tobytes()
 
 
 def test_filter_properties():

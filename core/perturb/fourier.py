@@ -99,7 +99,9 @@ class FourierFilter:
         if isinstance(workers, bool) or not isinstance(workers, int) or workers == 0 or workers < -1:
             raise PerturbationError(f"FourierFilter: workers must be -1 (all cores) or >= 1, got {workers!r}")
         self._workers = workers
-        self._pixels = np.array(as_image(pixels, "FourierFilter"), dtype=np.float32, copy=True)
+        image = as_image(pixels, "FourierFilter")
+        # Keep a private copy (the identity results return it), unless the conversion already made one.
+        self._pixels = image.copy() if np.may_share_memory(image, pixels) else image
         self._pixels.flags.writeable = False
         self._spectrum = sfft.rfft2(self._pixels, workers=self._workers)
         self._spectrum.flags.writeable = False
@@ -232,16 +234,18 @@ class FourierFilter:
         and columns whose own axis frequency is <= radius has ``|f| > radius``, and the result equals the
         full-grid mask product (up to the sign of zeros), at a fraction of the cost for small radii.
         """
-        rows = np.flatnonzero(self._freq[:, 0] <= radius)
+        half = (
+            self.shape[0] + 1
+        ) // 2  # rows [0, half): f_row >= 0 ascending; then negative, |f_row| falling
+        head = int(np.count_nonzero(self._freq[:half, 0] <= radius))
+        tail = int(np.count_nonzero(self._freq[half:, 0] <= radius))
         cols = int(np.count_nonzero(self._freq[0, :] <= radius))  # rfft columns: f_col ascending
-        block = np.ix_(rows, np.arange(cols))
-        inside = self._freq[block] <= radius
-        if mode == "lowpass":
-            masked = np.zeros_like(self._spectrum)
-            masked[block] = self._spectrum[block] * inside
-        else:
-            masked = self._spectrum.copy()
-            masked[block] = self._spectrum[block] * ~inside
+        blocks = [np.s_[:head, :cols]] + ([np.s_[self.shape[0] - tail :, :cols]] if tail else [])
+        spectrum = self._spectrum
+        masked = np.zeros(spectrum.shape, spectrum.dtype) if mode == "lowpass" else spectrum.copy()
+        for block in blocks:
+            inside = self._freq[block] <= radius
+            masked[block] = self._spectrum[block] * (inside if mode == "lowpass" else ~inside)
         return masked
 
     def _crop(self, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:

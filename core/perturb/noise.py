@@ -57,9 +57,10 @@ def matched_noise(pixels: np.ndarray, norm: float, seed: int = 0) -> np.ndarray:
     The building block of the study's matched baseline: the caller chooses ``norm`` (for the study, the
     average L2 norm of a perturbation over the cohort; that rule belongs to the runs). The noise is the
     same standard-normal draw as :func:`gaussian_noise` with this seed, rescaled in float64 so that its
-    norm equals ``norm``; its per-pixel standard deviation is about ``norm / sqrt(pixels.size)``. After
-    the float32 addition, ``||result - pixels||`` differs from ``norm`` only by rounding: at most half a
-    float32 ulp per pixel (6.1e-5 for values below 1024, 2.4e-4 below 4096, more for large noise values).
+    norm equals ``norm``; its per-pixel standard deviation is about ``norm / sqrt(pixels.size)``. The
+    float32 result rounds each pixel by at most half an ulp of its value (3.1e-5 below 1024, 1.2e-4 below
+    4096), so ``||result - pixels||`` is within ``sqrt(pixels.size)`` times that of ``norm``: relative
+    1e-6 or better for the norms of the study's perturbations, coarser for norms of a few model units.
 
     Parameters
     ----------
