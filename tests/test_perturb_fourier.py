@@ -316,6 +316,8 @@ BAD_CALLS = [
     (lambda: FourierFilter(np.zeros((4, 4)), (0.1, 0.1)).preview(1.0, 0), "max_side"),
     (lambda: FourierFilter(np.zeros((4, 4)), (0.1, 0.1)).preview(1.0, 2, mode="bandpass"), "mode"),
     (lambda: FourierFilter(np.zeros((4, 4)), (0.1, 0.1)).sweep([1.0, -2.0]), "radius"),
+    (lambda: FourierFilter(np.zeros((4, 4)), (0.1, 0.1), workers=0), "workers must be"),
+    (lambda: preview_shape((4, 4), 2.5), "max_side must be a positive integer"),
 ]
 
 
