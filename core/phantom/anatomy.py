@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from core.phantom.texture import line_network, power_law_fields, upsample2
+from core.phantom.texture import band_field, line_network, power_law_fields, upsample2
 
 
 @dataclass(frozen=True)
@@ -280,10 +280,19 @@ def render_anatomy(
         f32(0.55) + f32(0.45) * _smoothstep(xx / f32(0.3))
     )
     lig = _ligaments(geom, rng, grids[8], (crow, ccol))
+    # septa around fat lobules (5..10 mm cells), strongest in fatty regions
+    septa = line_network(
+        _upsample_to(band_field(rng, (brow, bcol), 8 * s, 0.07, 0.04), (crow, ccol), 2), 0.12
+    )
 
     values = f32(430.0) + f32(330.0) * h
     values += h * envelope * (f32(1300.0) * gland + f32(130.0) * cloud + f32(70.0) * fine)
-    values += h * (f32(330.0) * lig * _smoothstep(dist_c / f32(5.0)))
+    septa *= _smoothstep(f32(0.5) + f32(0.6) * fine)  # broken into segments that fade in and out
+    values += (
+        h
+        * (f32(330.0) * lig + f32(420.0) * septa * (f32(1.0) - f32(0.6) * gland))
+        * _smoothstep(dist_c / f32(5.0))
+    )
     if geom.pectoral_height_mm > 0:
         pec = geom.pectoral_mm(yc).astype(np.float32)[:, None]
         pm = f32(0.5) + f32(0.5) * np.tanh((pec - xc[None, :]) / f32(2.4))

@@ -28,7 +28,7 @@ from core.phantom.dicom import write_view
 from core.phantom.findings import Finding, draw_finding, sample_finding
 
 #: Bump when the rendering changes, so cached cohorts are regenerated.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 VIEW_ORDER = (("L", "CC"), ("R", "CC"), ("L", "MLO"), ("R", "MLO"))
 FINDINGS_COLUMNS = (
     "exam_id", "image_id", "laterality", "view", "finding_id", "kind", "pathology", "row", "col",
@@ -84,7 +84,7 @@ PRESETS: dict[str, CohortPreset] = {
     # (one malignant and one other exam in each split)
     "tiny": CohortPreset("tiny", 6, (800, 520), breast_scale=0.5, malignant_prevalence=0.5,
                          benign_prevalence=0.35, split_fractions=(0.34, 0.33, 0.33), workers=1),
-    "demo": CohortPreset("demo", 320, (2000, 1280)),
+    "demo": CohortPreset("demo", 300, (2000, 1280)),
 }  # fmt: skip
 
 
@@ -118,7 +118,7 @@ def _breast_shape(rng: np.random.Generator, preset: CohortPreset) -> BreastShape
         pectoral_height_mm=float(rng.uniform(0.35, 0.6) * rows * s),
         wobble=(float(rng.uniform(0, 0.05)), float(rng.uniform(0, 6.3)), float(rng.uniform(0, 0.03)),
                 float(rng.uniform(0, 6.3))),
-        beta=float(np.clip(rng.normal(3.0, 0.1), 2.7, 3.3)),
+        beta=float(np.clip(rng.normal(2.85, 0.1), 2.6, 3.1)),
     )  # fmt: skip
 
 

@@ -83,11 +83,11 @@ def sample_finding(
         return Finding(finding_id, kind, u, a, z, 30.0, float(rng.uniform(1500, 2300)), tuple(parts), seed)
     if kind == "spiculated_mass":
         return Finding(
-            finding_id, kind, u, a, z, float(rng.uniform(6.0, 14.0)), float(rng.uniform(450, 750)), (), seed
+            finding_id, kind, u, a, z, float(rng.uniform(6.0, 14.0)), float(rng.uniform(800, 1200)), (), seed
         )
     if kind == "round_mass":
         return Finding(
-            finding_id, kind, u, a, z, float(rng.uniform(7.0, 18.0)), float(rng.uniform(380, 650)), (), seed
+            finding_id, kind, u, a, z, float(rng.uniform(7.0, 18.0)), float(rng.uniform(700, 1050)), (), seed
         )
     raise ValueError(f"unknown finding kind {kind!r}")
 
@@ -142,8 +142,8 @@ def add_round_mass(img, r0, c0, diameter_mm, amp, spacing_mm, rng) -> None:
     x = (dc * ca + dr * sa) / radius
     y = (-dc * sa + dr * ca) / (radius * aspect)
     rho2 = x * x + y * y
-    # path length through an ellipsoid, flattened (compressed), with a ~1 px anti-aliased margin
-    prof = np.clip(1.0 - rho2, 0.0, None) ** 0.35
+    # path length through an ellipsoid: dense centre, sharp but continuous margin
+    prof = np.clip(1.0 - rho2, 0.0, None) ** 0.5
     img[r_lo:r_hi, c_lo:c_hi] += (amp * prof).astype(img.dtype)
 
 

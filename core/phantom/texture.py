@@ -49,6 +49,20 @@ def power_law_fields(
     return a, b
 
 
+def band_field(
+    rng: np.random.Generator, shape: tuple[int, int], spacing_mm: float, f0: float, width: float
+) -> np.ndarray:
+    """A zero-mean, unit-variance Gaussian field whose power sits in a ring around ``f0`` cycles/mm.
+
+    Its zero crossings form closed cells about ``1 / (2 f0)`` mm across: the outline of fat lobules.
+    """
+    f = np.exp(_log_freq(shape[0], shape[1], spacing_mm, 1e-6))
+    amp = np.exp(-(((f - np.float32(f0)) / np.float32(width)) ** 2))
+    spec = rng.standard_normal(shape, dtype=np.float32) + 1j * rng.standard_normal(shape, dtype=np.float32)
+    field = sfft.ifft2(spec * amp, workers=1).real.astype(np.float32)
+    return field / (field.std() + 1e-12)
+
+
 @functools.lru_cache(maxsize=8)
 def _log_freq(rows: int, cols: int, spacing_mm: float, fmin: float) -> np.ndarray:
     fr = sfft.fftfreq(rows, d=spacing_mm).astype(np.float32)[:, None]
