@@ -303,6 +303,10 @@ def render_anatomy(
     full = upsample2(values, (rows, cols))
     dist = skin_distance_mm(geom)
     mask = dist > 0
-    full += np.float32(420.0) * np.exp(-np.maximum(dist, np.float32(0.0)) / np.float32(0.6))
-    full[~mask] = 0.0
+    skin = np.maximum(dist, np.float32(0.0))
+    skin *= np.float32(-1 / 0.6)
+    np.exp(skin, out=skin)
+    skin *= np.float32(420.0)
+    full += skin
+    np.multiply(full, mask, out=full)
     return full, mask

@@ -218,13 +218,18 @@ def render_view(
         records += draw_finding(pixels, mask, geom, finding, view_seed)
     # detector noise: quantum (variance proportional to signal) plus electronic
     noise = rng.standard_normal(pixels.shape, dtype=np.float32)
-    noise *= np.sqrt(0.3 * pixels + 16.0)
+    std = np.multiply(pixels, np.float32(0.3))
+    std += np.float32(16.0)
+    np.sqrt(std, out=std)
+    noise *= std
     pixels += noise
     np.clip(pixels, 1.0, 4095.0, out=pixels)
-    pixels[~mask] = 0.0
-    stored = np.rint(pixels).astype(np.uint16)
+    np.multiply(pixels, mask, out=pixels)  # background exactly 0
+    np.rint(pixels, out=pixels)
     if laterality == "R":
-        stored = stored[:, ::-1].copy()
+        pixels = pixels[:, ::-1]
+    stored = pixels.astype(np.uint16, order="C")
+    if laterality == "R":
         for rec in records:
             rec["col"] = preset.image_shape[1] - 1 - rec["col"]
     return stored, records
