@@ -220,33 +220,36 @@ class FourierFilter:
         if trivial == "zero":
             return np.zeros(self.shape, np.float32)
         if kind == "ideal":
-            masked = self._masked_ideal(radius, mode)
-        else:
-            masked = self._spectrum * _transfer(self._freq, radius, mode, kind)
+            low = self._ideal_lowpass(radius)
+            if mode == "lowpass":
+                return low
+            return np.subtract(self._pixels, low, out=low)  # the exact complement, without a second FFT
+        masked = self._spectrum * _transfer(self._freq, radius, mode, kind)
         out = sfft.irfft2(masked, s=self.shape, workers=self._workers, overwrite_x=True)
         return out.astype(np.float32, copy=False)
 
-    def _masked_ideal(self, radius: float, mode: str) -> np.ndarray:
-        """The spectrum times the ideal mask, touching only the block of bins that can lie in the disc.
+    def _ideal_lowpass(self, radius: float) -> np.ndarray:
+        """Ideal low-pass by one inverse real 2-D FFT, pruned to the columns that can hold the disc.
 
-        ``|f| >= |f_row|`` and ``|f| >= |f_col|`` hold in floating point too (rounding is monotone), and
-        column 0 / row 0 of the grid hold exactly ``|f_row|`` / ``f_col``; so every bin outside the rows
-        and columns whose own axis frequency is <= radius has ``|f| > radius``, and the result equals the
-        full-grid mask product (up to the sign of zeros), at a fraction of the cost for small radii.
+        ``|f| >= |f_row|`` and ``|f| >= f_col`` hold in floating point too (rounding is monotone), and
+        column 0 / row 0 of the grid hold exactly ``|f_row|`` / ``f_col``; so every bin outside the rows and
+        columns whose own axis frequency is <= radius has ``|f| > radius``, and masking only that block
+        keeps exactly the bins ``|f| <= radius``. The inverse is done separably, as ``irfft2`` does it
+        (complex inverse along the rows axis, then real inverse along the columns), but the first pass
+        runs only over the ``cols`` columns that can be non-zero; the second zero-pads them. At R = 2
+        cycles/mm and 0.1 mm pixels that is 40 % of the columns and about half the cost of ``irfft2``.
         """
-        half = (
-            self.shape[0] + 1
-        ) // 2  # rows [0, half): f_row >= 0 ascending; then negative, |f_row| falling
+        rows, width = self.shape
+        half = (rows + 1) // 2  # rows [0, half): f_row >= 0 ascending; then negative, |f_row| falling
         head = int(np.count_nonzero(self._freq[:half, 0] <= radius))
         tail = int(np.count_nonzero(self._freq[half:, 0] <= radius))
         cols = int(np.count_nonzero(self._freq[0, :] <= radius))  # rfft columns: f_col ascending
-        blocks = [np.s_[:head, :cols]] + ([np.s_[self.shape[0] - tail :, :cols]] if tail else [])
-        spectrum = self._spectrum
-        masked = np.zeros(spectrum.shape, spectrum.dtype) if mode == "lowpass" else spectrum.copy()
-        for block in blocks:
-            inside = self._freq[block] <= radius
-            masked[block] = self._spectrum[block] * (inside if mode == "lowpass" else ~inside)
-        return masked
+        block = np.zeros((rows, cols), self._spectrum.dtype)
+        for band in [np.s_[:head]] + ([np.s_[rows - tail :]] if tail else []):
+            block[band] = self._spectrum[band, :cols] * (self._freq[band, :cols] <= radius)
+        block = sfft.ifft(block, axis=0, workers=self._workers, overwrite_x=True)
+        out = sfft.irfft(block, n=width, axis=1, workers=self._workers, overwrite_x=True)
+        return out.astype(np.float32, copy=False)
 
     def _crop(self, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
         """Spectrum and ``|f|`` restricted to the bins strictly representable at ``h x w`` (cached)."""
