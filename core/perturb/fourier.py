@@ -75,8 +75,9 @@ class FourierFilter:
     """One image's real FFT, reused for any number of low-/high-pass radii and display previews.
 
     The forward FFT (``scipy.fft.rfft2``, float32 in, complex64 out) is taken once, in the constructor;
-    each :meth:`lowpass` or :meth:`highpass` call then costs one mask product and one inverse real FFT,
-    and each :meth:`preview` one small inverse FFT at display size.
+    each :meth:`lowpass` or :meth:`highpass` call then costs one mask product and one inverse real FFT
+    (for the ideal kind pruned to the columns that can hold the disc; the ideal high-pass is the input
+    minus the low-pass), and each :meth:`preview` one small inverse real FFT at display size.
 
     Parameters
     ----------
