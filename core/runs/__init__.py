@@ -1,0 +1,164 @@
+"""Robustness runs: a model with weights x a cohort x a perturbation grid, executed in a worker process.
+
+For the UI and scripts::
+
+    cfg = RunConfig(model="gmic", manifest="demo", weights="demo",
+                    perturbations={"lowpass": [1, 2, 3, 4]}, matched_baseline=True)
+    estimate_work(cfg)            # items, rows, model inputs, before starting
+    run_id = submit_run(cfg)      # queued; a detached runner process (`mammo-robust run --runner`) runs it
+    run_status(run_id)            # RunStatus: status, done, total, rate (rows/s), eta_s
+    cancel_run(run_id)
+    load_scores(run_id)           # the long scores table (core.metrics.SCORE_COLUMNS)
+    list_runs()                   # every run, newest first
+
+Modules: :mod:`~core.runs.config` (RunConfig), :mod:`~core.runs.grid` (conditions, matched baseline),
+:mod:`~core.runs.work` (the per-batch work as plain functions), :mod:`~core.runs.store` (SQLite WAL store),
+:mod:`~core.runs.worker` (resumable worker, queue runner).
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from core.runs.config import RunConfig, RunError, load_config
+from core.runs.grid import Condition, base_conditions, image_seed, matched_conditions, n_conditions
+from core.runs.store import RunStatus, RunStore, list_runs, runs_dir
+from core.runs.work import Timings, WorkItem, change_norms, score_items, work_items
+from core.runs.worker import estimate_work, execute_run, runner_active, runner_loop, spawn_runner
+
+__all__ = [
+    "Condition",
+    "RunConfig",
+    "RunError",
+    "RunStatus",
+    "RunStore",
+    "Timings",
+    "WorkItem",
+    "base_conditions",
+    "cancel_run",
+    "change_norms",
+    "create_run",
+    "delete_run",
+    "estimate_work",
+    "execute_run",
+    "export_scores",
+    "image_seed",
+    "import_scores",
+    "list_runs",
+    "load_config",
+    "load_scores",
+    "matched_conditions",
+    "n_conditions",
+    "resume_run",
+    "run_dir",
+    "run_status",
+    "runner_active",
+    "runner_loop",
+    "runs_dir",
+    "score_items",
+    "spawn_runner",
+    "submit_run",
+    "work_items",
+]
+
+
+def create_run(config: RunConfig, run_id: str | None = None) -> str:
+    """Create a run's store (status ``queued``) without starting anything; returns its id."""
+    return RunStore.create(config.validate(), run_id).run_id
+
+
+def submit_run(config: RunConfig, *, start_runner: bool = True) -> str:
+    """Queue a run and make sure a detached runner process works the queue; returns the run id.
+
+    Runs start in submission order, one at a time.
+    """
+    run_id = create_run(config)
+    if start_runner and not runner_active():
+        spawn_runner()
+    return run_id
+
+
+def run_status(run_id: str) -> RunStatus:
+    """Status and progress of a run (cheap; poll it)."""
+    return RunStore.open(run_id).status()
+
+
+def run_dir(run_id: str) -> Path:
+    return RunStore.open(run_id).folder
+
+
+def cancel_run(run_id: str) -> None:
+    """Ask a run to stop: a queued run is cancelled at once, a running one between images."""
+    store = RunStore.open(run_id)
+    status = store.status().status
+    if status == "queued":
+        store.set(status="cancelled", finished=repr(time.time()))
+    elif status == "running":
+        store.set(cancel_requested="1")
+
+
+def resume_run(run_id: str, *, start_runner: bool = True) -> None:
+    """Queue a cancelled, interrupted or failed run again; it continues where it stopped."""
+    store = RunStore.open(run_id)
+    status = store.status().status
+    if status in ("done", "running", "queued"):
+        raise RunError(f"run {run_id} is {status}; only cancelled, interrupted or failed runs resume")
+    store.set(status="queued", cancel_requested="0", created=repr(time.time()))
+    if start_runner and not runner_active():
+        spawn_runner()
+
+
+def delete_run(run_id: str) -> None:
+    """Remove a run that is not running."""
+    store = RunStore.open(run_id)
+    if store.status().status == "running":
+        raise RunError(f"run {run_id} is running; cancel it first")
+    shutil.rmtree(store.folder)
+
+
+def load_scores(run_id: str) -> pd.DataFrame:
+    """The run's scores table (columns ``core.metrics.SCORE_COLUMNS``; cohort ids only)."""
+    return RunStore.open(run_id).scores()
+
+
+def export_scores(run_id: str, path: str | Path) -> Path:
+    """Write the scores table to CSV or Parquet (by suffix). Only cohort image/exam ids are exported."""
+    path = Path(path)
+    df = load_scores(run_id)
+    if path.suffix.lower() in (".parquet", ".pq"):
+        df.to_parquet(path, index=False)
+    else:
+        df.to_csv(path, index=False)
+    return path
+
+
+def import_scores(path: str | Path, *, name: str = "") -> str:
+    """Import a scores table made elsewhere (CSV/Parquet, validated) as a finished run; returns its id."""
+    from core.metrics import read_scores
+
+    df = read_scores(path)
+    first = df.iloc[0]
+    model = "dmv" if first["model"] == "dmv" else "gmic"  # the config's model is only a label here
+    cfg = RunConfig(
+        model=model, manifest=str(path), weights="imported", name=name or f"imported: {Path(path).name}"
+    )
+    store = RunStore.create(cfg, status="done")
+    rows = df.assign(
+        condition=df["model"]
+        + "|"
+        + df["weights"]
+        + "|"
+        + df["perturbation"]
+        + "|"
+        + df["severity"].astype(str)
+        + "|"
+        + df["seed"].astype(str),
+        unit=df["exam_id"] + "|" + df["laterality"] + "|" + df["view"] + "|" + df["image_id"],
+    ).to_dict("records")
+    done = store.add_scores(rows)
+    store.set(total=str(done), finished=repr(time.time()), imported_from=str(path))
+    return store.run_id

@@ -1,0 +1,320 @@
+"""The work of a run as plain functions of their inputs.
+
+:func:`score_items` turns a batch of work items (an image for GMIC, a four-view exam for DMV) and a list of
+conditions into score rows; :func:`change_norms` is the first pass of the matched baseline. Neither touches
+the store, so a distributed engine can map them over batches and reduce the results.
+
+Per image: the mammogram is loaded once; the model's crop and window position are computed once on the
+clean image and reused for every condition (noise would otherwise break the NYU background crop); the
+image's Fourier spectrum is computed once (:class:`core.perturb.FourierFilter`) and reused for every
+low-/high-pass radius. Model inputs are forwarded ``batch_size`` at a time.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import pandas as pd
+
+from core.metrics.scores import UNPERTURBED
+from core.runs.config import RunError
+from core.runs.grid import Condition, image_seed, norm_key
+
+DMV_VIEWS = ("L-CC", "R-CC", "L-MLO", "R-MLO")
+
+
+@dataclass(frozen=True)
+class ImageRow:
+    """One manifest row: what a worker needs to load and label an image (cohort ids only)."""
+
+    image_id: str
+    exam_id: str
+    laterality: str
+    view: str
+    path: str
+    spacing_mm: tuple[float, float]
+    label_benign: int
+    label_malignant: int
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    """The unit of work: one image (GMIC) or one exam's four views in ``DMV_VIEWS`` order (DMV)."""
+
+    key: str
+    images: tuple[ImageRow, ...]
+
+    @property
+    def units(self) -> list[str]:
+        """Keys of the score rows it yields per condition: the image id, or ``exam|L`` and ``exam|R``."""
+        if len(self.images) == 1:
+            return [self.images[0].image_id]
+        return [f"{self.key}|L", f"{self.key}|R"]
+
+
+@dataclass
+class Timings:
+    """Seconds spent, summed over calls: model forward passes, and everything (load, perturb, prepare)."""
+
+    forward_s: float = 0.0
+    total_s: float = 0.0
+    n_inputs: int = 0
+    n_images: int = 0
+    extra: dict = field(default_factory=dict)
+
+
+def _label(value) -> int:
+    try:
+        return int(float(value))
+    except (TypeError, ValueError):
+        return 0
+
+
+def work_items(
+    manifest: pd.DataFrame, model: str, *, max_images: int | None = None
+) -> tuple[list[WorkItem], list[str]]:
+    """Work items from a manifest (as :func:`core.manifest.read_manifest` returns it), in manifest order.
+
+    DMV exams lacking one of the four views are left out and reported in the returned list of problems.
+    """
+    rows = []
+    for r in manifest.itertuples(index=False):
+        rows.append(
+            ImageRow(
+                image_id=str(r.image_id),
+                exam_id=str(r.exam_id),
+                laterality=str(r.laterality),
+                view=str(r.view),
+                path=str(r.path),
+                spacing_mm=(float(r.spacing_row_mm), float(r.spacing_col_mm)),
+                label_benign=_label(r.label_benign),
+                label_malignant=_label(r.label_malignant),
+            )
+        )
+    problems: list[str] = []
+    if model == "gmic":
+        items = [WorkItem(r.image_id, (r,)) for r in rows]
+        return (items if max_images is None else items[:max_images]), problems
+    exams: dict[str, dict[str, ImageRow]] = {}
+    for r in rows:
+        exams.setdefault(r.exam_id, {}).setdefault(f"{r.laterality}-{r.view}", r)
+    items = []
+    for exam_id, views in exams.items():
+        missing = [v for v in DMV_VIEWS if v not in views]
+        if missing:
+            problems.append(f"exam {exam_id}: missing view(s) {', '.join(missing)}; left out of the DMV run")
+            continue
+        items.append(WorkItem(exam_id, tuple(views[v] for v in DMV_VIEWS)))
+    if max_images is not None:
+        items = items[: max(1, max_images // 4)]
+    return items, problems
+
+
+def _load(row: ImageRow):
+    from core.imaging import load_mammogram
+
+    mam = load_mammogram(row.path, spacing_mm=row.spacing_mm, name=row.image_id)
+    # The manifest is the authority on laterality and view (files may carry neither).
+    return replace(mam, laterality=row.laterality, view=row.view)
+
+
+class _ImagePerturber:
+    """Applies conditions to one image, computing its spectrum at most once."""
+
+    def __init__(self, mammogram, image_id: str) -> None:
+        self.mam = mammogram
+        self.image_id = image_id
+        self._fourier = None
+
+    def pixels(self, cond: Condition) -> np.ndarray:
+        from core.perturb import PERTURBATIONS, FourierFilter, matched_noise
+
+        px, spacing = self.mam.pixels, self.mam.spacing_mm
+        if cond.perturbation == UNPERTURBED:
+            return px
+        if cond.is_matched:
+            return matched_noise(px, cond.parameter, seed=image_seed(cond.seed, self.image_id))
+        if cond.perturbation in ("lowpass", "highpass"):
+            if self._fourier is None:
+                self._fourier = FourierFilter(px, spacing, workers=1)
+            f = self._fourier
+            return f.lowpass(cond.parameter) if cond.perturbation == "lowpass" else f.highpass(cond.parameter)
+        if cond.perturbation not in PERTURBATIONS:
+            raise RunError(f"unknown perturbation {cond.perturbation!r}")
+        return PERTURBATIONS[cond.perturbation].apply(
+            px, spacing, cond.parameter, image_seed(cond.seed, self.image_id)
+        )
+
+    def mammogram(self, cond: Condition):
+        return self.mam if cond.perturbation == UNPERTURBED else replace(self.mam, pixels=self.pixels(cond))
+
+
+def change_norms(items: Iterable[WorkItem], targets: Sequence[Condition]) -> dict[str, tuple[float, int]]:
+    """First pass of the matched baseline: per target, the sum of ``||P(x) - x||_2`` and the image count.
+
+    Returns ``{norm_key: (sum of norms, number of images)}`` so that partial results over batches add up;
+    the mean is ``sum / count``.
+    """
+    out: dict[str, list] = {}
+    for item in items:
+        for row in item.images:
+            pert = _ImagePerturber(_load(row), row.image_id)
+            base = pert.mam.pixels.astype(np.float64)
+            for cond in targets:
+                diff = pert.pixels(cond).astype(np.float64) - base
+                acc = out.setdefault(norm_key(cond), [0.0, 0])
+                acc[0] += float(np.sqrt(np.dot(diff.ravel(), diff.ravel())))
+                acc[1] += 1
+    return {k: (v[0], v[1]) for k, v in out.items()}
+
+
+def _row(
+    model: str, weights: str, cond: Condition, exam_id, image_id, lat, view, lb, lm, sb, sm, unit
+) -> dict:
+    return {
+        "model": model,
+        "weights": weights,
+        "perturbation": cond.perturbation,
+        "severity": cond.severity,
+        "parameter": cond.parameter,
+        "seed": cond.seed,
+        "exam_id": exam_id,
+        "image_id": image_id,
+        "laterality": lat,
+        "view": view,
+        "label_benign": lb,
+        "label_malignant": lm,
+        "score_benign": float(sb),
+        "score_malignant": float(sm),
+        "condition": cond.key,
+        "unit": unit,
+    }
+
+
+def score_items(
+    model,
+    items: Sequence[WorkItem],
+    conditions: Sequence[Condition],
+    *,
+    weights_label: str,
+    batch_size: int = 8,
+    dmv_samples: int = 0,
+    timings: Timings | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> list[dict]:
+    """Score every item under every condition; one row per image (GMIC) or breast (DMV) per condition.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        From :func:`core.models.create_model`, with ``model.spec``.
+    items : sequence of WorkItem
+    conditions : sequence of Condition
+    weights_label : str
+        Value of the ``weights`` column.
+    batch_size : int
+        Model inputs per forward pass (GMIC), augmented samples per pass (DMV).
+    dmv_samples : int
+        DMV augmented windows per view; 0 = one centred window. The augmentation seed is 0 for every
+        condition, so conditions differ only by their perturbation.
+    timings : Timings, optional
+        Accumulates forward and total seconds.
+    should_stop : callable, optional
+        Polled between images; when it returns True the function returns early with an empty list.
+
+    Returns
+    -------
+    list of dict
+        Rows with the scores-table columns plus ``condition`` (:attr:`Condition.key`) and ``unit`` (the
+        image id, or ``exam|L`` / ``exam|R``). Same inputs give the same rows.
+    """
+    from core.models.predict import (
+        crop_for_model,
+        gmic_forward,
+        predict_dmv_crops,
+        prepare_geometry,
+        prepare_input,
+    )
+
+    t_start = time.perf_counter()
+    timings = timings if timings is not None else Timings()
+    spec = model.spec
+    arch = spec.arch
+    rows: list[dict] = []
+    if arch == "gmic":
+        pending: list[tuple[ImageRow, Condition, np.ndarray]] = []
+
+        def flush() -> None:
+            if not pending:
+                return
+            t0 = time.perf_counter()
+            probs = gmic_forward(model, np.stack([x for _, _, x in pending]))
+            timings.forward_s += time.perf_counter() - t0
+            timings.n_inputs += len(pending)
+            for (img, cond, _), p in zip(pending, probs, strict=True):
+                rows.append(
+                    _row(arch, weights_label, cond, img.exam_id, img.image_id, img.laterality, img.view,
+                         img.label_benign, img.label_malignant, p[0], p[1], img.image_id)
+                )  # fmt: skip
+            pending.clear()
+
+        for item in items:
+            if should_stop is not None and should_stop():
+                return []
+            img = item.images[0]
+            pert = _ImagePerturber(_load(img), img.image_id)
+            geo = _geometry(prepare_geometry, pert.mam, spec, img)
+            timings.n_images += 1
+            for cond in conditions:
+                pending.append((img, cond, prepare_input(pert.mammogram(cond), spec, geometry=geo)))
+                if len(pending) >= batch_size:
+                    flush()
+        flush()
+    elif arch == "dmv":
+        for item in items:
+            if should_stop is not None and should_stop():
+                return []
+            perts = {
+                v: _ImagePerturber(_load(r), r.image_id) for v, r in zip(DMV_VIEWS, item.images, strict=True)
+            }
+            geos = {
+                v: _geometry(prepare_geometry, perts[v].mam, spec, r, view=v)
+                for v, r in zip(DMV_VIEWS, item.images, strict=True)
+            }
+            timings.n_images += 4
+            labels = {lat: _breast_labels(item, lat) for lat in "LR"}
+            for cond in conditions:
+                crops = {
+                    v: crop_for_model(perts[v].mammogram(cond), spec, geometry=geos[v], view=v)
+                    for v in DMV_VIEWS
+                }
+                t0 = time.perf_counter()
+                p = predict_dmv_crops(model, [crops], samples=dmv_samples, seed=0, batch_size=batch_size)[0]
+                timings.forward_s += time.perf_counter() - t0
+                timings.n_inputs += 4 * max(1, dmv_samples)
+                for lat, (b, m) in (("L", (p[0], p[2])), ("R", (p[1], p[3]))):
+                    rows.append(
+                        _row(arch, weights_label, cond, item.key, "", lat, "", labels[lat][0], labels[lat][1],
+                             b, m, f"{item.key}|{lat}")
+                    )  # fmt: skip
+    else:
+        raise RunError(f"unknown model architecture {arch!r}")
+    timings.total_s += time.perf_counter() - t_start
+    return rows
+
+
+def _breast_labels(item: WorkItem, lat: str) -> tuple[int, int]:
+    views = [r for r in item.images if r.laterality == lat]
+    return max(r.label_benign for r in views), max(r.label_malignant for r in views)
+
+
+def _geometry(prepare_geometry, mam, spec, row: ImageRow, view: str | None = None):
+    from core.errors import ExplorerError
+
+    try:
+        return prepare_geometry(mam, spec, view=view)
+    except ExplorerError as exc:
+        raise RunError(f"{row.path}: image {row.image_id} cannot be prepared for the model ({exc})") from exc
