@@ -234,6 +234,18 @@ def test_preview_keeps_the_mean_and_picks_fft_friendly_sides():
     assert not fourier.preview(math.inf, 64, mode="highpass").any()
 
 
+def test_preview_band_is_where_a_highpass_preview_goes_blank():
+    x = random_image(333, 256, 8)
+    fourier = FourierFilter(x, (0.1, 0.1))
+    band = fourier.preview_band_mm(103)  # preview 103 x 79: (102 // 2) / 33.3 mm, (78 // 2) / 25.6 mm
+    assert band == pytest.approx(min(51 / 33.3, 39 / 25.6))
+    corner_of_preview = math.hypot(51 / 33.3, 39 / 25.6)
+    assert not fourier.preview(corner_of_preview * 1.001, 103, mode="highpass").any()
+    assert fourier.highpass(corner_of_preview * 1.001).std() > 100  # while the full image is far from blank
+    assert np.abs(fourier.preview(band * 0.9, 103, mode="highpass")).max() > 1.0
+    assert fourier.preview_band_mm(1000) == math.inf
+
+
 def test_sweep_costs_one_forward_and_one_inverse_real_fft_per_radius(monkeypatch):
     """The ideal filters' inverse real 2-D FFT runs as its two separable passes (ifft over the columns that
     can hold the disc, then irfft along the rows); previews and Gaussian filters use irfft2."""

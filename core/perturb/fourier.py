@@ -161,6 +161,22 @@ class FourierFilter:
         """Shape ``(h, w)`` of :meth:`preview` for ``max_side``: :func:`preview_shape` of this image."""
         return preview_shape(self.shape, max_side)
 
+    def preview_band_mm(self, max_side: int) -> float:
+        """Highest radius (cycles/mm) whose whole disc the preview at ``max_side`` can show.
+
+        ``min(((h - 1) // 2) / (H row_mm), ((w - 1) // 2) / (W col_mm))`` for the preview shape ``(h, w)``;
+        ``inf`` when the preview is the full image. Frequencies beyond it are represented only along the
+        diagonals, and none beyond the hypot of the two axis limits; so a high-pass with a larger radius
+        previews as little or nothing of what the full image holds: 3328 x 2560 pixels of 0.1 mm at
+        max_side 1024 give 1.53 cycles/mm, below the study's R = 2. Show such high-passes at native
+        resolution (patches) instead.
+        """
+        h, w = self.preview_shape(max_side)
+        if (h, w) == self.shape:
+            return math.inf
+        rows, cols = self.shape
+        return min(((h - 1) // 2) / (rows * self._spacing[0]), ((w - 1) // 2) / (cols * self._spacing[1]))
+
     def preview(self, radius: float, max_side: int, mode: str = "lowpass", kind: str = "ideal") -> np.ndarray:
         """The filtered image at display resolution, computed from a cropped spectrum.
 
@@ -172,7 +188,8 @@ class FourierFilter:
         Preview pixel ``(0, 0)`` samples the same point as full pixel ``(0, 0)``. The filter is diagonal in
         the frequency domain, so cropping before masking gives that result with no full-size inverse FFT
         (equal up to float32 rounding). When ``max_side`` is at least the image's longer side, the
-        full-size filtered image is returned.
+        full-size filtered image is returned. Frequencies above :meth:`preview_band_mm` appear in a preview
+        only partly or not at all, so a high-pass with a radius beyond it previews as little or nothing.
 
         Parameters
         ----------
