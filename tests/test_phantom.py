@@ -12,7 +12,15 @@ import pydicom
 import pytest
 
 from core.manifest import read_manifest
-from core.phantom import PRESETS, PhantomError, ensure_cohort, generate_cohort, render_view, sample_exams
+from core.phantom import (
+    GENERATOR_VERSION,
+    PRESETS,
+    PhantomError,
+    ensure_cohort,
+    generate_cohort,
+    render_view,
+    sample_exams,
+)
 from core.phantom.cohort import VIEW_ORDER
 from core.phantom.dicom import MAMMO_FOR_PRESENTATION
 
@@ -222,6 +230,14 @@ def test_ensure_cohort_generates_once_into_the_data_dir(data_dir):
     info = json.loads((manifest.parent / "cohort.json").read_text())
     assert info["seed"] == 0 and info["n_images"] == 4 * PRESETS["tiny"].n_exams
     assert [p.name for p in (data_dir / "cohorts").iterdir() if "partial" in p.name] == []
+    # a cohort cached by another generator version is regenerated
+    info["generator_version"] = -1
+    (manifest.parent / "cohort.json").write_text(json.dumps(info))
+    assert ensure_cohort("tiny", seed=0) == manifest
+    assert json.loads((manifest.parent / "cohort.json").read_text())["generator_version"] == GENERATOR_VERSION
+    assert sorted(p.name for p in (data_dir / "cohorts").iterdir() if not p.name.startswith(".")) == [
+        "tiny-0"
+    ]
 
 
 def test_interrupted_generation_leaves_no_cohort(tmp_path, monkeypatch):
