@@ -1,0 +1,257 @@
+"""core.runs: config, grid, matched baseline, the plain per-batch work, the store and the worker.
+
+Real parts throughout: the synthetic ``tiny`` cohort, and GMIC/DMV randomly initialised at a small input
+size and saved through the project checkpoint format.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from core.metrics import SCORE_COLUMNS, validate_scores, write_report
+from core.runs import (
+    RunConfig,
+    RunError,
+    RunStore,
+    Timings,
+    base_conditions,
+    cancel_run,
+    change_norms,
+    create_run,
+    estimate_work,
+    execute_run,
+    export_scores,
+    image_seed,
+    list_runs,
+    load_config,
+    load_scores,
+    matched_conditions,
+    n_conditions,
+    resume_run,
+    run_status,
+    score_items,
+    work_items,
+)
+
+
+@pytest.fixture(scope="session")
+def tiny_manifest(tmp_path_factory):
+    from core.phantom import generate_cohort
+
+    return generate_cohort("tiny", tmp_path_factory.mktemp("cohort") / "tiny-0", 0)
+
+
+def _save(arch: str, path, config: dict):
+    from core.models import build_model, save_checkpoint
+
+    torch.manual_seed(0)
+    model = build_model(arch, config=config)
+    save_checkpoint(
+        path, model, arch=arch, variant="resnet18" if arch == "gmic" else "image-only", config=config
+    )
+    return path
+
+
+@pytest.fixture(scope="session")
+def gmic_weights(tmp_path_factory):
+    cfg = {"input_size": [192, 128], "crop_shape": [48, 48], "K": 2, "percent_t": 0.05, "spacing_mm": 0.4}
+    return _save("gmic", tmp_path_factory.mktemp("w") / "gmic-small.pt", cfg)
+
+
+@pytest.fixture(scope="session")
+def dmv_weights(tmp_path_factory):
+    return _save(
+        "dmv", tmp_path_factory.mktemp("w") / "dmv-small.pt", {"input_size": [192, 128], "spacing_mm": 0.4}
+    )
+
+
+def test_config_round_trips_and_validates(tmp_path):
+    cfg = RunConfig(
+        model="gmic", manifest="tiny", perturbations={"lowpass": [4, 2, 2], "noise": 5}, seeds=[1, 0]
+    )
+    assert cfg.perturbations == {"lowpass": [2, 4], "noise": [5]} and cfg.seeds == [0, 1]
+    for suffix in (".json", ".toml"):
+        path = cfg.save(tmp_path / f"c{suffix}")
+        assert load_config(path) == cfg
+    with pytest.raises(RunError, match="unknown perturbation 'blur'"):
+        RunConfig(model="gmic", manifest="x", perturbations={"blur": [1]})
+    with pytest.raises(RunError, match=r"lowpass severities must be integers in \(1, 2, 3, 4, 5\), got 7"):
+        RunConfig(model="gmic", manifest="x", perturbations={"lowpass": [7]})
+    with pytest.raises(RunError, match="model must be one of"):
+        RunConfig(model="resnet", manifest="x")
+    (tmp_path / "bad.json").write_text('{"model": "gmic", "manifest": "x", "colour": 1}')
+    with pytest.raises(RunError, match=r"bad\.json: unknown key\(s\) colour"):
+        load_config(tmp_path / "bad.json")
+    with pytest.raises(RunError, match="not found"):
+        load_config(tmp_path / "missing.toml")
+
+
+def test_grid_expansion_and_matched_conditions():
+    cfg = RunConfig(
+        model="gmic", manifest="x", perturbations={"lowpass": [1, 2], "noise": [5], "shuffle": [5]},
+        seeds=[0, 3], matched_baseline=True,
+    )  # fmt: skip
+    conds = base_conditions(cfg)
+    keys = [c.key for c in conds]
+    assert keys[0] == "none|0|0"
+    # filters once, seeded perturbations once per seed
+    assert keys.count("lowpass|1|0") == 1 and "lowpass|1|3" not in keys
+    assert {"noise|5|0", "noise|5|3", "shuffle|5|0", "shuffle|5|3"} <= set(keys)
+    assert [c.parameter for c in conds if c.perturbation == "lowpass"] == [4.0, 2.0]
+    norms = {"lowpass|1": 10.0, "lowpass|2": 20.0, "shuffle|5": 30.0}
+    matched = matched_conditions(cfg, norms)
+    # no baseline for noise; one per target perturbation x severity x seed, parameter = the norm
+    assert sorted(c.key for c in matched) == sorted(
+        f"matched-{p}|{s}|{seed}"
+        for p, s in (("lowpass", 1), ("lowpass", 2), ("shuffle", 5))
+        for seed in (0, 3)
+    )
+    assert {c.parameter for c in matched if c.base == "lowpass" and c.severity == 2} == {20.0}
+    assert n_conditions(cfg) == len(conds) + len(matched) == 7 + 6
+    assert image_seed(0, "a") == image_seed(0, "a") != image_seed(1, "a")
+
+
+def test_work_items_gmic_and_dmv(tiny_manifest):
+    from core.manifest import read_manifest
+
+    df = read_manifest(tiny_manifest)
+    g, _ = work_items(df, "gmic", max_images=5)
+    assert len(g) == 5 and all(len(i.images) == 1 for i in g) and g[0].units == [g[0].images[0].image_id]
+    d, problems = work_items(df, "dmv")
+    assert len(d) == df["exam_id"].nunique() and not problems
+    assert [f"{r.laterality}-{r.view}" for r in d[0].images] == ["L-CC", "R-CC", "L-MLO", "R-MLO"]
+    d2, problems = work_items(df[df["image_id"] != d[0].images[2].image_id], "dmv")
+    assert len(d2) == len(d) - 1 and "L-MLO" in problems[0]
+
+
+def test_change_norms_and_matched_noise_norm(tiny_manifest):
+    from core.imaging import load_mammogram
+    from core.manifest import read_manifest
+    from core.perturb import lowpass, matched_noise
+
+    items, _ = work_items(read_manifest(tiny_manifest), "gmic", max_images=2)
+    cfg = RunConfig(model="gmic", manifest="x", perturbations={"lowpass": [3]}, matched_baseline=True)
+    target = [c for c in base_conditions(cfg) if c.perturbation == "lowpass"]
+    sums = change_norms(items, target)
+    expected = []
+    for it in items:
+        row = it.images[0]
+        x = load_mammogram(row.path, spacing_mm=row.spacing_mm).pixels.astype(np.float64)
+        expected.append(np.linalg.norm(lowpass(x.astype(np.float32), row.spacing_mm, 1.0) - x))
+    total, count = sums["lowpass|3"]
+    assert count == 2 and total == pytest.approx(sum(expected), rel=1e-5)
+    mean = total / count
+    y = matched_noise(x.astype(np.float32), mean, seed=5)
+    assert np.linalg.norm(y.astype(np.float64) - x) == pytest.approx(mean, rel=1e-4)
+
+
+def test_score_items_is_a_plain_deterministic_function(tiny_manifest, gmic_weights):
+    from core.manifest import read_manifest
+    from core.models import create_model
+    from core.models.predict import predict_gmic
+
+    model = create_model("gmic", gmic_weights, device="cpu")
+    items, _ = work_items(read_manifest(tiny_manifest), "gmic", max_images=2)
+    cfg = RunConfig(model="gmic", manifest="x", perturbations={"lowpass": [2], "noise": [5]})
+    conds = base_conditions(cfg)
+    t = Timings()
+    rows = score_items(model, items, conds, weights_label="w", batch_size=3, timings=t)
+    assert len(rows) == 2 * len(conds) and t.n_inputs == 6 and 0 < t.forward_s <= t.total_s
+    again = score_items(model, items, conds, weights_label="w", batch_size=3)
+    assert [r["score_malignant"] for r in rows] == [r["score_malignant"] for r in again]
+    df = validate_scores(pd.DataFrame(rows))
+    assert set(df["perturbation"]) == {"none", "lowpass", "noise"}
+    # the unperturbed rows are what predict_gmic gives on the loaded images
+    from dataclasses import replace
+
+    from core.imaging import load_mammogram
+
+    mams = [
+        replace(load_mammogram(r.path, spacing_mm=r.spacing_mm), laterality=r.laterality, view=r.view)
+        for r in (i.images[0] for i in items)
+    ]
+    ref = predict_gmic(model, mams, batch_size=1)
+    none = df[df["perturbation"] == "none"].set_index("image_id").loc[[i.key for i in items]]
+    np.testing.assert_allclose(none[["score_benign", "score_malignant"]].to_numpy(), ref, atol=1e-5)
+    # a perturbation changes the scores
+    lp = df[df["perturbation"] == "noise"].set_index("image_id").loc[[i.key for i in items]]
+    assert not np.allclose(lp["score_malignant"], none["score_malignant"])
+
+
+def test_store_ignores_duplicates_and_reports_progress(data_dir):
+    cfg = RunConfig(model="gmic", manifest="tiny", name="dup test")
+    run_id = create_run(cfg)
+    store = RunStore.open(run_id)
+    store.set(total="4")
+    row = dict.fromkeys(SCORE_COLUMNS, 0) | {
+        "image_id": "a",
+        "view": "CC",
+        "condition": "none|0|0",
+        "unit": "a",
+    }
+    assert store.add_scores([row, row]) == 1
+    assert store.add_scores([row, row | {"unit": "b", "image_id": "b"}]) == 2
+    st = run_status(run_id)
+    assert (st.status, st.done, st.total, st.name) == ("queued", 2, 4, "dup test")
+    assert st.rate is not None and st.rate > 0
+    assert list_runs()["run_id"].tolist() == [run_id]
+    cancel_run(run_id)
+    assert run_status(run_id).status == "cancelled"
+    with pytest.raises(RunError, match="no such run"):
+        run_status("nope")
+
+
+def test_gmic_run_end_to_end_in_process(data_dir, tiny_manifest, gmic_weights, tmp_path):
+    cfg = RunConfig(
+        model="gmic", manifest=str(tiny_manifest), weights=str(gmic_weights), device="cpu",
+        perturbations={"lowpass": [4]}, matched_baseline=True, batch_size=4, max_images=4,
+    )  # fmt: skip
+    est = estimate_work(cfg)
+    assert (est["n_items"], est["n_conditions"], est["n_rows"]) == (4, 3, 12)
+    run_id = create_run(cfg)
+    assert execute_run(run_id) == "done"
+    st = run_status(run_id)
+    assert (st.status, st.done, st.total) == ("done", 12, 12)
+    df = load_scores(run_id)
+    assert list(df.columns) == list(SCORE_COLUMNS)
+    assert (df["weights"] == "gmic-small.pt").all()  # the file name, never its folder
+    assert set(df["perturbation"]) == {"none", "lowpass", "matched-lowpass"}
+    norms = RunStore.open(run_id).get("matched_norms")
+    assert "lowpass|4" in norms
+    matched = df[df["perturbation"] == "matched-lowpass"]
+    assert matched.groupby("severity")["parameter"].nunique().eq(1).all()
+    # Exports keep only the scores columns (cohort ids), and the report reads them.
+    path = export_scores(run_id, tmp_path / "scores.csv")
+    assert list(pd.read_csv(path).columns) == list(SCORE_COLUMNS)
+    rep = write_report(path, tmp_path / "rep", n_resamples=50, figures=False)
+    assert set(rep.auc["level"]) == {"image", "breast"}
+    # executing a finished run again adds nothing
+    assert execute_run(run_id) == "done" and run_status(run_id).done == 12
+    with pytest.raises(RunError, match="is done"):
+        resume_run(run_id, start_runner=False)
+
+
+def test_dmv_run_scores_breasts(data_dir, tiny_manifest, dmv_weights):
+    cfg = RunConfig(
+        model="dmv", manifest=str(tiny_manifest), weights=str(dmv_weights), perturbations={"shuffle": [5]},
+        batch_size=2, device="cpu", max_images=8,
+    )  # fmt: skip
+    run_id = create_run(cfg)
+    assert execute_run(run_id) == "done"
+    df = load_scores(run_id)
+    assert len(df) == 2 * 2 * 2  # 2 exams x 2 breasts x (none, shuffle)
+    assert (df["image_id"] == "").all() and (df["view"] == "").all()
+    assert set(df["laterality"]) == {"L", "R"}
+    assert df["score_malignant"].between(0, 1).all()
+
+
+def test_failed_run_is_marked_with_its_error(data_dir, tmp_path):
+    cfg = RunConfig(model="gmic", manifest=str(tmp_path / "missing.csv"), device="cpu")
+    run_id = create_run(cfg)
+    with pytest.raises(RunError, match="missing.csv"):
+        execute_run(run_id)
+    st = run_status(run_id)
+    assert st.status == "failed" and "missing.csv" in st.error
