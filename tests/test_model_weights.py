@@ -14,7 +14,13 @@ from core.models import ModelError, build_model, create_model, save_checkpoint
 from core.models import registry as registry_mod
 from core.models.dmv import ImageBreastModel, SplitBreastModel
 from core.models.gmic import GMIC
-from core.models.weights import CHECKPOINT_FORMAT, load_checkpoint, load_into, save_official
+from core.models.weights import (
+    CHECKPOINT_FORMAT,
+    load_checkpoint,
+    load_into,
+    read_weights_file,
+    save_official,
+)
 
 VIEWS = ("L-CC", "R-CC", "L-MLO", "R-MLO")
 
@@ -98,6 +104,23 @@ def test_official_dmv_legacy_file_without_batch_counters(tmp_path, dmv_model):
     with torch.inference_mode():
         a, b = model(x), dmv_model(x)
     assert torch.equal(a["CC"], b["CC"]) and torch.equal(a["MLO"], b["MLO"])
+
+
+def test_numpy_metadata_beside_the_state_dict_loads_as_data(tmp_path, dmv_model):
+    import numpy as np
+
+    path = tmp_path / "sample_image_model.p"
+    extra = {"epoch": np.int64(41), "val_auc": np.array([0.81, 0.83])}
+    torch.save({"model": dmv_model.state_dict(), **extra}, path, _use_new_zipfile_serialization=False)
+    # The same file as numpy 1.x (the official files' era) names its rebuild functions.
+    blob = path.read_bytes()
+    assert b"numpy._core.multiarray\n" in blob
+    old = tmp_path / "old_numpy.p"
+    old.write_bytes(blob.replace(b"numpy._core.multiarray\n", b"numpy.core.multiarray\n"))
+    for file in (path, old):
+        raw = read_weights_file(file)
+        assert int(raw["epoch"]) == 41 and raw["val_auc"].tolist() == [0.81, 0.83]
+        assert_same_state(create_model("dmv", file, device="cpu"), dmv_model)
 
 
 def test_official_dmv_heatmaps_and_image_wise_variants_inferred(tmp_path):

@@ -81,8 +81,32 @@ def _short(keys, limit: int = _MAX_LISTED) -> str:
     return text + (f" and {len(keys) - limit} more" if len(keys) > limit else "")
 
 
+def _numpy_data_globals() -> list:
+    """numpy array, scalar and dtype rebuilders (data only), also under their numpy 1.x names.
+
+    Checkpoints sometimes carry numpy metadata next to the state dict (an epoch counter, a metric); these let
+    ``weights_only`` rebuild such values. Nothing that runs code is added.
+    """
+    import numpy as np
+
+    try:
+        from numpy._core import multiarray as ma
+    except ImportError:  # numpy < 2
+        from numpy.core import multiarray as ma
+    items: list = [ma._reconstruct, ma.scalar, np.ndarray, np.dtype]
+    items += [
+        (ma._reconstruct, "numpy.core.multiarray._reconstruct"),
+        (ma.scalar, "numpy.core.multiarray.scalar"),
+    ]
+    items += sorted({type(np.dtype(c)) for c in "?bBhHiIlLqQefdFDOUS"}, key=lambda t: t.__name__)
+    return items
+
+
 def read_weights_file(path: str | Path) -> Any:
     """Read a weight file as tensors and plain containers only (``weights_only=True``), on the CPU.
+
+    Besides tensors and Python containers and numbers, numpy arrays and scalars are rebuilt as data (see
+    :func:`_numpy_data_globals`); any other object in the pickle makes the load fail without running it.
 
     Raises
     ------
@@ -93,7 +117,7 @@ def read_weights_file(path: str | Path) -> Any:
     if not path.is_file():
         raise ModelError(f"{path}: weight file not found")
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), torch.serialization.safe_globals(_numpy_data_globals()):
             warnings.filterwarnings("ignore", message="Detected pickle protocol")
             return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises UnpicklingError, RuntimeError, EOFError, ... for bad files
