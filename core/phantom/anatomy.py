@@ -304,7 +304,8 @@ def render_anatomy(
     dist = skin_distance_mm(geom)
     mask = dist > 0
     skin = np.maximum(dist, np.float32(0.0))
-    skin *= np.float32(-1 / 0.6)
+    np.negative(skin, out=skin)
+    skin /= np.float32(0.6)
     np.exp(skin, out=skin)
     skin *= np.float32(420.0)
     full += skin
