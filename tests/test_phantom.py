@@ -279,3 +279,14 @@ def test_tiny_has_every_split_with_a_malignant_exam(tiny_df):
     for split in ("train", "val", "test"):
         part = tiny_df[tiny_df.split == split]
         assert part.exam_id.nunique() >= 1 and part.label_malignant.sum() >= 1, split
+
+
+def test_views_load_through_core_imaging_with_their_spacing_side_and_view(tiny_df):
+    from core.imaging import load_mammogram
+
+    for row in tiny_df.iloc[[0, 3]].itertuples():
+        mammogram = load_mammogram(row.path)
+        assert mammogram.spacing_mm == (0.1, 0.1) and not mammogram.spacing_assumed
+        assert "ImagerPixelSpacing" in mammogram.spacing_source
+        assert (mammogram.laterality, mammogram.view) == (row.laterality, row.view)
+        assert np.array_equal(mammogram.pixels, _pixels(row.path).astype(np.float32))
