@@ -67,14 +67,13 @@ def window_presets(
 ) -> dict[str, tuple[float, float]]:
     """Named (centre, width) windows in model units for an image.
 
-    ``"Auto (breast 1-99 %)"`` spans the breast's percentiles; ``"High contrast (50-99.8 %)"`` stretches
-    the dense end, where calcifications sit; ``"Full range"`` shows 0..4095 linearly; ``"DICOM window"``
-    (only when the file carried a VOI window) is the window the file asked for.
+    ``"Auto (breast 1-99 %)"`` (first: the default) spans the breast's percentiles; ``"DICOM window"``
+    (only when the file carried a VOI window) is the window the file asked for; ``"High contrast
+    (50-99.8 %)"`` stretches the dense end, where calcifications sit; ``"Full range"`` shows 0..4095.
     """
-    presets: dict[str, tuple[float, float]] = {}
+    presets: dict[str, tuple[float, float]] = {"Auto (breast 1-99 %)": auto_window(pixels, 1.0, 99.0)}
     if dicom_window is not None:
         presets["DICOM window"] = (float(dicom_window[0]), max(float(dicom_window[1]), 1.0))
-    presets["Auto (breast 1-99 %)"] = auto_window(pixels, 1.0, 99.0)
     presets["High contrast (50-99.8 %)"] = auto_window(pixels, 50.0, 99.8)
     presets["Full range"] = (MODEL_MAX / 2.0, MODEL_MAX)
     return presets
@@ -154,6 +153,25 @@ def upscale(image: np.ndarray, factor: int) -> np.ndarray:
         raise DisplayError(f"upscale: factor must be 1..32, got {factor}")
     f = int(factor)
     return arr.repeat(f, axis=0).repeat(f, axis=1) if f > 1 else arr
+
+
+def tissue_centre_mm(pixels: np.ndarray, spacing_mm: tuple[float, float]) -> tuple[float, float]:
+    """Centre of the breast (intensity-weighted centroid of the non-zero pixels), (y, x) in mm.
+
+    A sensible default for a zoomed region; the image centre when the image has no non-zero pixel.
+    """
+    arr = _as_2d(pixels)
+    step = max(1, int(np.sqrt(arr.size / 65_000)))
+    sample = np.clip(arr[::step, ::step].astype(np.float64), 0.0, None)
+    total = sample.sum()
+    h, w = arr.shape
+    if not total > 0:
+        return h * float(spacing_mm[0]) / 2.0, w * float(spacing_mm[1]) / 2.0
+    rows = np.arange(sample.shape[0]) * step
+    cols = np.arange(sample.shape[1]) * step
+    r = float((sample.sum(axis=1) * rows).sum() / total)
+    c = float((sample.sum(axis=0) * cols).sum() / total)
+    return r * float(spacing_mm[0]), c * float(spacing_mm[1])
 
 
 # ----------------------------------------------------------------------------------------- radii

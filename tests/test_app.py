@@ -139,7 +139,8 @@ def test_native_inspector(tiny_cohort):
     _run(at)
     assert not errors(at)
     captions = [img.proto.imgs[0].caption for img in at.image]
-    assert any("native pixels" in c for c in captions), captions
+    assert captions[0] == "original" and captions[1].startswith("low-pass") and "difference" in captions[2]
+    assert any("native pixels" in c.value for c in at.caption)
     assert all(img.proto.imgs[0].url.endswith(".png") for img in at.image)  # no JPEG artefacts on specks
 
 

@@ -35,7 +35,8 @@ def test_auto_window_ignores_background():
     assert centre == pytest.approx(2000.0, abs=1)
     assert width == pytest.approx(2000.0, abs=1)
     presets = display.window_presets(px, dicom_window=(1500.0, 800.0))
-    assert list(presets)[0] == "DICOM window" and presets["DICOM window"] == (1500.0, 800.0)
+    assert list(presets)[:2] == ["Auto (breast 1-99 %)", "DICOM window"]
+    assert presets["DICOM window"] == (1500.0, 800.0)
     assert "DICOM window" not in display.window_presets(px)
 
 
@@ -122,3 +123,11 @@ def test_upscale_nearest():
     assert display.upscale(img, 1) is img
     with pytest.raises(ExplorerError):
         display.upscale(img, 0)
+
+
+def test_tissue_centre_mm():
+    px = np.zeros((100, 200), np.float32)
+    px[20:40, 150:170] = 1000.0
+    y, x = display.tissue_centre_mm(px, (0.1, 0.2))
+    assert y == pytest.approx(29.5 * 0.1, abs=0.15) and x == pytest.approx(159.5 * 0.2, abs=0.3)
+    assert display.tissue_centre_mm(np.zeros((10, 20)), (1.0, 1.0)) == (5.0, 10.0)

@@ -75,6 +75,11 @@ def _controls(fourier: Any, mammo: Any) -> lab.LabParams:
             f"the coarser axis is {nyq:g} cycles/mm; above the corner frequency {corner:.3g} a low-pass is "
             "the identity.",
         )
+        c2.caption(
+            f"Marks: the study's R = {display.STUDY_RADIUS:g} · Nyquist {nyq:g} (coarser axis) · corner "
+            f"{corner:.3g} (above it a low-pass is the identity). Pixel spacing {mammo.spacing_mm[0]:g}×"
+            f"{mammo.spacing_mm[1]:g} mm."
+        )
         kind = c3.radio(
             "Filter",
             ["ideal", "gaussian"],
@@ -96,8 +101,21 @@ def _controls(fourier: Any, mammo: Any) -> lab.LabParams:
     else:
         grid = c2.slider("Patches per side", 1, 16, 8, key="lab_grid", help="The study used 8 (64 patches).")
         seed = int(c3.number_input("Seed", 0, 2**31 - 1, 0, key="lab_seed"))
+    max_side = c1.selectbox(
+        "Panel size (px)",
+        [512, 768, 1024, 1536],
+        index=1,
+        key="lab_max_side",
+        help="Longer side of each panel. Larger shows finer frequencies but costs more per slider move.",
+    )
     return lab.LabParams(
-        perturbation=name, radius=float(radius), kind=kind, std=float(std), grid=int(grid), seed=seed
+        perturbation=name,
+        radius=float(radius),
+        kind=kind,
+        std=float(std),
+        grid=int(grid),
+        seed=seed,
+        max_side=int(max_side),
     )
 
 
@@ -127,35 +145,84 @@ def _window_controls(key: str, mammo: Any) -> tuple[tuple[float, float], bool]:
     return (float(centre), float(width)), invert
 
 
+def _box_to_inspector(event: Any, mammo: Any) -> None:
+    """A box drawn on an image panel (box-select tool) becomes the inspector's region.
+
+    Runs before the inspector's widgets are drawn, so it may set their values."""
+    try:
+        boxes = event["selection"]["box"]
+    except (KeyError, TypeError):
+        return
+    if not boxes:
+        return
+    box = boxes[-1]
+    xs, ys = box.get("x") or [], box.get("y") or []
+    if len(xs) != 2 or len(ys) != 2 or str(box.get("xref", "x")) not in ("x", "x2", "x3"):
+        return
+    h, w = mammo.pixels.shape
+    sr, sc = mammo.spacing_mm
+    side = max(abs(xs[1] - xs[0]), abs(ys[1] - ys[0]))
+    region = (float(min(max(side, 1.0), 80.0)), float(sum(ys) / 2), float(sum(xs) / 2))
+    if st.session_state.get("insp_box") == region:
+        return  # the same selection as last time: leave the user's edits alone
+    st.session_state["insp_box"] = region
+    st.session_state["insp_size"] = round(region[0], 1)
+    st.session_state["insp_y"] = round(min(max(region[1], 0.0), h * sr), 1)
+    st.session_state["insp_x"] = round(min(max(region[2], 0.0), w * sc), 1)
+    st.session_state["insp_show"] = True
+
+
 def _inspector(
     key: str, mammo: Any, fourier: Any, params: lab.LabParams, window: tuple[float, float], invert: bool
 ) -> None:
-    with st.expander("Native-resolution inspector (full resolution in a region)"):
+    if st.session_state.get("insp_for") != key:  # a new image: centre the region on its breast
+        st.session_state["insp_for"] = key
+        cy, cx = display.tissue_centre_mm(mammo.pixels, mammo.spacing_mm)
+        st.session_state["insp_y"], st.session_state["insp_x"] = round(cy, 1), round(cx, 1)
+    expanded = bool(st.session_state.get("insp_show"))
+    with st.expander("Native-resolution inspector (full resolution in a region)", expanded=expanded):
         h, w = mammo.pixels.shape
         sr, sc = mammo.spacing_mm
+        st.caption(
+            "Pick the region with the box-select tool of the figure's toolbar, or type it here. The panels "
+            "above are reduced to display size; here every native pixel is shown."
+        )
         c1, c2, c3, c4 = st.columns(4)
         y = c1.number_input(
             "Centre y (mm, as on the axes)", 0.0, h * sr, round(h * sr / 2, 1), 1.0, key="insp_y"
         )
         x = c2.number_input("Centre x (mm)", 0.0, w * sc, round(w * sc / 2, 1), 1.0, key="insp_x")
-        size = c3.select_slider("Region (mm)", [2.0, 5.0, 10.0, 20.0, 40.0], 10.0, key="insp_size")
-        show = c4.toggle("Show", key="insp_show", help="Computes the perturbation at full resolution once.")
+        size = c3.number_input("Region side (mm)", 1.0, 80.0, 10.0, 1.0, key="insp_size")
+        show = c4.toggle(
+            "Show", key="insp_show", help="Computes the perturbation at full resolution (cached)."
+        )
         if not show:
             return
         from core.calcs import cut_patch
 
+        t0 = time.perf_counter()
         full = _full_perturbed(key, mammo, fourier, params)
         centre = (int(round(y / sr)), int(round(x / sc)))
         a = cut_patch(mammo.pixels, centre, size, mammo.spacing_mm)
         b = cut_patch(full, centre, size, mammo.spacing_mm)
-        strip = display.patch_strip([a, b], *window)
-        if invert:
-            strip = 255 - strip
-        st.image(
-            strip,
-            caption=f"original | {params.describe()}  ({a.shape[0]}×{a.shape[1]} native pixels)",
-            width="stretch",
-            output_format="PNG",
+        diff = b - a
+        f = max(1, min(32, 360 // max(a.shape)))
+        grey_a = display.apply_window(a, *window, invert)
+        if params.perturbation == "highpass":
+            grey_b = display.apply_window(b, *display.auto_window(b, 0.5, 99.5, tissue_only=False), invert)
+        else:
+            grey_b = display.apply_window(b, *window, invert)
+        limit = display.symmetric_limit(diff)
+        cols = st.columns(3)
+        for col, img, cap in (
+            (cols[0], grey_a, "original"),
+            (cols[1], grey_b, params.describe()),
+            (cols[2], display.diverging_rgb(diff, limit), f"difference (±{limit:.0f} model units)"),
+        ):
+            col.image(display.upscale(img, f), caption=cap, output_format="PNG")
+        st.caption(
+            f"{a.shape[0]}×{a.shape[1]} native pixels ({size:g} mm) around y {y:g}, x {x:g} mm, each shown "
+            f"as {f}×{f} screen pixels; {1000 * (time.perf_counter() - t0):.0f} ms."
         )
 
 
@@ -202,7 +269,23 @@ def _lab_panel(ref: ImageRef, mammo: Any) -> None:
     spectral = params.perturbation in lab.SPECTRAL
     original = _original(key, mammo, fourier, params.max_side, spectral)
     view = lab.build_view(mammo, fourier, spec, params, window, invert, original=original)
-    st.plotly_chart(view.figure, key="lab_figure", config={"scrollZoom": True, "displaylogo": False})
+    event = st.plotly_chart(
+        view.figure,
+        key="lab_figure",
+        config={"scrollZoom": True, "displaylogo": False},
+        on_select="rerun",
+        selection_mode="box",
+    )
+    _box_to_inspector(event, mammo)
+    shown_nyq = 0.5 / max(view.display_spacing_mm)
+    if spectral and params.radius > shown_nyq:
+        st.info(
+            f"At this panel size one screen pixel is {max(view.display_spacing_mm):.2g} mm, so the panels "
+            "show "
+            f"frequencies up to {shown_nyq:.2g} cycles/mm only: a {lab.LABELS[params.perturbation]} at R = "
+            f"{params.radius:g} changes finer detail than they can show. See it in the native-resolution "
+            "inspector below (or choose a larger panel size)."
+        )
     ms = (time.perf_counter() - t0) * 1000
     st.session_state["lab_last_ms"] = ms
     st.session_state["lab_last_params"] = params

@@ -199,8 +199,8 @@ def _figure(
     Built from plain dicts: ``make_subplots`` alone would cost ~30 ms of the slider budget.
     """
     n = 4 if spec is not None else 3
-    gap = 0.02
-    width = (1.0 - gap * (n - 1)) / n
+    gap, spec_gap = 0.012, 0.05  # the spectrum has its own tick labels: more room before it
+    width = (1.0 - gap * 2 - (spec_gap if n == 4 else 0.0)) / n
     dy, dx = dsp
     data: list[dict] = []
     layout: dict[str, Any] = dict(
@@ -214,7 +214,7 @@ def _figure(
     )
     for i in range(1, n + 1):
         xa, ya = ("xaxis", "yaxis") if i == 1 else (f"xaxis{i}", f"yaxis{i}")
-        x0 = (i - 1) * (width + gap)
+        x0 = (i - 1) * (width + gap) + (spec_gap - gap if i == 4 else 0.0)
         layout[xa] = dict(domain=[x0, x0 + width], anchor=f"y{i}" if i > 1 else "y", constrain="domain")
         layout[ya] = dict(
             anchor=f"x{i}" if i > 1 else "x", scaleanchor=f"x{i}" if i > 1 else "x", autorange="reversed"
@@ -222,6 +222,7 @@ def _figure(
         if i in (2, 3):  # zoom and pan linked across the three image panels
             layout[xa]["matches"] = "x"
             layout[ya]["matches"] = "y"
+            layout[ya]["showticklabels"] = False
         if i <= 3:
             layout[xa]["title"] = dict(text="mm")
             data.append(
