@@ -82,10 +82,10 @@ def test_sigkill_and_restart_equals_uninterrupted_run(data_dir, tiny_manifest, g
 
 
 def test_queue_runner_cancel_and_resume(data_dir, tiny_manifest, gmic_weights):  # noqa: F811
-    cfg = _config(tiny_manifest, gmic_weights)
+    cfg = RunConfig(**{**_config(tiny_manifest, gmic_weights).to_dict(), "batch_size": 1})
     first = submit_run(cfg)  # spawns the detached runner, as the UI does
     second = submit_run(RunConfig(**{**cfg.to_dict(), "max_images": 2}), start_runner=False)
-    st = _wait(first, lambda s: s.status == "running" and s.done >= 6)
+    st = _wait(first, lambda s: s.status == "running" and s.done >= 3)
     assert run_status(second).status == "queued"  # one at a time, in order
     cancel_run(first)
     st = _wait(first, lambda s: s.status == "cancelled")

@@ -73,7 +73,7 @@ def _batches(items: list[WorkItem], size: int) -> list[list[WorkItem]]:
 
 
 class _StopFlag:
-    """Cancel requests: the store's flag (polled at most every second) or a signal."""
+    """Cancel requests: the store's flag (read at most every 0.25 s) or a signal."""
 
     def __init__(self, store: RunStore) -> None:
         self.store = store
@@ -85,7 +85,7 @@ class _StopFlag:
         if self.signalled:
             return True
         now = time.monotonic()
-        if now - self._last > 1.0:
+        if now - self._last > 0.25:
             self._last = now
             self._cached = self.store.get("cancel_requested") == "1"
         return self._cached
