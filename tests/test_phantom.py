@@ -290,3 +290,21 @@ def test_views_load_through_core_imaging_with_their_spacing_side_and_view(tiny_d
         assert "ImagerPixelSpacing" in mammogram.spacing_source
         assert (mammogram.laterality, mammogram.view) == (row.laterality, row.view)
         assert np.array_equal(mammogram.pixels, _pixels(row.path).astype(np.float32))
+
+
+def test_dicom_folder_builder_recovers_the_cohort_structure(tiny, tiny_df):
+    from core.manifest import manifest_from_dicom_folder
+
+    df, problems = manifest_from_dicom_folder(tiny.parent / "images")
+    assert problems == []
+    assert len(df) == len(tiny_df) and df.exam_id.nunique() == tiny_df.exam_id.nunique()
+    assert (df.spacing_row_mm == 0.1).all()
+    by_path = df.set_index("path")
+    for row in tiny_df.itertuples():
+        assert (by_path.loc[row.path, "laterality"], by_path.loc[row.path, "view"]) == (
+            row.laterality,
+            row.view,
+        )
+    # exams are grouped exactly as the cohort's
+    groups = {frozenset(g.path) for _, g in df.groupby("exam_id")}
+    assert groups == {frozenset(g.path) for _, g in tiny_df.groupby("exam_id")}
