@@ -1,0 +1,584 @@
+"""Training GMIC and DMV (view-wise, image only) on a cohort manifest: the demo weights of ``assets/weights``.
+
+Recipe (``docs/demo-weights.md``):
+
+1. Every image is read once, resampled to the model's ``spacing_mm`` and cropped with the NYU pipeline at that
+   scale (:func:`core.models.predict.crop_for_model`); the crops are cached in memory and on disk
+   (``data_dir()/train-cache``). With ``augment=["lowpass:2.0", ...]`` each image is also perturbed with the
+   named :mod:`core.perturb` perturbation at full resolution (in model units, before standardisation) and
+   cropped with the geometry of the clean image.
+2. Each training step draws a window with DMV's location and size noise (scaled to the model's pixels) and
+   standardises it; with probability ``augment_prob`` the perturbed version of the image is used instead.
+3. Adam, class-balanced sampling of malignant cases, class-weighted cross-entropy for the benign labels;
+   GMIC is trained on ``y_fusion + y_global + y_local``, DMV on the negative log-likelihood of both heads.
+4. After every epoch the malignant AUC on the validation split is measured (GMIC per image, DMV per breast);
+   training stops after ``patience`` epochs without improvement or when ``max_minutes`` run out, and the best
+   state is kept. The test split AUC of that state is measured like :mod:`core.models.predict` predicts
+   (GMIC one deterministic window; DMV ``test_samples`` augmented windows) and stored in the checkpoint.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core.models import ModelError
+from core.models import preprocess as pp
+from core.models.predict import (
+    Geometry,
+    crop_for_model,
+    dmv_forward,
+    gmic_forward,
+    pipeline_params,
+    predict_dmv_crops,
+    window_from_crop,
+)
+
+#: Defaults of the demo weights: 0.6 mm pixels (NYU constants / 6), windows of 202 x 134 mm covering the
+#: synthetic 200 x 128 mm detector, GMIC patches of 24 x 24 mm (NYU: 25.6 mm).
+DEMO_SPACING_MM = 0.6
+DEMO_INPUT_SIZE = {
+    "gmic": {"CC": (336, 224), "MLO": (336, 224)},
+    "dmv": {"CC": (336, 224), "MLO": (336, 224)},
+}
+DEMO_GMIC_CROP = (40, 40)
+
+
+@dataclass
+class TrainOptions:
+    """What :func:`train` does. Lengths in pixels of the resampled image, spacing in mm, time in minutes.
+
+    ``cohort`` is ``"demo"``/``"tiny"`` (synthetic cohorts of :func:`core.phantom.ensure_cohort`) or the
+    path of a manifest CSV with train/val/test splits. ``augment`` entries are ``"name:parameter"`` with a
+    name of :data:`core.perturb.PERTURBATIONS` (e.g. ``"lowpass:2.0"``, radius in cycles/mm).
+    """
+
+    arch: str
+    out: str
+    cohort: str = "demo"
+    epochs: int = 6
+    seed: int = 0
+    lr: float = 3e-4
+    batch_size: int = 8
+    spacing_mm: float = DEMO_SPACING_MM
+    input_size: dict[str, tuple[int, int]] | None = None
+    crop_shape: tuple[int, int] = DEMO_GMIC_CROP
+    K: int = 6
+    augment: list[str] = field(default_factory=list)
+    augment_prob: float = 0.5
+    samples_per_epoch: int | None = None
+    patience: int = 2
+    max_minutes: float | None = None
+    test_samples: int = 10
+    threads: int | None = 1
+    half: bool = True
+    cache: bool = True
+
+
+@dataclass
+class TrainResult:
+    """Outcome of :func:`train`: the checkpoint, the curves files, the per-epoch history and the test AUCs."""
+
+    checkpoint: Path
+    curves_csv: Path
+    curves_png: Path | None
+    history: list[dict[str, Any]]
+    val_auc: float | None
+    test_auc: float | None
+    test_breast_auc: float | None
+
+
+def parse_augment(items: Sequence[str]) -> list[tuple[str, float]]:
+    """``["lowpass:2.0"]`` -> ``[("lowpass", 2.0)]``, checking the names against the perturbation registry."""
+    from core.perturb import PERTURBATIONS
+
+    out = []
+    for item in items:
+        name, sep, value = str(item).partition(":")
+        if name not in PERTURBATIONS:
+            raise ModelError(
+                f"augmentation {item!r}: unknown perturbation {name!r}; known: {', '.join(PERTURBATIONS)}"
+            )
+        try:
+            parameter = float(value) if sep else float(PERTURBATIONS[name].grid[3])
+        except (ValueError, KeyError, TypeError, IndexError):
+            raise ModelError(f"augmentation {item!r}: write it as name:parameter, e.g. lowpass:2.0") from None
+        out.append((name, parameter))
+    return out
+
+
+def _auc(scores, labels) -> float | None:
+    labels = np.asarray(labels).astype(int)
+    if labels.size == 0 or labels.min() == labels.max():
+        return None
+    from core.metrics.auc import auc
+
+    return auc(np.asarray(scores, float), labels)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Data: crops cached once
+
+
+@dataclass
+class ImageItem:
+    image_id: str
+    exam_id: str
+    view: str  # "L-CC" ...
+    split: str
+    benign: int
+    malignant: int
+    crops: list[np.ndarray]  # [clean, perturbed 1, ...], flipped, model units
+    geometry: Geometry
+
+
+def _manifest_path(cohort: str) -> Path:
+    if cohort in ("demo", "tiny"):
+        from core.phantom import ensure_cohort
+
+        return ensure_cohort(cohort)
+    path = Path(cohort).expanduser()
+    if not path.is_file():
+        raise ModelError(
+            f"{path}: cohort manifest not found (use 'demo', 'tiny' or the path of a manifest CSV)"
+        )
+    return path
+
+
+def _cache_key(manifest: Path, spec: Any, augment: list[tuple[str, float]]) -> str:
+    p = pipeline_params(spec)
+    stat = manifest.stat()
+    text = json.dumps(
+        [
+            str(manifest.resolve()),
+            stat.st_mtime_ns,
+            stat.st_size,
+            p.scale,
+            p.spacing_mm,
+            p.window,
+            p.erosion_iterations,
+            p.buffer,
+            augment,
+            2,
+        ]  # fmt: skip
+    )
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def load_items(
+    manifest: Path,
+    spec: Any,
+    augment: list[tuple[str, float]],
+    *,
+    cache: bool = True,
+    log: Callable[[str], None] = print,
+) -> list[ImageItem]:
+    """Read, resample and crop every image of the manifest (and its perturbed versions), with a disk cache.
+
+    The cache is an ``.npz`` of plain arrays plus JSON metadata, read with ``allow_pickle=False``.
+    """
+    import pandas as pd
+
+    from core.imaging import load_mammogram
+    from core.manifest import read_manifest
+    from core.paths import data_dir
+
+    df = read_manifest(manifest)
+    cache_file = data_dir() / "train-cache" / f"{_cache_key(manifest, spec, augment)}.npz"
+    if cache and cache_file.is_file():
+        items = _read_cache(cache_file)
+        log(f"loaded {len(items)} cached crops from {cache_file}")
+        return items
+    items = []
+    t0 = time.time()
+    for n, row in enumerate(df.itertuples(index=False)):
+        spacing = None
+        if pd.notna(row.spacing_row_mm) and pd.notna(row.spacing_col_mm):
+            spacing = (float(row.spacing_row_mm), float(row.spacing_col_mm))
+        mammo = load_mammogram(row.path, spacing_mm=spacing)
+        view = f"{row.laterality}-{row.view}"
+        clean, geo = crop_for_model(mammo, spec, view=view)
+        crops = [clean]
+        for name, parameter in augment:
+            from core.perturb import perturb
+
+            pert = perturb(mammo.pixels, mammo.spacing_mm, name, parameter=parameter, seed=n)
+            pm = type(mammo)(
+                pixels=pert, spacing_mm=mammo.spacing_mm, laterality=mammo.laterality, view=mammo.view
+            )
+            crops.append(crop_for_model(pm, spec, geometry=geo, view=view)[0])
+        items.append(
+            ImageItem(
+                str(row.image_id),
+                str(row.exam_id),
+                view,
+                str(row.split),
+                int(row.label_benign),
+                int(row.label_malignant),
+                crops,
+                geo,
+            )  # fmt: skip
+        )
+        if (n + 1) % 100 == 0:
+            log(f"  preprocessed {n + 1}/{len(df)} images ({time.time() - t0:.0f} s)")
+    if cache:
+        _write_cache(cache_file, items)
+    log(f"preprocessed {len(items)} images in {time.time() - t0:.0f} s")
+    return items
+
+
+def _write_cache(path: Path, items: list[ImageItem]) -> None:
+    meta = []
+    arrays = {}
+    for i, it in enumerate(items):
+        d = {k: v for k, v in asdict(it).items() if k not in ("crops", "geometry")}
+        d["geometry"] = asdict(it.geometry)
+        d["n_crops"] = len(it.crops)
+        meta.append(d)
+        for j, crop in enumerate(it.crops):
+            arrays[f"c{i}_{j}"] = crop
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.stem + ".tmp.npz")
+    np.savez(tmp, meta=np.array(json.dumps(meta)), **arrays)
+    tmp.replace(path)
+
+
+def _read_cache(path: Path) -> list[ImageItem]:
+    with np.load(path, allow_pickle=False) as data:
+        meta = json.loads(str(data["meta"]))
+        items = []
+        for i, d in enumerate(meta):
+            g = d.pop("geometry")
+            geo = Geometry(tuple(g["window_location"]), g["laterality"], g["view"], tuple(g["center"]),
+                           tuple(g["resampled_shape"]))  # fmt: skip
+            crops = [data[f"c{i}_{j}"] for j in range(d.pop("n_crops"))]
+            items.append(ImageItem(crops=crops, geometry=geo, **d))
+    return items
+
+
+def _exams(items: list[ImageItem]) -> dict[str, dict[str, ImageItem]]:
+    exams: dict[str, dict[str, ImageItem]] = {}
+    for it in items:
+        exams.setdefault(it.exam_id, {})[it.view] = it
+    return {k: v for k, v in exams.items() if all(view in v for view in pp.VIEWS)}
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Training
+
+
+def _window(
+    item: ImageItem, spec: Any, rng: np.random.RandomState, augment_prob: float, train: bool
+) -> np.ndarray:
+    crop = item.crops[0]
+    if train and len(item.crops) > 1 and rng.uniform() < augment_prob:
+        crop = item.crops[1 + rng.randint(len(item.crops) - 1)]
+    return window_from_crop(crop, item.geometry, spec, rng=rng if train else None, augment=train)
+
+
+def _balanced_order(flags: np.ndarray, n: int, rng: np.random.RandomState) -> np.ndarray:
+    """``n`` indices drawn with probability inversely proportional to the frequency of their flag (0/1)."""
+    flags = np.asarray(flags).astype(int)
+    counts = np.bincount(flags, minlength=2).astype(float)
+    weights = 1.0 / counts[flags]
+    return rng.choice(len(flags), size=n, replace=n > len(flags), p=weights / weights.sum())
+
+
+def _bce(prob, target, pos_weight):
+    import torch
+
+    prob = prob.clamp(1e-6, 1 - 1e-6)
+    w = 1 + (pos_weight - 1) * target
+    return -(w * (target * torch.log(prob) + (1 - target) * torch.log(1 - prob))).mean()
+
+
+def _gmic_scores(model, items, spec, batch_size) -> np.ndarray:
+    out = []
+    model.eval()
+    for s in range(0, len(items), batch_size):
+        chunk = items[s : s + batch_size]
+        out.append(gmic_forward(model, np.stack([_window(it, spec, None, 0, False) for it in chunk])))
+    return np.concatenate(out) if out else np.zeros((0, 2))
+
+
+def _breast_auc(items: list[ImageItem], malignant_scores: np.ndarray) -> float | None:
+    breasts: dict[tuple[str, str], list] = {}
+    for it, s in zip(items, malignant_scores, strict=True):
+        breasts.setdefault((it.exam_id, it.view[0]), [it.malignant, []])[1].append(s)
+    labels = [v[0] for v in breasts.values()]
+    return _auc([np.mean(v[1]) for v in breasts.values()], labels)
+
+
+def _dmv_labels(exam: dict[str, ImageItem]) -> np.ndarray:
+    # label order left_benign, right_benign, left_malignant, right_malignant
+    return np.array(
+        [exam["L-CC"].benign, exam["R-CC"].benign, exam["L-CC"].malignant, exam["R-CC"].malignant]
+    )
+
+
+def _dmv_auc(probs: np.ndarray, labels: np.ndarray) -> float | None:
+    return _auc(probs[:, 2:].ravel(), labels[:, 2:].ravel()) if len(probs) else None
+
+
+def _dmv_val_probs(model, exams, spec) -> np.ndarray:
+    model.eval()
+    out = []
+    for exam in exams:
+        inputs = {v: _window(exam[v], spec, None, 0, False)[None] for v in pp.VIEWS}
+        out.append(dmv_forward(model, inputs)[0])
+    return np.array(out).reshape(-1, 4)
+
+
+def _write_curves(history: list[dict[str, Any]], csv_path: Path, png_path: Path, title: str) -> Path | None:
+    keys = list(history[0]) if history else ["epoch"]
+    with open(csv_path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=keys)
+        writer.writeheader()
+        writer.writerows(history)
+    try:
+        _plot_curves(history, png_path, title)
+    except Exception as exc:  # a missing font etc. must not lose the trained weights
+        print(f"could not draw {png_path}: {exc}")
+        return None
+    return png_path
+
+
+def _plot_curves(history: list[dict[str, Any]], path: Path, title: str) -> None:
+    """Two panels drawn with Pillow: training loss, and validation malignant AUC, against epoch."""
+    from PIL import Image, ImageDraw
+
+    W, H, pad = 900, 380, 55
+    img = Image.new("RGB", (W, H), "white")
+    d = ImageDraw.Draw(img)
+    d.text((pad, 8), title, fill="black")
+    epochs = [h["epoch"] for h in history]
+    panels = [
+        ("train loss", "train_loss", None, "tab:blue"),
+        ("val malignant AUC", "val_auc", (0.0, 1.0), "red"),
+    ]
+    pw = (W - 3 * pad) // 2
+    for k, (label, key, yr, colour) in enumerate(panels):
+        x0, y0, x1, y1 = pad + k * (pw + pad), 40, pad + k * (pw + pad) + pw, H - 40
+        d.rectangle([x0, y0, x1, y1], outline="black")
+        vals = [h.get(key) for h in history]
+        pts = [(e, v) for e, v in zip(epochs, vals, strict=True) if v is not None and v == v]
+        lo, hi = yr if yr else (min(v for _, v in pts), max(v for _, v in pts)) if pts else (0, 1)
+        if hi <= lo:
+            hi = lo + 1
+        emax = max(max(epochs, default=1), 1)
+        d.text((x0, y1 + 6), f"epoch 0..{emax}", fill="black")
+        d.text((x0 + 4, y0 + 4), f"{label}  [{lo:.3g}, {hi:.3g}]", fill="black")
+        xy = [(x0 + (x1 - x0) * e / emax, y1 - (y1 - y0) * (v - lo) / (hi - lo)) for e, v in pts]
+        if len(xy) > 1:
+            d.line(xy, fill="blue" if colour == "tab:blue" else "red", width=2)
+        for x, y in xy:
+            d.ellipse([x - 3, y - 3, x + 3, y + 3], fill="black")
+        if yr:
+            for t in (0.5, 0.85):
+                yy = y1 - (y1 - y0) * (t - lo) / (hi - lo)
+                d.line([(x0, yy), (x1, yy)], fill=(200, 200, 200))
+                d.text((x1 - 30, yy - 12), f"{t}", fill=(120, 120, 120))
+    img.save(path)
+
+
+def train(options: TrainOptions, *, log: Callable[[str], None] = print) -> TrainResult:
+    """Train GMIC or DMV (view-wise, image only) and write a ``mammo-robust/1`` checkpoint plus curves.
+
+    Returns
+    -------
+    TrainResult
+    """
+    import torch
+
+    from core.models.registry import build_model
+    from core.models.weights import save_checkpoint
+
+    arch = options.arch.lower()
+    if arch not in ("gmic", "dmv"):
+        raise ModelError(f"train: unknown architecture {options.arch!r}; expected 'gmic' or 'dmv'")
+    if options.epochs < 1 or options.batch_size < 1:
+        raise ModelError("train: epochs and batch_size must be at least 1")
+    if options.threads:
+        torch.set_num_threads(int(options.threads))
+    augment = parse_augment(options.augment)
+    torch.manual_seed(options.seed)
+    rng = np.random.RandomState(options.seed)
+
+    input_size = options.input_size or DEMO_INPUT_SIZE[arch]
+    config: dict[str, Any] = {
+        "input_size": {k: list(v) for k, v in input_size.items()},
+        "spacing_mm": options.spacing_mm,
+        "demo": True,
+    }
+    if arch == "gmic":
+        config.update(crop_shape=list(options.crop_shape), K=options.K, percent_t=0.05)
+    model = build_model(arch, "image-only" if arch == "dmv" else None, config)
+    spec = model.spec
+    manifest = _manifest_path(options.cohort)
+    items = load_items(manifest, spec, augment, cache=options.cache, log=log)
+    split = {s: [it for it in items if it.split == s] for s in ("train", "val", "test")}
+    if not split["train"]:
+        raise ModelError(f"{manifest}: no image in the train split")
+    val_name = "val" if split["val"] else "train"
+    if val_name == "train":
+        log("no validation split: early stopping uses the training images (the AUC is then optimistic)")
+    model.train()
+    opt = torch.optim.Adam(model.parameters(), lr=options.lr)
+    t_start = time.time()
+    history: list[dict[str, Any]] = []
+    best = (-1.0, None, 0)  # (auc, state, epoch)
+    bad_epochs = 0
+
+    if arch == "gmic":
+        train_items = split["train"]
+        flags = np.array([it.malignant for it in train_items])
+        benign = np.array([it.benign for it in train_items])
+        pos_w_benign = float(min(10.0, (benign == 0).sum() / max(1, benign.sum())))
+        n_epoch = options.samples_per_epoch or len(train_items)
+    else:
+        train_exams = list(_exams(split["train"]).values())
+        if not train_exams:
+            raise ModelError(f"{manifest}: no complete four-view exam in the train split")
+        labels = np.array([_dmv_labels(e) for e in train_exams])
+        flags = labels[:, 2:].max(axis=1)
+        pos = labels.sum(axis=0)
+        pos_w = torch.tensor(np.minimum(10.0, (len(labels) - pos) / np.maximum(pos, 1)), dtype=torch.float32)
+        pos_w[2:] = 1.0  # malignant balanced by sampling
+        n_epoch = options.samples_per_epoch or len(train_exams)
+
+    for epoch in range(1, options.epochs + 1):
+        model.train()
+        order = _balanced_order(flags, n_epoch, rng)
+        losses = []
+        for s in range(0, len(order), options.batch_size):
+            idx = order[s : s + options.batch_size]
+            if arch == "gmic":
+                batch = [train_items[i] for i in idx]
+                x = torch.from_numpy(
+                    np.stack([_window(it, spec, rng, options.augment_prob, True) for it in batch])
+                )
+                y = torch.tensor([[it.benign, it.malignant] for it in batch], dtype=torch.float32)
+                out = model(x[:, None])
+                pw = torch.tensor([pos_w_benign, 1.0])
+                loss = sum(_bce(out[k], y, pw) for k in ("y_fusion", "y_global", "y_local"))
+            else:
+                batch = [train_exams[i] for i in idx]
+                x = {
+                    v: torch.from_numpy(
+                        np.stack([_window(e[v], spec, rng, options.augment_prob, True) for e in batch])
+                    )[:, None]
+                    for v in pp.VIEWS
+                }
+                y = torch.tensor(np.array([_dmv_labels(e) for e in batch]), dtype=torch.float32)
+                out = model(x)
+                loss = 0
+                for head in ("CC", "MLO"):
+                    logp = out[head]  # (N, 4, 2) log-probabilities
+                    w = 1 + (pos_w - 1) * y
+                    loss = loss - (w * (y * logp[..., 1] + (1 - y) * logp[..., 0])).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+        elapsed = (time.time() - t_start) / 60
+        if arch == "gmic":
+            scores = _gmic_scores(model, split[val_name], spec, options.batch_size)
+            val_auc = _auc(scores[:, 1], [it.malignant for it in split[val_name]])
+        else:
+            val_exams = list(_exams(split[val_name]).values())
+            val_auc = _dmv_auc(
+                _dmv_val_probs(model, val_exams, spec),
+                np.array([_dmv_labels(e) for e in val_exams]).reshape(-1, 4),
+            )
+        row = {
+            "epoch": epoch,
+            "train_loss": round(float(np.mean(losses)), 5),
+            "val_auc": None if val_auc is None else round(val_auc, 4),
+            "minutes": round(elapsed, 2),
+        }
+        history.append(row)
+        log(
+            f"epoch {epoch}: loss {row['train_loss']:.4f}, {val_name} malignant AUC {row['val_auc']}, "
+            f"{elapsed:.1f} min"
+        )
+        score = -1.0 if val_auc is None else val_auc
+        if score > best[0] or best[1] is None:
+            best = (score, {k: v.detach().clone() for k, v in model.state_dict().items()}, epoch)
+            bad_epochs = 0
+        else:
+            bad_epochs += 1
+            if bad_epochs >= options.patience:
+                log(f"early stop: no improvement for {bad_epochs} epochs")
+                break
+        if options.max_minutes is not None and elapsed >= options.max_minutes:
+            log(f"time budget of {options.max_minutes} min reached")
+            break
+
+    model.load_state_dict(best[1])
+    model.eval()
+    test_auc = test_breast_auc = None
+    if split["test"]:
+        if arch == "gmic":
+            scores = _gmic_scores(model, split["test"], spec, options.batch_size)
+            test_auc = _auc(scores[:, 1], [it.malignant for it in split["test"]])
+            test_breast_auc = _breast_auc(split["test"], scores[:, 1])
+        else:
+            test_exams = list(_exams(split["test"]).values())
+            crops = [{v: (e[v].crops[0], e[v].geometry) for v in pp.VIEWS} for e in test_exams]
+            probs = predict_dmv_crops(model, crops, samples=options.test_samples, seed=0)
+            test_auc = test_breast_auc = _dmv_auc(probs, np.array([_dmv_labels(e) for e in test_exams]))
+    log(f"best epoch {best[2]} ({val_name} AUC {best[0]:.4f}); test malignant AUC {test_auc}")
+
+    config["training"] = {
+        "cohort": options.cohort if options.cohort in ("demo", "tiny") else Path(options.cohort).name,
+        "command": command_line(options),
+        "seed": options.seed,
+        "epochs_run": len(history),
+        "best_epoch": best[2],
+        "val_auc": None if best[0] < 0 else round(best[0], 4),
+        "test_auc": None if test_auc is None else round(test_auc, 4),
+        "test_auc_level": "image" if arch == "gmic" else "breast",
+        "test_breast_auc": None if test_breast_auc is None else round(test_breast_auc, 4),
+        "test_samples": options.test_samples if arch == "dmv" else 0,
+        "augment": list(options.augment),
+        "augment_prob": options.augment_prob if options.augment else 0.0,
+        "n_train": len(split["train"]),
+        "n_val": len(split["val"]),
+        "n_test": len(split["test"]),
+        "minutes": round((time.time() - t_start) / 60, 2),
+        "options": {k: v for k, v in asdict(options).items() if k not in ("out",)},
+    }
+    out = Path(options.out)
+    variant = "image-only" if arch == "dmv" else "resnet18"
+    save_checkpoint(out, model, arch=arch, variant=variant, config=config, half=options.half)
+    stem = out.with_suffix("")
+    csv_path = stem.parent / f"{stem.name}-curves.csv"
+    png = _write_curves(history, csv_path, stem.parent / f"{stem.name}-curves.png", f"{arch} {out.name}")
+    return TrainResult(
+        out, csv_path, png, history, None if best[0] < 0 else best[0], test_auc, test_breast_auc
+    )
+
+
+def command_line(options: TrainOptions) -> str:
+    """The ``mammo-robust train`` command that reproduces ``options``."""
+    parts = ["mammo-robust", "train", options.arch, "--cohort", options.cohort]
+    parts += ["--epochs", str(options.epochs), "--seed", str(options.seed), "--out", options.out]
+    for item in options.augment:
+        parts += ["--augment", item]
+    defaults = TrainOptions(arch=options.arch, out=options.out)
+    names = ("lr", "batch_size", "spacing_mm", "augment_prob", "samples_per_epoch", "patience", "max_minutes")
+    for name in (*names, "test_samples", "K", "threads"):
+        value = getattr(options, name)
+        if value != getattr(defaults, name):
+            parts += [f"--{name.replace('_', '-')}", str(value)]
+    if options.input_size is not None:
+        parts += ["--input-size", "x".join(str(v) for v in options.input_size["CC"])]
+    return " ".join(parts)
