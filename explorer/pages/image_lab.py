@@ -16,16 +16,10 @@ from explorer.ui import lab, loaders
 from explorer.ui.source import ImageRef, current_image
 
 PERTURBATIONS = ["lowpass", "highpass", "noise", "shuffle"]
-PENDING = "lab_pending"  # set by other pages: {"perturbation": ..., "parameter": ..., "seed": ...}
-
-
-def request_perturbation(perturbation: str, parameter: float | None, seed: int = 0) -> None:
-    """Ask the image lab to open with this perturbation (call before ``st.switch_page``)."""
-    st.session_state[PENDING] = {"perturbation": perturbation, "parameter": parameter, "seed": seed}
 
 
 def _apply_pending(radii: list[float]) -> None:
-    pending = st.session_state.pop(PENDING, None)
+    pending = st.session_state.pop(lab.PENDING, None)
     if not pending or pending.get("perturbation") not in PERTURBATIONS:
         return
     name, value = pending["perturbation"], pending.get("parameter")

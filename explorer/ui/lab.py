@@ -23,6 +23,14 @@ LABELS = {
     "shuffle": "patch shuffle",
 }
 SPECTRAL = ("lowpass", "highpass")
+PENDING = "lab_pending"  # session key other pages set: {"perturbation": ..., "parameter": ..., "seed": ...}
+
+
+def request_perturbation(perturbation: str, parameter: float | None, seed: int = 0) -> None:
+    """Ask the image lab to open with this perturbation (call before ``st.switch_page``)."""
+    import streamlit as st
+
+    st.session_state[PENDING] = {"perturbation": perturbation, "parameter": parameter, "seed": seed}
 
 
 @dataclass(frozen=True)
