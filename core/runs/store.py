@@ -142,8 +142,8 @@ class RunStore:
                 [(k, v if isinstance(v, str) else json.dumps(v)) for k, v in values.items()],
             )
 
-    @property
     def config(self) -> RunConfig:
+        """The run's configuration."""
         return RunConfig.from_json(self.get("config") or "{}", source=f"run {self.run_id}")
 
     # --- scores ----------------------------------------------------------------------------------------

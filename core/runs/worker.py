@@ -101,7 +101,7 @@ def execute_run(run_id: str, *, log: Callable[[str], None] | None = None) -> str
     """
     log = log or (lambda msg: None)
     store = RunStore.open(run_id)
-    config = store.config
+    config = store.config()
     stop = _StopFlag(store)
 
     def on_signal(signum, frame):  # noqa: ARG001
