@@ -54,6 +54,7 @@ def auc_vs_severity_figure(curves: pd.DataFrame, *, title: str = "AUC versus sev
                 go.Scatter(
                     x=np.concatenate([band["severity"], band["severity"][::-1]]),
                     y=np.concatenate([band["band_high"], band["band_low"][::-1]]),
+                    mode="lines",
                     fill="toself",
                     fillcolor=rgba,
                     line={"width": 0},
@@ -86,7 +87,7 @@ def auc_vs_severity_figure(curves: pd.DataFrame, *, title: str = "AUC versus sev
         )
         shown.add(lab)
     ticks, text = _tick_text(curves)
-    fig.update_xaxes(title_text="severity (parameter)", tickvals=ticks, ticktext=text)
+    fig.update_xaxes(title_text="severity (parameter)", tickvals=ticks, ticktext=text, tickangle=0)
     fig.update_yaxes(title_text="AUC", row=1, col=1)
     fig.add_hline(y=0.5, line_dash="dot", line_color="grey")
     fig.update_layout(title=title, template="plotly_white", height=450, width=max(520, 480 * len(models)))
