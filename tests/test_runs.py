@@ -255,3 +255,22 @@ def test_failed_run_is_marked_with_its_error(data_dir, tmp_path):
         execute_run(run_id)
     st = run_status(run_id)
     assert st.status == "failed" and "missing.csv" in st.error
+
+
+def test_cli_run_list_and_export(data_dir, tiny_manifest, gmic_weights, tmp_path, capsys):
+    from core.cli import main
+
+    cfg = RunConfig(
+        model="gmic", manifest=str(tiny_manifest), weights=str(gmic_weights), device="cpu", max_images=2
+    )
+    path = cfg.save(tmp_path / "run.toml")
+    assert main(["run", str(path), "--run-id", "cli-run", "--quiet"]) == 0
+    assert run_status("cli-run").status == "done"
+    assert main(["run", "--list"]) == 0
+    assert "cli-run" in capsys.readouterr().out
+    out = tmp_path / "s.parquet"
+    assert main(["run", "--export", "cli-run", str(out)]) == 0
+    assert list(pd.read_parquet(out).columns) == list(SCORE_COLUMNS) and len(pd.read_parquet(out)) == 2
+    (tmp_path / "bad.toml").write_text('model = "gmic"\n')
+    assert main(["run", str(tmp_path / "bad.toml")]) == 2
+    assert "missing key(s) manifest" in capsys.readouterr().err
