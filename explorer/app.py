@@ -16,6 +16,7 @@ if str(_ROOT) not in sys.path:
 
 import streamlit as st  # noqa: E402
 
+from explorer.ui.chrome import app_running  # noqa: E402
 from explorer.ui.source import sidebar_source  # noqa: E402
 
 PAGES = Path(__file__).resolve().parent / "pages"
@@ -44,7 +45,8 @@ def main(default_page: str = "Image lab") -> None:
     st.sidebar.title("Mammo Robustness Explorer")
     # Drawn on every page: Streamlit forgets the state of widgets a run does not draw.
     sidebar_source()
-    nav.run()
+    with app_running():
+        nav.run()
 
 
 def _page(file: str, title: str, icon: str, default_page: str):

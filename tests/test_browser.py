@@ -62,3 +62,20 @@ def test_radius_slider_updates_the_image(tmp_path, artifacts):
         assert f"R = {label_after.split()[0]} cycles/mm" in caption
         assert not exceptions(page)
         assert (artifacts / "image_lab_after_slider.png").stat().st_size > 10_000
+
+
+def test_deep_link_and_navigation_keep_the_app_around_the_page(tmp_path, artifacts):
+    """A fresh server opened at /results (Streamlit's pages-folder fallback) still shows the app's
+    navigation and sidebar; the sidebar links then open the other pages."""
+    with running_app(tmp_path / "data") as url, browser_page() as page:
+        page.goto(f"{url}/results")
+        wait_idle(page, 240_000)
+        assert page.get_by_role("heading", name="Results").count() == 1
+        nav = page.get_by_test_id("stSidebarNav")
+        assert nav.get_by_text("Image lab").count() == 1 and nav.get_by_text("app").count() == 0
+        assert page.get_by_test_id("stSidebar").get_by_text("Source").count() >= 1
+        nav.get_by_text("Calcifications").click()
+        wait_idle(page, 240_000)
+        assert page.get_by_role("heading", name="Calcifications").count() == 1
+        page.screenshot(path=str(artifacts / "calcifications_tiny.png"), full_page=True)
+        assert not exceptions(page)

@@ -19,6 +19,7 @@ import streamlit as st
 from core import display
 from core.errors import ExplorerError
 from explorer.ui import loaders
+from explorer.ui.chrome import ensure_app
 from explorer.ui.source import SYNTHETIC, ImageRef, current_image
 
 RADIUS_OPTIONS = [8.0, 5.0, 4.0, 3.0, 2.0, 1.5, 1.0, 0.75, 0.5, 0.35, 0.25, 0.15, 0.1]
@@ -174,7 +175,13 @@ def _vis_plot(radii: tuple[float, ...], vis: np.ndarray) -> go.Figure:
         y=float(vis[0]), line_dash="dot", annotation_text="original", annotation_position="top left"
     )
     fig.add_vline(x=display.STUDY_RADIUS, line_dash="dash", line_color="grey")
-    fig.update_xaxes(type="log", title="R (cycles/mm)", autorange="reversed")
+    fig.update_xaxes(
+        type="log",
+        title="R (cycles/mm)",
+        autorange="reversed",
+        tickvals=list(radii),
+        ticktext=[f"{r:g}" for r in radii],
+    )
     fig.update_yaxes(title="visibility (CNR)")
     fig.update_layout(height=190, margin=dict(l=0, r=0, t=5, b=0), showlegend=False)
     return fig
@@ -239,4 +246,5 @@ def render() -> None:
             b.plotly_chart(_vis_plot(radii_t, vis[i]), key=f"calc_vis_{i}", config={"displayModeBar": False})
 
 
-render()
+if not ensure_app("Calcifications"):
+    render()

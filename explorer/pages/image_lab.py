@@ -13,6 +13,7 @@ import streamlit as st
 from core import display
 from core.errors import ExplorerError
 from explorer.ui import lab, loaders
+from explorer.ui.chrome import ensure_app
 from explorer.ui.source import ImageRef, current_image
 
 PERTURBATIONS = ["lowpass", "highpass", "noise", "shuffle"]
@@ -328,4 +329,5 @@ def render() -> None:
         st.error(str(exc))
 
 
-render()
+if not ensure_app("Image lab"):
+    render()

@@ -14,6 +14,7 @@ import pandas as pd
 import streamlit as st
 
 from core.errors import ExplorerError
+from explorer.ui.chrome import ensure_app
 
 LAB_PERTURBATIONS = ("lowpass", "highpass", "noise", "shuffle")
 
@@ -273,4 +274,5 @@ def render() -> None:
         )
 
 
-render()
+if not ensure_app("Results"):
+    render()

@@ -14,6 +14,7 @@ import pandas as pd
 import streamlit as st
 
 from core.errors import ExplorerError
+from explorer.ui.chrome import ensure_app
 
 WEIGHTS_HELP = (
     "'demo': weights trained on the synthetic demo cohort, to show the method: they are not a clinical "
@@ -210,4 +211,5 @@ def render() -> None:
     _runs_table()
 
 
-render()
+if not ensure_app("Runs"):
+    render()
