@@ -98,3 +98,16 @@ def test_queue_runner_cancel_and_resume(data_dir, tiny_manifest, gmic_weights): 
     ref = create_run(cfg, "ref")
     execute_run(ref)
     pd.testing.assert_frame_equal(load_scores(first), load_scores(ref), check_exact=True)
+
+
+def test_sigterm_cancels_gracefully_and_the_run_resumes(data_dir, tiny_manifest, gmic_weights):  # noqa: F811
+    cfg = RunConfig(**{**_config(tiny_manifest, gmic_weights).to_dict(), "batch_size": 1, "max_images": 6})
+    run_id = create_run(cfg, "terminated")
+    proc = _worker(run_id)
+    _wait(run_id, lambda s: s.done >= 3, proc=proc)
+    os.kill(proc.pid, signal.SIGTERM)
+    assert proc.wait(timeout=120) == 3  # the worker's exit code for a run that did not finish
+    st = run_status(run_id)
+    assert st.status == "cancelled" and 0 < st.done < st.total == 18
+    resume_run(run_id, start_runner=False)
+    assert execute_run(run_id) == "done" and run_status(run_id).done == 18
