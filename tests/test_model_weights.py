@@ -348,3 +348,16 @@ def test_registry_names_variants_and_random_weights():
     assert type(model) is SplitBreastModel and model.spec.in_channels == 3 and not model.training
     assert next(model.parameters()).device.type == ("cpu")
     assert create_model("gmic", "random").spec.weights == "random"
+
+
+def test_channels_last_option_keeps_outputs(tmp_path, dmv_model):
+    path = save_official(tmp_path / "d.p", dmv_model, "dmv")
+    plain = create_model("dmv", path, device="cpu")
+    fast = create_model("dmv", path, device="cpu", channels_last=True)
+    assert fast.four_view_resnet.cc.first_conv.weight.is_contiguous(memory_format=torch.channels_last)
+    x = {
+        v: torch.randn(2, 1, 72, 56, generator=torch.Generator().manual_seed(i)) for i, v in enumerate(VIEWS)
+    }
+    with torch.inference_mode():
+        a, b = plain(x), fast(x)
+    assert torch.allclose(a["CC"], b["CC"], atol=1e-5) and torch.allclose(a["MLO"], b["MLO"], atol=1e-5)
