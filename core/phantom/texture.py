@@ -85,12 +85,20 @@ def upsample2(a: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     a = np.asarray(a, dtype=np.float32)
     p = np.pad(a, 1, mode="edge")
     # cell-centred: output pixel 2i sits at input i - 1/4, output 2i+1 at i + 1/4
+    # (same arithmetic as 0.75 * near + 0.25 * far, with fewer temporaries: float addition commutes)
+    q, t = np.float32(0.25), np.float32(0.75)
     rows = np.empty((2 * a.shape[0], p.shape[1]), np.float32)
-    rows[0::2] = 0.75 * p[1:-1] + 0.25 * p[:-2]
-    rows[1::2] = 0.75 * p[1:-1] + 0.25 * p[2:]
+    near = p[1:-1] * t
+    np.multiply(p[:-2], q, out=rows[0::2])
+    rows[0::2] += near
+    np.multiply(p[2:], q, out=rows[1::2])
+    rows[1::2] += near
     out = np.empty((rows.shape[0], 2 * a.shape[1]), np.float32)
-    out[:, 0::2] = 0.75 * rows[:, 1:-1] + 0.25 * rows[:, :-2]
-    out[:, 1::2] = 0.75 * rows[:, 1:-1] + 0.25 * rows[:, 2:]
+    near = rows[:, 1:-1] * t
+    np.multiply(rows[:, :-2], q, out=out[:, 0::2])
+    out[:, 0::2] += near
+    np.multiply(rows[:, 2:], q, out=out[:, 1::2])
+    out[:, 1::2] += near
     out = out[: shape[0], : shape[1]]
     if out.shape != tuple(shape):
         out = np.pad(out, ((0, shape[0] - out.shape[0]), (0, shape[1] - out.shape[1])), mode="edge")
