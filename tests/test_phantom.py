@@ -222,7 +222,10 @@ def test_demo_preset_is_large_realistic_and_split_by_patient():
 
 
 def test_ensure_cohort_generates_once_into_the_data_dir(data_dir):
+    leftover = data_dir / "cohorts" / ".tiny-0.partial-killed"  # from a run killed before its cleanup
+    (leftover / "images").mkdir(parents=True)
     manifest = ensure_cohort("tiny", seed=0)
+    assert not leftover.exists()
     assert manifest == data_dir / "cohorts" / "tiny-0" / "manifest.csv"
     stamp = manifest.stat().st_mtime_ns
     assert ensure_cohort("tiny", seed=0) == manifest

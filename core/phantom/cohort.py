@@ -375,6 +375,10 @@ def ensure_cohort(
         try:
             if manifest.is_file() and _version_ok(folder):
                 return manifest
+            # Holding the lock, no one else is generating this cohort: leftovers of a killed run (hidden
+            # partial folders, several GB each for the demo) and of an old version can go.
+            for leftover in folder.parent.glob(f".{folder.name}.partial-*"):
+                shutil.rmtree(leftover, ignore_errors=True)
             if folder.exists():
                 stale = folder.with_name(f".{folder.name}.stale-{os.getpid()}")
                 os.replace(folder, stale)
