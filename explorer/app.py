@@ -16,7 +16,7 @@ if str(_ROOT) not in sys.path:
 
 import streamlit as st  # noqa: E402
 
-from explorer.ui.chrome import app_running  # noqa: E402
+from explorer.ui.chrome import app_running, register_page  # noqa: E402
 from explorer.ui.source import sidebar_source  # noqa: E402
 
 PAGES = Path(__file__).resolve().parent / "pages"
@@ -50,7 +50,7 @@ def main(default_page: str = "Image lab") -> None:
 
 
 def _page(file: str, title: str, icon: str, default_page: str):
-    return st.Page(PAGES / file, title=title, icon=icon, default=title == default_page)
+    return register_page(title, st.Page(PAGES / file, title=title, icon=icon, default=title == default_page))
 
 
 if __name__ == "__main__":  # `streamlit run` executes this file as __main__

@@ -274,12 +274,16 @@ def _lab_panel(ref: ImageRef, mammo: Any) -> None:
     _box_to_inspector(event, mammo)
     shown_nyq = 0.5 / max(view.display_spacing_mm)
     if spectral and params.radius > shown_nyq:
+        what = (
+            "removes only finer detail than they can show, so they hardly change"
+            if params.perturbation == "lowpass"
+            else "keeps only finer detail than they can show, so the perturbed panel is nearly blank"
+        )
         st.info(
             f"At this panel size one screen pixel is {max(view.display_spacing_mm):.2g} mm, so the panels "
-            "show "
-            f"frequencies up to {shown_nyq:.2g} cycles/mm only: a {lab.LABELS[params.perturbation]} at R = "
-            f"{params.radius:g} changes finer detail than they can show. See it in the native-resolution "
-            "inspector below (or choose a larger panel size)."
+            f"show frequencies up to {shown_nyq:.2g} cycles/mm: a {lab.LABELS[params.perturbation]} at "
+            f"R = {params.radius:g} {what}. See it at full resolution in the native-resolution inspector "
+            "below (or choose a larger panel size)."
         )
     ms = (time.perf_counter() - t0) * 1000
     st.session_state["lab_last_ms"] = ms

@@ -154,26 +154,30 @@ def _roc(scores: pd.DataFrame, conds: pd.DataFrame, level: str) -> None:
     st.plotly_chart(fig, key="res_roc")
 
 
-def _open_in_lab(run_id: str, row: pd.Series, cond: pd.Series) -> None:
+def _open_in_lab(run_id: str, table: pd.DataFrame, selected: int | None, cond: pd.Series) -> None:
+    """Pick an image of the table (the clicked row by default) and open it in the lab with ``cond``."""
+    from explorer.ui import chrome
     from explorer.ui.lab import request_perturbation
     from explorer.ui.source import request_image
 
     paths = _image_paths(run_id)
-    path = paths.get(str(row.get("image_id", "")))
-    name = str(cond["perturbation"])
-    if not path:
-        st.caption(
-            "This table's images are not on this server (imported scores), so there is nothing to open."
-        )
+    ids = [i for i in table["image_id"].astype(str) if i in paths]
+    if not ids:
+        st.caption("This table's images are not on this server (e.g. imported scores): nothing to open.")
         return
-    if name not in LAB_PERTURBATIONS:
-        st.caption(f"The image lab has no control for '{name}'; it opens unperturbed.")
-    label = f"Open {row['image_id']} in the image lab with {name} {cond['parameter']:g}"
-    if st.button(label, key="res_open_lab"):
-        request_image(path)
+    name = str(cond["perturbation"])
+    if selected is not None and str(table.iloc[selected]["image_id"]) in paths:
+        st.session_state["res_open_image"] = str(table.iloc[selected]["image_id"])
+    c1, c2 = st.columns([2, 3])
+    image_id = c1.selectbox("Image to open", ids, key="res_open_image", label_visibility="collapsed")
+    what = f"{name} {cond['parameter']:g}" if name in LAB_PERTURBATIONS else "no perturbation"
+    if c2.button(f"Open in the image lab with {what}", key="res_open_lab"):
+        request_image(paths[image_id])
         if name in LAB_PERTURBATIONS:
             request_perturbation(name, float(cond["parameter"]), int(cond["seed"]))
-        st.switch_page("pages/image_lab.py")
+        st.switch_page(chrome.page("Image lab"))
+    if name not in LAB_PERTURBATIONS:
+        st.caption(f"The image lab has no control for '{name}'; the image opens unperturbed.")
 
 
 def _changes(run_id: str, scores: pd.DataFrame, conds: pd.DataFrame, level: str) -> None:
@@ -208,9 +212,9 @@ def _changes(run_id: str, scores: pd.DataFrame, conds: pd.DataFrame, level: str)
         },
     )
     rows = event.selection.rows if event is not None else []
-    if rows and level == "image":
-        _open_in_lab(run_id, table.iloc[rows[0]], cb)
-    elif rows:
+    if level == "image":
+        _open_in_lab(run_id, table, rows[0] if rows else None, cb)
+    else:
         st.caption("Breast-level rows pool several images; switch to the image level to open one.")
 
 

@@ -15,6 +15,18 @@ import threading
 from collections.abc import Iterator
 
 _state = threading.local()  # Streamlit runs each session's script in its own thread
+_pages: dict[str, object] = {}  # page title -> the st.Page the app registered (for st.switch_page)
+
+
+def register_page(title: str, page: object) -> object:
+    """Remember the app's ``st.Page`` for ``title`` (called by the app when it builds its navigation)."""
+    _pages[title] = page
+    return page
+
+
+def page(title: str) -> object:
+    """The app's ``st.Page`` titled ``title``, to pass to ``st.switch_page``."""
+    return _pages[title]
 
 
 @contextlib.contextmanager

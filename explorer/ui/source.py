@@ -1,8 +1,7 @@
 """The sidebar image-source chooser shared by every page, and the current image it selects.
 
 The choice lives in ``st.session_state`` (widget keys prefixed ``src_``), so switching pages keeps the image.
-Other pages may pre-select an image by setting ``src_kind = "Server path"`` and ``src_path`` before
-``st.switch_page`` (see :func:`request_image`).
+Other pages pre-select an image with :func:`request_image` before ``st.switch_page``.
 """
 
 from __future__ import annotations
@@ -58,10 +57,12 @@ class ImageRef:
 
 
 def request_image(path: str | Path) -> None:
-    """Make the sidebar select a server-side file on the next run (call before ``st.switch_page``)."""
-    st.session_state["src_kind"] = SERVER
-    st.session_state["src_path"] = str(path)
-    st.session_state.pop("src_server_pick", None)
+    """Make the sidebar select a server-side file on the next run (call before ``st.switch_page``).
+
+    Stored under a plain key and applied by :func:`sidebar_source` before it draws its widgets, since a
+    widget's value cannot be changed once the widget is drawn in a run.
+    """
+    st.session_state["src_pending_path"] = str(path)
 
 
 def _default_preset() -> str:
@@ -205,6 +206,11 @@ def sidebar_source() -> ImageRef | None:
 
     sb = st.sidebar
     sb.subheader("Image")
+    pending = st.session_state.pop("src_pending_path", None)
+    if pending:
+        st.session_state["src_kind"] = SERVER
+        st.session_state["src_path"] = pending
+        st.session_state.pop("src_server_pick", None)
     kinds = [SYNTHETIC, SERVER, UPLOAD]
     if nyu_samples_dir().is_dir():
         kinds.insert(1, NYU)
