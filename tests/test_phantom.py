@@ -311,3 +311,18 @@ def test_dicom_folder_builder_recovers_the_cohort_structure(tiny, tiny_df):
     # exams are grouped exactly as the cohort's
     groups = {frozenset(g.path) for _, g in df.groupby("exam_id")}
     assert groups == {frozenset(g.path) for _, g in tiny_df.groupby("exam_id")}
+
+
+def test_anatomy_is_drawn_in_mm_so_another_spacing_gives_the_same_breast():
+    from core.phantom import CohortPreset
+
+    sizes = []
+    for spacing, shape in ((0.1, (800, 520)), (0.07, (1143, 743))):
+        preset = CohortPreset(f"s{spacing}", 2, shape, spacing_mm=spacing, breast_scale=0.5)
+        stored, _ = render_view(sample_exams(preset, 0)[0], "L", "CC", preset)
+        breast = stored > 0
+        rows = np.flatnonzero(breast.any(axis=1))
+        sizes.append(((rows[-1] - rows[0]) * spacing, np.flatnonzero(breast.any(axis=0))[-1] * spacing,
+                      breast.sum() * spacing**2))  # fmt: skip
+    (h1, d1, a1), (h2, d2, a2) = sizes
+    assert abs(h1 - h2) < 0.3 and abs(d1 - d2) < 0.3 and abs(a1 - a2) / a1 < 0.01
