@@ -423,3 +423,29 @@ def test_dicom_header_scan_never_decodes_pixels(tmp_path):
         _ = pydicom.dcmread(path).pixel_array
     df, _ = manifest_from_dicom_folder(tmp_path / "d")
     assert len(df) == 1
+
+
+def test_any_cell_content_loads_or_is_reported(tmp_path_factory):
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    folder = tmp_path_factory.mktemp("fuzz")
+    base = _manifest_rows(folder)
+    cell = st.one_of(
+        st.text(max_size=8), st.sampled_from(["", "L", "R", "CC", "MLO", "1", "0", "nan", "0.1"])
+    )
+
+    @settings(max_examples=40, deadline=None)
+    @given(column=st.sampled_from(COLUMNS), values=st.lists(cell, min_size=4, max_size=4))
+    def check(column, values):
+        rows = [dict(r, **{column: v}) for r, v in zip(base, values, strict=True)]
+        path = folder / "m.csv"
+        pd.DataFrame(rows).to_csv(path, index=False)
+        try:
+            df = read_manifest(path)
+        except ManifestError:
+            return  # nothing usable left: a clear error naming the file
+        dropped = {p.row for p in df.attrs["problems"] if p.row >= 0}
+        assert len(df) + len(dropped) == len(rows)
+
+    check()
