@@ -70,7 +70,6 @@ def test_sigkill_and_restart_equals_uninterrupted_run(data_dir, tiny_manifest, g
     proc.wait(timeout=30)
     st = run_status(run_id)
     assert st.status == "interrupted" and 0 < st.done < 24
-    assert st.rate is not None and st.rate > 0
 
     proc = _worker(run_id)
     assert proc.wait(timeout=600) == 0, proc.stdout.read()
