@@ -231,13 +231,7 @@ def score_items(
         Rows with the scores-table columns plus ``condition`` (:attr:`Condition.key`) and ``unit`` (the
         image id, or ``exam|L`` / ``exam|R``). Same inputs give the same rows.
     """
-    from core.models.predict import (
-        crop_for_model,
-        gmic_forward,
-        predict_dmv_crops,
-        prepare_geometry,
-        prepare_input,
-    )
+    from core.models.predict import crop_for_model, gmic_forward, predict_dmv_crops, prepare_input
 
     t_start = time.perf_counter()
     timings = timings if timings is not None else Timings()
@@ -266,7 +260,7 @@ def score_items(
                 return []
             img = item.images[0]
             pert = _ImagePerturber(_load(img), img.image_id)
-            geo = _geometry(prepare_geometry, pert.mam, spec, img)
+            geo = _geometry(pert.mam, spec, img)
             timings.n_images += 1
             for cond in conditions:
                 pending.append((img, cond, prepare_input(pert.mammogram(cond), spec, geometry=geo)))
@@ -281,7 +275,7 @@ def score_items(
                 v: _ImagePerturber(_load(r), r.image_id) for v, r in zip(DMV_VIEWS, item.images, strict=True)
             }
             geos = {
-                v: _geometry(prepare_geometry, perts[v].mam, spec, r, view=v)
+                v: _geometry(perts[v].mam, spec, r, view=v)
                 for v, r in zip(DMV_VIEWS, item.images, strict=True)
             }
             timings.n_images += 4
@@ -311,8 +305,10 @@ def _breast_labels(item: WorkItem, lat: str) -> tuple[int, int]:
     return max(r.label_benign for r in views), max(r.label_malignant for r in views)
 
 
-def _geometry(prepare_geometry, mam, spec, row: ImageRow, view: str | None = None):
+def _geometry(mam, spec, row: ImageRow, view: str | None = None):
+    """The model crop and window position of the clean image (reused for every condition)."""
     from core.errors import ExplorerError
+    from core.models.predict import prepare_geometry
 
     try:
         return prepare_geometry(mam, spec, view=view)
