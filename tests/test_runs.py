@@ -274,3 +274,18 @@ def test_cli_run_list_and_export(data_dir, tiny_manifest, gmic_weights, tmp_path
     (tmp_path / "bad.toml").write_text('model = "gmic"\n')
     assert main(["run", str(tmp_path / "bad.toml")]) == 2
     assert "missing key(s) manifest" in capsys.readouterr().err
+
+
+def test_import_scores_as_a_finished_run(data_dir, tmp_path):
+    from core.runs import import_scores
+    from tests.test_metrics_tables import make_scores
+
+    src = tmp_path / "elsewhere.csv"
+    original = validate_scores(make_scores(n_exams=12))
+    original.to_csv(src, index=False)
+    run_id = import_scores(src)
+    st = run_status(run_id)
+    assert (st.status, st.done, st.total) == ("done", len(original), len(original))
+    key = ["perturbation", "severity", "image_id"]
+    got = validate_scores(load_scores(run_id)).sort_values(key).reset_index(drop=True)
+    pd.testing.assert_frame_equal(got, original.sort_values(key).reset_index(drop=True))
