@@ -314,6 +314,8 @@ def test_gmic_official_defaults_and_input_errors():
         model(torch.zeros(1, 3, 64, 64))
     with pytest.raises(ModelError, match="too small"):
         GMIC(crop_shape=(64, 64), K=2).eval()(torch.zeros(1, 1, 40, 40))
+    with pytest.raises(ModelError, match="less than half a saliency-map cell"):
+        GMIC(crop_shape=(16, 16), K=2).eval()(torch.zeros(1, 1, 192, 160))
     with pytest.raises(ModelError, match="configuration"):
         GMIC(K=0)
 
@@ -406,3 +408,15 @@ def test_gmic_at_the_official_input_size():
     assert (loc % 64 == 0).all() and (loc[:, 0] <= 2944 - 256).all() and (loc[:, 1] <= 1920 - 256).all()
     for k, (r, c) in enumerate(loc.tolist()):
         assert torch.equal(out["patches"][0, k], x[0, 0, r : r + 256, c : c + 256])
+
+
+def test_training_step_reaches_every_parameter():
+    torch.manual_seed(0)
+    gmic = GMIC(crop_shape=(64, 64), K=2).train()
+    out = gmic(torch.randn(2, 1, 192, 160))
+    (out["y_fusion"].sum() + out["y_global"].sum() + out["y_local"].sum()).backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in gmic.parameters())
+    dmv = SplitBreastModel(1).train()
+    out = dmv({v: torch.randn(2, 1, 64, 48) for v in VIEWS})
+    (out["CC"][..., 1].sum() + out["MLO"][..., 1].sum()).backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in dmv.parameters())

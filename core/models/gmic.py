@@ -55,9 +55,25 @@ def crop_shape_on_map(crop_shape: tuple[int, int], cam_size: tuple[int, int], in
         Saliency map size ``(h, w)`` in cells.
     input_size : (int, int)
         Input size ``(H, W)`` in pixels.
+
+    Raises
+    ------
+    ModelError
+        The window would be 0 cells (crop under half a cell) or larger than the map (input too small).
     """
     (ch, cw), (h, w), (H, W) = crop_shape, cam_size, input_size
-    return int(np.round(ch * h / H)), int(np.round(cw * w / W))
+    window = int(np.round(ch * h / H)), int(np.round(cw * w / W))
+    if min(window) < 1:
+        raise ModelError(
+            f"GMIC: crop_shape {ch}x{cw} px is less than half a saliency-map cell "
+            f"({H / h:.0f}x{W / w:.0f} px) for a {H}x{W} input; use a larger crop_shape"
+        )
+    if window[0] > h or window[1] > w:
+        raise ModelError(
+            f"GMIC: a {ch}x{cw} px crop needs {window[0]}x{window[1]} saliency cells but the {H}x{W} input "
+            f"gives only {h}x{w}; the input is too small for the crop shape"
+        )
+    return window
 
 
 def retrieve_roi(saliency_map: torch.Tensor, window: tuple[int, int], k: int) -> np.ndarray:
