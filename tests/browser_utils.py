@@ -92,17 +92,19 @@ def browser_page(width: int = 1700, height: int = 1100) -> Iterator[object]:
             browser.close()
 
 
-_BUSY = (
-    "() => !!(document.querySelector('[data-testid=\"stStatusWidget\"]')"
-    " || document.querySelector('[data-testid=\"stSkeleton\"]')"
-    " || document.querySelector('[data-testid=\"stSpinner\"]'))"
-)
+_BUSY = """() => {
+    const app = document.querySelector('[data-testid="stApp"]');
+    const state = app ? app.getAttribute('data-test-script-state') : 'initial';
+    return state !== 'notRunning'
+        || !!document.querySelector('[data-testid="stSkeleton"], [data-testid="stSpinner"]');
+}"""
 
 
 def wait_idle(page, timeout_ms: int = 60_000, quiet_ms: int = 1500) -> None:
-    """Wait until Streamlit has finished running (no 'Running...' status, skeleton or spinner for
-    ``quiet_ms`` in a row)."""
+    """Wait until Streamlit has finished running: the app reports its script as not running and shows no
+    skeleton or spinner, for ``quiet_ms`` in a row."""
     page.wait_for_selector("[data-testid='stApp']", timeout=timeout_ms)
+    page.get_by_role("heading", level=2).first.wait_for(timeout=timeout_ms)  # every page has a st.header
     deadline = time.time() + timeout_ms / 1000
     quiet_since = None
     while time.time() < deadline:
