@@ -371,6 +371,10 @@ def test_dmv_heatmap_channels_and_input_errors():
         model({v: x[v] for v in VIEWS[:3]})
     with pytest.raises(ModelError, match=r"\(N, 3, H, W\)"):
         model({v: torch.randn(1, 1, 64, 48) for v in VIEWS})
+    with pytest.raises(ModelError, match="10x40 px is too small"):
+        model(dict(x, **{"R-CC": torch.randn(1, 3, 10, 40)}))
+    with torch.inference_mode():  # 11 px is the smallest side the column accepts (spec 1.1)
+        assert model({v: torch.randn(1, 3, 11, 11) for v in VIEWS})["CC"].shape == (1, 4, 2)
     with pytest.raises(ModelError, match="batch sizes"):
         model(dict(x, **{"L-CC": torch.randn(2, 3, 64, 48)}))
 

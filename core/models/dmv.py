@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from core.models import ModelError
-from core.models.resnet import ResNetV2, resnet22
+from core.models.resnet import ResNetV2, resnet22, resnet22_output_size
 
 VIEWS = ("L-CC", "R-CC", "L-MLO", "R-MLO")
 OFFICIAL_INPUT_SIZE = {"CC": (2677, 1942), "MLO": (2974, 1748)}
@@ -108,6 +108,7 @@ def _check_views(model: str, x: Mapping[str, torch.Tensor], channels: int) -> No
         t = x[view]
         if t.ndim != 4 or t.shape[1] != channels:
             raise ModelError(f"{model}: view {view} must be (N, {channels}, H, W), got {tuple(t.shape)}")
+        resnet22_output_size(t.shape[2], t.shape[3])
         sizes.add(t.shape[0])
     if len(sizes) != 1:
         raise ModelError(f"{model}: the four views have different batch sizes {sorted(sizes)}")
@@ -191,6 +192,7 @@ class SingleImageBreastModel(nn.Module):
             raise ModelError(
                 f"DMV single-image model expects (N, {self.input_channels}, H, W), got {tuple(x.shape)}"
             )
+        resnet22_output_size(x.shape[2], x.shape[3])
         h = _avg_pool(self.view_resnet(self.all_views_gaussian_noise_layer(x)))
         return self.output_layer(F.relu(self.fc1(h)))
 

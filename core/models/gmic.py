@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from core.models import ModelError
-from core.models.resnet import resnet18_body, resnet22
+from core.models.resnet import resnet18_body, resnet22, resnet22_output_size
 
 OFFICIAL_INPUT_SIZE = (2944, 1920)
 OFFICIAL_CROP_SHAPE = (256, 256)
@@ -238,6 +238,7 @@ class GMIC(nn.Module):
         if x.ndim != 4 or x.shape[1] != 1:
             raise ModelError(f"GMIC expects an (N, 1, H, W) tensor, got shape {tuple(x.shape)}")
         n, _, H, W = x.shape
+        resnet22_output_size(H, W, first_layer_padding=3)  # a clear error for inputs too small
         h_g = self.ds_net(x)
         saliency_map = torch.sigmoid(self.left_postprocess_net(h_g))
         cam_size = (saliency_map.shape[2], saliency_map.shape[3])

@@ -17,6 +17,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from core.models import ModelError
+
 
 class BasicBlockV2(nn.Module):
     """Pre-activation basic block: ``conv2(relu(bn2(conv1(relu(bn1(x)))))) + shortcut``.
@@ -127,11 +129,11 @@ def resnet22_output_size(height: int, width: int, first_layer_padding: int = 0) 
     1x1.
     """
 
-    def one(x: int) -> int:
-        x = (x + 2 * first_layer_padding - 7) // 2 + 1
+    def one(side: int) -> int:
+        x = (side + 2 * first_layer_padding - 7) // 2 + 1
         x = (x - 3) // 2 + 1
         if x < 1:
-            raise ValueError(f"input side {x} too small for the ResNet-22 column")
+            raise ModelError(f"an input of {height}x{width} px is too small for the ResNet-22 column")
         for _ in range(4):
             x = -(-x // 2)
         return x
