@@ -83,19 +83,20 @@ def _controls(fourier: Any, mammo: Any) -> lab.LabParams:
             help="ideal: a hard cut at R (the study); gaussian: exp(-|f|²/2R²).",
         )
     elif name == "noise":
+        st.session_state.setdefault("lab_std", 1600.0)
         std = c2.slider(
             "Noise standard deviation (model units, 0..4095 scale)",
             0.0,
             4000.0,
-            1600.0,
-            50.0,
+            step=50.0,
             key="lab_std",
             help="The study used 1600.",
         )
-        seed = int(c3.number_input("Seed", 0, 2**31 - 1, 0, key="lab_seed"))
+        seed = int(c3.number_input("Seed", 0, 2**31 - 1, key="lab_seed"))
     else:
-        grid = c2.slider("Patches per side", 1, 16, 8, key="lab_grid", help="The study used 8 (64 patches).")
-        seed = int(c3.number_input("Seed", 0, 2**31 - 1, 0, key="lab_seed"))
+        st.session_state.setdefault("lab_grid", 8)
+        grid = c2.slider("Patches per side", 1, 16, key="lab_grid", help="The study used 8 (64 patches).")
+        seed = int(c3.number_input("Seed", 0, 2**31 - 1, key="lab_seed"))
     max_side = c1.selectbox(
         "Panel size (px)",
         [512, 768, 1024, 1536],
@@ -183,11 +184,10 @@ def _inspector(
             "above are reduced to display size; here every native pixel is shown."
         )
         c1, c2, c3, c4 = st.columns(4)
-        y = c1.number_input(
-            "Centre y (mm, as on the axes)", 0.0, h * sr, round(h * sr / 2, 1), 1.0, key="insp_y"
-        )
-        x = c2.number_input("Centre x (mm)", 0.0, w * sc, round(w * sc / 2, 1), 1.0, key="insp_x")
-        size = c3.number_input("Region side (mm)", 1.0, 80.0, 10.0, 1.0, key="insp_size")
+        st.session_state.setdefault("insp_size", 10.0)  # defaults live in the state (the box sets them)
+        y = c1.number_input("Centre y (mm, as on the axes)", 0.0, h * sr, step=1.0, key="insp_y")
+        x = c2.number_input("Centre x (mm)", 0.0, w * sc, step=1.0, key="insp_x")
+        size = c3.number_input("Region side (mm)", 1.0, 80.0, step=1.0, key="insp_size")
         show = c4.toggle(
             "Show", key="insp_show", help="Computes the perturbation at full resolution (cached)."
         )
