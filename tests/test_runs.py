@@ -141,6 +141,7 @@ def test_change_norms_and_matched_noise_norm(tiny_manifest):
         row = it.images[0]
         x = load_mammogram(row.path, spacing_mm=row.spacing_mm).pixels.astype(np.float64)
         expected.append(np.linalg.norm(lowpass(x.astype(np.float32), row.spacing_mm, 1.0) - x))
+    assert change_norms(items, target, workers=1) == change_norms(items, target, workers=3) == sums
     total, count = sums["lowpass|3"]
     assert count == 2 and total == pytest.approx(sum(expected), rel=1e-5)
     mean = total / count
@@ -160,8 +161,10 @@ def test_score_items_is_a_plain_deterministic_function(tiny_manifest, gmic_weigh
     t = Timings()
     rows = score_items(model, items, conds, weights_label="w", batch_size=3, timings=t)
     assert len(rows) == 2 * len(conds) and t.n_inputs == 6 and 0 < t.forward_s <= t.total_s
-    again = score_items(model, items, conds, weights_label="w", batch_size=3)
-    assert [r["score_malignant"] for r in rows] == [r["score_malignant"] for r in again]
+    # same rows again, whatever the number of preparing threads
+    again = score_items(model, items, conds, weights_label="w", batch_size=3, prep_workers=1)
+    assert rows == again
+    assert score_items(model, items, conds, weights_label="w", batch_size=3, prep_workers=3) == rows
     df = validate_scores(pd.DataFrame(rows))
     assert set(df["perturbation"]) == {"none", "lowpass", "noise"}
     # the unperturbed rows are what predict_gmic gives on the loaded images

@@ -12,8 +12,11 @@ low-/high-pass radius. Model inputs are forwarded ``batch_size`` at a time.
 
 from __future__ import annotations
 
+import os
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -152,23 +155,58 @@ class _ImagePerturber:
         return self.mam if cond.perturbation == UNPERTURBED else replace(self.mam, pixels=self.pixels(cond))
 
 
-def change_norms(items: Iterable[WorkItem], targets: Sequence[Condition]) -> dict[str, tuple[float, int]]:
+def _image_norms(row: ImageRow, targets: Sequence[Condition]) -> list[float]:
+    pert = _ImagePerturber(_load(row), row.image_id)
+    base = pert.mam.pixels.astype(np.float64)
+    out = []
+    for cond in targets:
+        diff = (pert.pixels(cond).astype(np.float64) - base).ravel()
+        out.append(float(np.sqrt(np.dot(diff, diff))))
+    return out
+
+
+def change_norms(
+    items: Iterable[WorkItem], targets: Sequence[Condition], *, workers: int | None = None
+) -> dict[str, tuple[float, int]]:
     """First pass of the matched baseline: per target, the sum of ``||P(x) - x||_2`` and the image count.
 
     Returns ``{norm_key: (sum of norms, number of images)}`` so that partial results over batches add up;
-    the mean is ``sum / count``.
+    the mean is ``sum / count``. Images are perturbed in ``workers`` threads; the sums are taken in
+    image order, so the result does not depend on the number of threads.
     """
+    rows = [row for item in items for row in item.images]
     out: dict[str, list] = {}
-    for item in items:
-        for row in item.images:
-            pert = _ImagePerturber(_load(row), row.image_id)
-            base = pert.mam.pixels.astype(np.float64)
-            for cond in targets:
-                diff = pert.pixels(cond).astype(np.float64) - base
+    with ThreadPoolExecutor(max_workers=_n_workers(workers)) as pool:
+        for norms in pool.map(lambda r: _image_norms(r, targets), rows):
+            for cond, norm in zip(targets, norms, strict=True):
                 acc = out.setdefault(norm_key(cond), [0.0, 0])
-                acc[0] += float(np.sqrt(np.dot(diff.ravel(), diff.ravel())))
+                acc[0] += norm
                 acc[1] += 1
     return {k: (v[0], v[1]) for k, v in out.items()}
+
+
+def _n_workers(workers: int | None) -> int:
+    """Threads that load and perturb images: default min(4, CPU count)."""
+    return max(1, int(workers)) if workers else max(1, min(4, os.cpu_count() or 1))
+
+
+def _ordered_map(pool: ThreadPoolExecutor, fn, values: Sequence, lookahead: int):
+    """Like ``pool.map`` but with at most ``lookahead`` results pending (bounded memory), in order."""
+    pending: deque = deque()
+    it = iter(values)
+    for v in it:
+        pending.append(pool.submit(fn, v))
+        if len(pending) >= lookahead:
+            break
+    while pending:
+        result = pending.popleft().result()
+        nxt = next(it, _END)
+        if nxt is not _END:
+            pending.append(pool.submit(fn, nxt))
+        yield result
+
+
+_END = object()
 
 
 def _row(
@@ -204,6 +242,7 @@ def score_items(
     dmv_samples: int = 0,
     timings: Timings | None = None,
     should_stop: Callable[[], bool] | None = None,
+    prep_workers: int | None = None,
 ) -> list[dict]:
     """Score every item under every condition; one row per image (GMIC) or breast (DMV) per condition.
 
@@ -224,6 +263,9 @@ def score_items(
         Accumulates forward and total seconds.
     should_stop : callable, optional
         Polled between images; when it returns True the function returns early with an empty list.
+    prep_workers : int, optional
+        GMIC: threads that load, perturb and prepare images ahead of the model (default min(4, CPUs));
+        the rows do not depend on it.
 
     Returns
     -------
@@ -255,17 +297,26 @@ def score_items(
                 )  # fmt: skip
             pending.clear()
 
-        for item in items:
-            if should_stop is not None and should_stop():
-                return []
+        def prepare(item: WorkItem):
             img = item.images[0]
             pert = _ImagePerturber(_load(img), img.image_id)
             geo = _geometry(pert.mam, spec, img)
-            timings.n_images += 1
-            for cond in conditions:
-                pending.append((img, cond, prepare_input(pert.mammogram(cond), spec, geometry=geo)))
-                if len(pending) >= batch_size:
-                    flush()
+            return img, [(c, prepare_input(pert.mammogram(c), spec, geometry=geo)) for c in conditions]
+
+        n_workers = _n_workers(prep_workers)
+        # Images are loaded, perturbed and prepared in threads (numpy, scipy.fft and torch release the GIL)
+        # while the main thread runs the model; results are consumed in item order, so the batches of the
+        # forward passes, and hence the scores, do not depend on the number of threads.
+        with ThreadPoolExecutor(max_workers=n_workers) as pool:
+            for img, prepared in _ordered_map(pool, prepare, list(items), n_workers + 1):
+                if should_stop is not None and should_stop():
+                    pool.shutdown(wait=True, cancel_futures=True)
+                    return []
+                timings.n_images += 1
+                for cond, x in prepared:
+                    pending.append((img, cond, x))
+                    if len(pending) >= batch_size:
+                        flush()
         flush()
     elif arch == "dmv":
         for item in items:
