@@ -134,6 +134,7 @@ def choose(page, label: str, option: str, timeout_ms: int = 180_000) -> None:
     """Pick ``option`` in the selectbox labelled ``label`` and wait for the rerun."""
     box = page.get_by_test_id("stSelectbox").filter(has_text=label).first
     box.get_by_role("combobox").click()
+    page.keyboard.type(option)  # filters the (virtualised) list
     page.get_by_role("option", name=option).first.click()
     wait_idle(page, timeout_ms)
 
@@ -150,6 +151,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--cohort", default="tiny")
     parser.add_argument("--inspect", action="store_true", help="open the native-resolution inspector")
     parser.add_argument("--click", action="append", default=[], help="click the button with this text")
+    parser.add_argument("--image", default="", help="choose this image of the cohort (image_id)")
+    parser.add_argument("--left", type=int, default=0, help="press ArrowLeft on the first slider N times")
+    parser.add_argument("--fill", action="append", default=[], help="LABEL=VALUE for a number input")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     data = args.data or Path(tempfile.mkdtemp())
@@ -159,6 +163,13 @@ def main(argv: list[str]) -> int:
         if args.nyu:
             choose(page, "Source", "NYU samples")
             wait_idle(page, 180_000)
+        if args.image:
+            choose(page, "Image", args.image)
+        if args.left:
+            page.get_by_role("slider").first.focus()
+            for _ in range(args.left):
+                page.keyboard.press("ArrowLeft")
+            wait_idle(page, 180_000)
         for text in args.click:
             page.get_by_role("button", name=text).first.click()
             wait_idle(page, 180_000)
@@ -166,9 +177,16 @@ def main(argv: list[str]) -> int:
             page.get_by_test_id("stExpander").filter(has_text="Native-resolution inspector").locator(
                 "summary"
             ).click()
+            for item in args.fill:
+                label, value = item.split("=", 1)
+                box = page.get_by_label(label).first
+                box.fill(value)
+                box.press("Enter")
+                wait_idle(page, 180_000)
             page.locator("label").filter(has=page.get_by_role("switch", name="Show")).first.click()
             wait_idle(page, 180_000)
-        name = f"{args.page or 'image_lab'}{'_nyu' if args.nyu else ''}{'_insp' if args.inspect else ''}.png"
+        tag = ("_nyu" if args.nyu else "") + (f"_{args.image}" if args.image else "")
+        name = f"{args.page or 'image_lab'}{tag}{'_insp' if args.inspect else ''}.png"
         page.screenshot(path=str(args.out / name), full_page=True)
         print(args.out / name, "exceptions:", exceptions(page))
     return 0

@@ -31,7 +31,7 @@ def _metrics(at) -> dict[str, str]:
 
 
 def test_runs_page_estimates_the_work(tiny_cohort):
-    at = _run(open_page("Runs"))
+    at = _run(open_page("Runs", {"run_weights": "random"}))
     assert not errors(at)
     first = _metrics(at)
     assert first["Conditions"] == "1"  # unperturbed only
@@ -47,8 +47,25 @@ def test_runs_page_estimates_the_work(tiny_cohort):
     assert labels[1] == "2: radius 2" and labels[0] == "1: radius 4"
 
 
+def test_demo_weights_are_labelled_and_required(tiny_cohort):
+    from core.paths import ASSETS_DIR
+
+    at = _run(open_page("Runs"))
+    assert at.selectbox(key="run_weights").value == "demo"
+    assert any("not a clinical model" in c.value for c in at.caption)
+    installed = (ASSETS_DIR / "weights" / "gmic-demo.pt").is_file()
+    missing = [w.value for w in at.warning if "gmic-demo.pt" in w.value]
+    assert bool(missing) != installed
+    assert at.button(key="run_start").disabled != installed
+
+
 def test_runs_page_reports_a_bad_manifest(tiny_cohort, tmp_path):
-    at = _run(open_page("Runs", {"run_cohort": "manifest...", "run_manifest": str(tmp_path / "missing.csv")}))
+    state = {
+        "run_weights": "random",
+        "run_cohort": "manifest...",
+        "run_manifest": str(tmp_path / "missing.csv"),
+    }
+    at = _run(open_page("Runs", state))
     msgs = [e.value for e in at.error]
     assert msgs and "missing.csv" in msgs[0]
     assert at.button(key="run_start").disabled

@@ -61,7 +61,16 @@ def _form() -> Any:
     if choice == "file...":
         weights = c2.text_input("Weights file on the server", key="run_weights_path").strip()
     elif choice == "demo":
+        from core.paths import ASSETS_DIR
+
+        demo = ASSETS_DIR / "weights" / f"{model}-demo.pt"  # where core.models.create_model looks
         c2.caption("Demo weights: trained on the synthetic cohort; not a clinical model.")
+        if not demo.is_file():
+            c2.warning(
+                f"{demo.name} is not installed in {demo.parent}: train it (`mammo-robust train`) or "
+                "choose other weights."
+            )
+            weights = ""
     cohort = c3.selectbox("Cohort", ["tiny", "demo", "manifest..."], key="run_cohort")
     manifest = cohort
     if cohort == "manifest...":
@@ -93,7 +102,8 @@ def _form() -> Any:
     batch = int(c4.number_input("Batch size", 1, 256, 8, key="run_batch"))
     name = st.text_input("Name (optional)", key="run_name")
     if not weights or not manifest:
-        st.info("Give the weights file and the manifest path.")
+        if choice != "demo":
+            st.info("Give the weights file and the manifest path.")
         return None
     try:
         seeds = [int(s) for s in seeds_text.replace(" ", "").split(",") if s]
@@ -125,9 +135,8 @@ def _estimate_box(config: Any) -> bool:
     except ExplorerError as exc:
         st.error(str(exc))
         return False
-    unit = "images" if config.model == "gmic" else "exams"
     c = st.columns(5)
-    c[0].metric(unit.capitalize(), est["n_items"])
+    c[0].metric("Items (images)" if config.model == "gmic" else "Items (exams)", est["n_items"])
     c[1].metric("Images", est["n_images"])
     c[2].metric("Conditions", est["n_conditions"])
     c[3].metric("Score rows", est["n_rows"])
