@@ -42,10 +42,22 @@ def register(subparsers) -> None:
     p.add_argument("--spacing-mm", type=float, default=0.6, help="model pixel spacing in mm (default 0.6)")
     p.add_argument("--input-size", type=_size, help="model window ROWSxCOLS for all views (default 336x224)")
     p.add_argument("--K", type=int, default=6, help="GMIC patches per image")
+    p.add_argument("--crop-shape", type=_size, help="GMIC patch ROWSxCOLS in model pixels (default 40x40)")
     p.add_argument(
         "--samples-per-epoch", type=int, help="training samples per epoch (default: the train split)"
     )
     p.add_argument("--patience", type=int, default=2, help="epochs without validation gain before stopping")
+    p.add_argument(
+        "--patch-size",
+        type=int,
+        default=0,
+        help="GMIC: train on PATCH x PATCH px cuts of the model window around the cohort's findings "
+        "(synthetic cohorts; 0 = whole windows)",
+    )
+    p.add_argument("--init-trunk", help="DMV: start both columns from this GMIC (ds_net) or DMV checkpoint")
+    p.add_argument(
+        "--freeze-trunk", action="store_true", help="DMV: train only the heads (needs --init-trunk)"
+    )
     p.add_argument("--max-minutes", type=float, help="stop after the epoch that passes this time budget")
     p.add_argument("--test-samples", type=int, default=10, help="DMV augmented windows at test time")
     p.add_argument(
@@ -70,11 +82,15 @@ def run(args: argparse.Namespace) -> int:
         spacing_mm=args.spacing_mm,
         input_size=size,
         K=args.K,
+        crop_shape=args.crop_shape or (40, 40),
         augment=list(args.augment),
         augment_prob=args.augment_prob,
         samples_per_epoch=args.samples_per_epoch,
         patience=args.patience,
         max_minutes=args.max_minutes,
+        patch_size=args.patch_size,
+        init_trunk=args.init_trunk,
+        freeze_trunk=args.freeze_trunk,
         test_samples=args.test_samples,
         threads=args.threads,
         cache=not args.no_cache,

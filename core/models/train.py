@@ -76,6 +76,9 @@ class TrainOptions:
     augment_prob: float = 0.5
     samples_per_epoch: int | None = None
     patience: int = 2
+    patch_size: int = 0
+    init_trunk: str | None = None
+    freeze_trunk: bool = False
     max_minutes: float | None = None
     test_samples: int = 10
     threads: int | None = 1
@@ -138,6 +141,8 @@ class ImageItem:
     malignant: int
     crops: list[np.ndarray]  # [clean, perturbed 1, ...], flipped, model units
     geometry: Geometry
+    # ground-truth findings (synthetic cohorts): (row, col) in the flipped crop, pathology
+    findings: list[tuple[float, float, str]] = field(default_factory=list)
 
 
 def _manifest_path(cohort: str) -> Path:
@@ -167,7 +172,7 @@ def _cache_key(manifest: Path, spec: Any, augment: list[tuple[str, float]]) -> s
             p.erosion_iterations,
             p.buffer,
             augment,
-            2,
+            3,
         ]  # fmt: skip
     )
     return hashlib.sha256(text.encode()).hexdigest()[:16]
@@ -192,6 +197,7 @@ def load_items(
     from core.paths import data_dir
 
     df = read_manifest(manifest)
+    findings = _read_findings(manifest)
     cache_file = data_dir() / "train-cache" / f"{_cache_key(manifest, spec, augment)}.npz"
     if cache and cache_file.is_file():
         items = _read_cache(cache_file)
@@ -225,7 +231,8 @@ def load_items(
                 int(row.label_malignant),
                 crops,
                 geo,
-            )  # fmt: skip
+                _findings_in_crop(findings.get(str(row.image_id), []), mammo.pixels.shape, geo),
+            )
         )
         if (n + 1) % 100 == 0:
             log(f"  preprocessed {n + 1}/{len(df)} images ({time.time() - t0:.0f} s)")
@@ -233,6 +240,79 @@ def load_items(
         _write_cache(cache_file, items)
     log(f"preprocessed {len(items)} images in {time.time() - t0:.0f} s")
     return items
+
+
+def _read_findings(manifest: Path) -> dict[str, list[tuple[float, float, str]]]:
+    """Finding-level ground truth of a synthetic cohort (``findings.csv`` next to the manifest), if any."""
+    import pandas as pd
+
+    path = Path(manifest).parent / "findings.csv"
+    if not path.is_file():
+        return {}
+    df = pd.read_csv(path)
+    if "part_of" in df:
+        df = df[df["part_of"].isna()]  # whole findings, not their single calcifications
+    out: dict[str, list[tuple[float, float, str]]] = {}
+    for r in df.itertuples(index=False):
+        out.setdefault(str(r.image_id), []).append((float(r.row), float(r.col), str(r.pathology)))
+    return out
+
+
+def _findings_in_crop(findings, shape: tuple[int, int], geo: Geometry) -> list[tuple[float, float, str]]:
+    """Map (row, col) of the stored image to the resampled, cropped and flipped frame of ``geo``."""
+    out = []
+    hs, ws = geo.resampled_shape
+    top, bottom, left, right = geo.window_location
+    for r, c, pathology in findings:
+        rr = (r + 0.5) * hs / shape[0] - 0.5 - top
+        cc = (c + 0.5) * ws / shape[1] - 0.5 - left
+        if geo.laterality == "R":  # right breasts are mirrored to face right
+            cc = (right - left) - 1 - cc
+        out.append((float(rr), float(cc), pathology))
+    return out
+
+
+def _window_offset(crop_shape: tuple[int, int], geo: Geometry, spec: Any) -> tuple[float, float]:
+    """(row, col) to subtract from crop coordinates to get window coordinates (window without noise)."""
+    h, w = crop_shape
+    idx = np.zeros((h, w, 2), np.float32)
+    idx[..., 0] = np.arange(1, h + 1)[:, None]
+    idx[..., 1] = np.arange(1, w + 1)[None, :]
+    win = pp.extract_window(idx, geo.view, pipeline_params(spec).window[geo.view], geo.center)
+    i, j = np.argwhere(win[..., 0] > 0)[0]
+    return float(win[i, j, 0] - 1 - i), float(win[i, j, 1] - 1 - j)
+
+
+def _patch(
+    item: ImageItem, spec: Any, rng: np.random.RandomState, size: int, augment_prob: float
+) -> tuple[np.ndarray, list[int]]:
+    """A ``size`` x ``size`` patch of the standardised model window and its [benign, malignant] label.
+
+    Malignant (benign) images give a patch around one of their malignant (benign) findings, shifted by up to
+    a quarter of the patch; other images a patch centred on random breast tissue. The label says which kinds
+    of finding lie inside the patch.
+    """
+    crop = item.crops[0]
+    if len(item.crops) > 1 and rng.uniform() < augment_prob:
+        crop = item.crops[1 + rng.randint(len(item.crops) - 1)]
+    win = window_from_crop(crop, item.geometry, spec)
+    off_r, off_c = _window_offset(crop.shape, item.geometry, spec)
+    spots = [(r - off_r, c - off_c, p) for r, c, p in item.findings]
+    wanted = "malignant" if item.malignant else "benign" if item.benign and rng.uniform() < 0.7 else None
+    targets = [sp for sp in spots if sp[2] == wanted]
+    H, W = win.shape
+    if targets:
+        r, c, _ = targets[rng.randint(len(targets))]
+        r, c = r + rng.uniform(-size / 4, size / 4), c + rng.uniform(-size / 4, size / 4)
+    else:
+        tissue = np.argwhere(win > win.min() + 0.5)
+        r, c = tissue[rng.randint(len(tissue))] if len(tissue) else (H / 2, W / 2)
+    top = int(np.clip(round(r - size / 2), 0, max(0, H - size)))
+    left = int(np.clip(round(c - size / 2), 0, max(0, W - size)))
+    patch = win[top : top + size, left : left + size]
+    lo, hi = size / 8, size - size / 8
+    inside = [p for r, c, p in spots if lo <= r - top < hi and lo <= c - left < hi]
+    return patch, [int("benign" in inside), int("malignant" in inside)]
 
 
 def _write_cache(path: Path, items: list[ImageItem]) -> None:
@@ -260,6 +340,7 @@ def _read_cache(path: Path) -> list[ImageItem]:
             geo = Geometry(tuple(g["window_location"]), g["laterality"], g["view"], tuple(g["center"]),
                            tuple(g["resampled_shape"]))  # fmt: skip
             crops = [data[f"c{i}_{j}"] for j in range(d.pop("n_crops"))]
+            d["findings"] = [tuple(f) for f in d.get("findings", [])]
             items.append(ImageItem(crops=crops, geometry=geo, **d))
     return items
 
@@ -389,6 +470,105 @@ def _plot_curves(history: list[dict[str, Any]], path: Path, title: str) -> None:
     img.save(path)
 
 
+def _load_trunk(model: Any, path: str) -> None:
+    """Copy a ResNet-22 trunk into both DMV columns: GMIC's ``ds_net`` or a DMV checkpoint's ``cc`` column."""
+    from core.models.weights import load_checkpoint
+
+    ckpt = load_checkpoint(path)
+    prefix = "ds_net." if ckpt.arch == "gmic" else "four_view_resnet.cc."
+    sub = {k[len(prefix) :]: v for k, v in ckpt.state_dict.items() if k.startswith(prefix)}
+    if not sub:
+        raise ModelError(f"{path}: no ResNet-22 trunk ({prefix}*) in this checkpoint")
+    for column in (model.four_view_resnet.cc, model.four_view_resnet.mlo):
+        column.load_state_dict(sub)
+
+
+def _dmv_trunk_features(
+    model: Any, exams: list[dict[str, ImageItem]], spec: Any, crop: int = 0
+) -> np.ndarray:
+    """Average-pooled column features (n_exams, 4 views, 256) of the deterministic windows."""
+    import torch
+
+    out = np.zeros((len(exams), 4, 256), np.float32)
+    model.eval()
+    with torch.inference_mode():
+        for k, v in enumerate(pp.VIEWS):
+            column = model.four_view_resnet.column(v)
+            for s in range(0, len(exams), 8):
+                chunk = exams[s : s + 8]
+                wins = [
+                    window_from_crop(e[v].crops[min(crop, len(e[v].crops) - 1)], e[v].geometry, spec)
+                    for e in chunk
+                ]
+                h = column(torch.from_numpy(np.stack(wins))[:, None])
+                out[s : s + len(chunk), k] = h.reshape(h.shape[0], h.shape[1], -1).mean(-1).numpy()
+    return out
+
+
+def _dmv_heads(model: Any, feats: Any) -> dict[str, Any]:
+    """The DMV heads on features (N, 4 views, 256), as ``SplitBreastModel.forward`` applies them."""
+    import torch
+    import torch.nn.functional as F
+
+    cc = F.relu(model.fc1_cc(torch.cat([feats[:, 0], feats[:, 1]], dim=1)))
+    mlo = F.relu(model.fc1_mlo(torch.cat([feats[:, 2], feats[:, 3]], dim=1)))
+    return {"CC": model.output_layer_cc(cc), "MLO": model.output_layer_mlo(mlo)}
+
+
+def _train_dmv_heads(model, spec, train_exams, val_exams, options, rng, log):
+    """Train only the DMV heads on frozen-trunk features; returns (history, best)."""
+    import torch
+
+    t0 = time.time()
+    n_crops = len(train_exams[0]["L-CC"].crops)
+    train_feats = [_dmv_trunk_features(model, train_exams, spec, c) for c in range(n_crops)]
+    val_feats = torch.from_numpy(_dmv_trunk_features(model, val_exams, spec))
+    log(f"trunk features of {len(train_exams)} + {len(val_exams)} exams in {time.time() - t0:.0f} s")
+    labels = np.array([_dmv_labels(e) for e in train_exams])
+    val_labels = np.array([_dmv_labels(e) for e in val_exams]).reshape(-1, 4)
+    pos = labels.sum(axis=0)
+    pos_w = torch.tensor(np.minimum(10.0, (len(labels) - pos) / np.maximum(pos, 1)), dtype=torch.float32)
+    heads = [model.fc1_cc, model.fc1_mlo, model.output_layer_cc, model.output_layer_mlo]
+    opt = torch.optim.Adam([p for h in heads for p in h.parameters()], lr=options.lr, weight_decay=1e-4)
+    history, best, bad = [], (-1.0, None, 0), 0
+    flags = labels[:, 2:].max(axis=1)
+    for epoch in range(1, options.epochs + 1):
+        order = _balanced_order(flags, options.samples_per_epoch or len(train_exams), rng)
+        losses = []
+        for s in range(0, len(order), options.batch_size):
+            idx = order[s : s + options.batch_size]
+            pick = [train_feats[0] if n_crops == 1 or rng.uniform() >= options.augment_prob
+                    else train_feats[1 + rng.randint(n_crops - 1)] for _ in idx]  # fmt: skip
+            x = torch.from_numpy(np.stack([f[i] for f, i in zip(pick, idx, strict=True)]))
+            y = torch.tensor(labels[idx], dtype=torch.float32)
+            out = _dmv_heads(model, x)
+            w = 1 + (pos_w - 1) * y
+            loss = sum(-(w * (y * out[h][..., 1] + (1 - y) * out[h][..., 0])).mean() for h in ("CC", "MLO"))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+        with torch.no_grad():
+            out = _dmv_heads(model, val_feats)
+            probs = ((torch.exp(out["CC"][..., 1]) + torch.exp(out["MLO"][..., 1])) / 2).numpy()
+        val_auc = _dmv_auc(probs, val_labels)
+        row = {"epoch": epoch, "train_loss": round(float(np.mean(losses)), 5),
+               "val_auc": None if val_auc is None else round(val_auc, 4),
+               "minutes": round((time.time() - t0) / 60, 2)}  # fmt: skip
+        history.append(row)
+        if epoch % 5 == 0 or epoch == 1:
+            log(f"head epoch {epoch}: loss {row['train_loss']:.4f}, val malignant AUC {row['val_auc']}")
+        score = -1.0 if val_auc is None else val_auc
+        if score > best[0] or best[1] is None:
+            best, bad = (score, {k: v.detach().clone() for k, v in model.state_dict().items()}, epoch), 0
+        else:
+            bad += 1
+            if bad >= options.patience:
+                log(f"early stop after head epoch {epoch}")
+                break
+    return history, best
+
+
 def train(options: TrainOptions, *, log: Callable[[str], None] = print) -> TrainResult:
     """Train GMIC or DMV (view-wise, image only) and write a ``mammo-robust/1`` checkpoint plus curves.
 
@@ -422,11 +602,19 @@ def train(options: TrainOptions, *, log: Callable[[str], None] = print) -> Train
         config.update(crop_shape=list(options.crop_shape), K=options.K, percent_t=0.05)
     model = build_model(arch, "image-only" if arch == "dmv" else None, config)
     spec = model.spec
+    if options.init_trunk:
+        if arch != "dmv":
+            raise ModelError("train: --init-trunk is for DMV (it copies a ResNet-22 trunk into both columns)")
+        _load_trunk(model, options.init_trunk)
+    if options.freeze_trunk and not options.init_trunk:
+        raise ModelError("train: --freeze-trunk needs --init-trunk")
     manifest = _manifest_path(options.cohort)
     items = load_items(manifest, spec, augment, cache=options.cache, log=log)
     split = {s: [it for it in items if it.split == s] for s in ("train", "val", "test")}
     if not split["train"]:
         raise ModelError(f"{manifest}: no image in the train split")
+    if options.patch_size and (arch != "gmic" or not any(it.findings for it in split["train"])):
+        raise ModelError(f"{manifest}: patch training is for GMIC on a cohort with findings.csv (synthetic)")
     val_name = "val" if split["val"] else "train"
     if val_name == "train":
         log("no validation split: early stopping uses the training images (the AUC is then optimistic)")
@@ -454,13 +642,26 @@ def train(options: TrainOptions, *, log: Callable[[str], None] = print) -> Train
         pos_w[2:] = 1.0  # malignant balanced by sampling
         n_epoch = options.samples_per_epoch or len(train_exams)
 
-    for epoch in range(1, options.epochs + 1):
+    frozen = arch == "dmv" and options.freeze_trunk
+    if frozen:
+        val_exams = list(_exams(split[val_name]).values())
+        history, best = _train_dmv_heads(model, spec, train_exams, val_exams, options, rng, log)
+    for epoch in range(1, 0 if frozen else options.epochs + 1):
         model.train()
         order = _balanced_order(flags, n_epoch, rng)
         losses = []
         for s in range(0, len(order), options.batch_size):
             idx = order[s : s + options.batch_size]
-            if arch == "gmic":
+            if arch == "gmic" and options.patch_size:
+                pairs = [
+                    _patch(train_items[i], spec, rng, options.patch_size, options.augment_prob) for i in idx
+                ]
+                x = torch.from_numpy(np.stack([p for p, _ in pairs]))
+                y = torch.tensor([lab for _, lab in pairs], dtype=torch.float32)
+                out = model(x[:, None])
+                pw = torch.tensor([pos_w_benign, 1.0])
+                loss = sum(_bce(out[k], y, pw) for k in ("y_fusion", "y_global", "y_local"))
+            elif arch == "gmic":
                 batch = [train_items[i] for i in idx]
                 x = torch.from_numpy(
                     np.stack([_window(it, spec, rng, options.augment_prob, True) for it in batch])
@@ -550,6 +751,9 @@ def train(options: TrainOptions, *, log: Callable[[str], None] = print) -> Train
         "test_samples": options.test_samples if arch == "dmv" else 0,
         "augment": list(options.augment),
         "augment_prob": options.augment_prob if options.augment else 0.0,
+        "patch_size": options.patch_size,
+        "init_trunk": Path(options.init_trunk).name if options.init_trunk else None,
+        "freeze_trunk": options.freeze_trunk,
         "n_train": len(split["train"]),
         "n_val": len(split["val"]),
         "n_test": len(split["test"]),
@@ -575,10 +779,15 @@ def command_line(options: TrainOptions) -> str:
         parts += ["--augment", item]
     defaults = TrainOptions(arch=options.arch, out=options.out)
     names = ("lr", "batch_size", "spacing_mm", "augment_prob", "samples_per_epoch", "patience", "max_minutes")
+    names += ("patch_size", "init_trunk")
     for name in (*names, "test_samples", "K", "threads"):
         value = getattr(options, name)
         if value != getattr(defaults, name):
             parts += [f"--{name.replace('_', '-')}", str(value)]
+    if options.freeze_trunk:
+        parts.append("--freeze-trunk")
+    if tuple(options.crop_shape) != tuple(defaults.crop_shape):
+        parts += ["--crop-shape", "x".join(str(v) for v in options.crop_shape)]
     if options.input_size is not None:
         parts += ["--input-size", "x".join(str(v) for v in options.input_size["CC"])]
     return " ".join(parts)
