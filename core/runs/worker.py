@@ -144,7 +144,9 @@ def _execute(store: RunStore, config: RunConfig, stop: _StopFlag, log) -> str:
         norms = json.loads(store.get("matched_norms") or "{}")
         if not all(norm_key(t) in norms for t in targets):
             log(f"matched baseline: measuring {len(targets)} perturbation norm(s) over {len(items)} item(s)")
+            t0 = time.perf_counter()
             sums = change_norms(items, targets)
+            store.set(norms_s=repr(time.perf_counter() - t0))
             norms = {k: s / n for k, (s, n) in sums.items()}
             store.set(matched_norms=json.dumps(norms))
         conditions += matched_conditions(config, norms)
