@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 import tempfile
 import time
 from pathlib import Path
@@ -272,7 +273,7 @@ def _lab_panel(ref: ImageRef, mammo: Any) -> None:
         selection_mode="box",
     )
     _box_to_inspector(event, mammo)
-    shown_nyq = 0.5 / max(view.display_spacing_mm)
+    shown_nyq = fourier.preview_band_mm(params.max_side) if spectral else math.inf
     if spectral and params.radius > shown_nyq:
         what = (
             "removes only finer detail than they can show, so they hardly change"
@@ -281,8 +282,9 @@ def _lab_panel(ref: ImageRef, mammo: Any) -> None:
         )
         st.info(
             f"At this panel size one screen pixel is {max(view.display_spacing_mm):.2g} mm, so the panels "
-            f"show frequencies up to {shown_nyq:.2g} cycles/mm: a {lab.LABELS[params.perturbation]} at "
-            f"R = {params.radius:g} {what}. See it at full resolution in the native-resolution inspector "
+            f"show all frequencies only up to {shown_nyq:.2g} cycles/mm: a "
+            f"{lab.LABELS[params.perturbation]} at R = {params.radius:g} {what}. See it at full resolution "
+            "in the native-resolution inspector "
             "below (or choose a larger panel size)."
         )
     ms = (time.perf_counter() - t0) * 1000

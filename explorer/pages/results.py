@@ -136,7 +136,8 @@ def _roc(scores: pd.DataFrame, conds: pd.DataFrame, level: str) -> None:
     from core.metrics.figures import roc_figure
 
     labels = [_cond_label(c) for _, c in conds.iterrows()]
-    default = [labels[i] for i in range(min(3, len(labels)))]
+    unperturbed = [lab for lab, p in zip(labels, conds["perturbation"], strict=True) if p == "none"]
+    default = (unperturbed + [lab for lab in labels if lab not in unperturbed])[:3]
     chosen = st.multiselect("Conditions", labels, default, key="res_roc_conds")
     if not chosen:
         return
@@ -201,7 +202,7 @@ def _changes(run_id: str, scores: pd.DataFrame, conds: pd.DataFrame, level: str)
         table,
         hide_index=True,
         width="stretch",
-        height=320,
+        height=min(320, 35 * (len(table) + 1) + 3),
         on_select="rerun",
         selection_mode="single-row",
         key="res_changes",
@@ -262,7 +263,15 @@ def render() -> None:
                 "AUC per condition; in parentheses the difference to the matched-noise baseline (the study's "
                 "Table 1), or the bare AUC when the run has no baseline."
             )
-            st.dataframe(t1, hide_index=True, width="stretch")
+            view = t1.assign(column=t1["model"].astype(str) + " · " + t1["weights"].astype(str))
+            view["condition"] = [
+                "unperturbed" if p == "none" else f"{p} {par:g}"
+                for p, par in zip(view["perturbation"], view["parameter"], strict=True)
+            ]
+            pivot = view.pivot_table(index="condition", columns="column", values="cell", aggfunc="first")
+            st.dataframe(pivot, width="stretch")
+            with st.expander("All columns (AUC, differences, DeLong p-values)"):
+                st.dataframe(t1, hide_index=True, width="stretch")
         except ExplorerError as exc:
             st.error(str(exc))
     with tabs[3]:
