@@ -38,8 +38,10 @@ def _breast(laterality: str, view: str, seed: int = 0, shape=(260, 170)) -> Mamm
 
 
 def _exam(seed: int) -> dict[str, Mammogram]:
-    return {f"{lat}-{v}": _breast(lat, v, seed * 10 + k) for k, (lat, v) in enumerate(
-        [("L", "CC"), ("R", "CC"), ("L", "MLO"), ("R", "MLO")])}  # fmt: skip
+    return {
+        f"{lat}-{v}": _breast(lat, v, seed * 10 + k)
+        for k, (lat, v) in enumerate([("L", "CC"), ("R", "CC"), ("L", "MLO"), ("R", "MLO")])
+    }
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -32,8 +32,22 @@ def tiny_data(tmp_path_factory):
 @pytest.mark.slow
 def test_train_gmic_one_epoch_writes_loadable_checkpoint(tiny_data, tmp_path, capsys):
     out = tmp_path / "gmic-tiny.pt"
-    code = main(["train", "gmic", "--cohort", str(tiny_data), "--epochs", "1", "--seed", "3", "--out", str(out),
-                 *SMALL, "--no-cache"])  # fmt: skip
+    code = main(
+        [
+            "train",
+            "gmic",
+            "--cohort",
+            str(tiny_data),
+            "--epochs",
+            "1",
+            "--seed",
+            "3",
+            "--out",
+            str(out),
+            *SMALL,
+            "--no-cache",
+        ]
+    )
     assert code == 0
     assert "test malignant AUC" in capsys.readouterr().out
     model = create_model("gmic", weights=out, device="cpu")
@@ -62,9 +76,18 @@ def test_train_gmic_one_epoch_writes_loadable_checkpoint(tiny_data, tmp_path, ca
 @pytest.mark.slow
 def test_train_dmv_one_epoch_with_lowpass_augmentation(tiny_data, tmp_path):
     out = tmp_path / "dmv-tiny.pt"
-    options = TrainOptions(arch="dmv", out=str(out), cohort=str(tiny_data), epochs=1, batch_size=2,
-                           spacing_mm=1.0, input_size={"CC": (96, 64), "MLO": (96, 64)}, augment=["lowpass:1.0"],
-                           test_samples=2, threads=1)  # fmt: skip
+    options = TrainOptions(
+        arch="dmv",
+        out=str(out),
+        cohort=str(tiny_data),
+        epochs=1,
+        batch_size=2,
+        spacing_mm=1.0,
+        input_size={"CC": (96, 64), "MLO": (96, 64)},
+        augment=["lowpass:1.0"],
+        test_samples=2,
+        threads=1,
+    )
     result = train(options, log=lambda _: None)
     assert result.checkpoint == out and len(result.history) == 1
     model = create_model("dmv", weights=out, device="cpu")
@@ -79,9 +102,19 @@ def test_train_dmv_one_epoch_with_lowpass_augmentation(tiny_data, tmp_path):
 
 def test_train_is_seeded(tiny_data, tmp_path):
     def run(name, seed):
-        opts = TrainOptions(arch="gmic", out=str(tmp_path / name), cohort=str(tiny_data), epochs=1, seed=seed,
-                            spacing_mm=1.0, input_size={"CC": (96, 64), "MLO": (96, 64)}, samples_per_epoch=4,
-                            batch_size=4, threads=1, half=False)  # fmt: skip
+        opts = TrainOptions(
+            arch="gmic",
+            out=str(tmp_path / name),
+            cohort=str(tiny_data),
+            epochs=1,
+            seed=seed,
+            spacing_mm=1.0,
+            input_size={"CC": (96, 64), "MLO": (96, 64)},
+            samples_per_epoch=4,
+            batch_size=4,
+            threads=1,
+            half=False,
+        )
         train(opts, log=lambda _: None)
         return create_model("gmic", weights=tmp_path / name, device="cpu").state_dict()
 
@@ -102,3 +135,64 @@ def test_bad_training_input(tiny_data, tmp_path, capsys):
         train(TrainOptions(arch="resnet", out=str(tmp_path / "x.pt"), cohort=str(tiny_data)))
     with pytest.raises(SystemExit):
         main(["train", "gmic", "--out", "x.pt", "--input-size", "big"])
+
+
+@pytest.mark.parametrize("laterality, view", [("L", "CC"), ("R", "CC"), ("R", "MLO")])
+def test_finding_coordinates_follow_resample_crop_flip_and_window(laterality, view):
+    from core.imaging import Mammogram
+    from core.models.predict import crop_for_model, window_from_crop
+    from core.models.registry import build_model
+    from core.models.train import _findings_in_crop, _window_offset
+
+    h, w = 600, 400
+    yy, xx = np.mgrid[0:h, 0:w]
+    img = np.where(((yy - 300) / 260) ** 2 + (xx / 330) ** 2 < 1, 1000.0, 0.0).astype(np.float32)
+    r, c = 380.0, 120.0
+    img[int(r) - 2 : int(r) + 3, int(c) - 2 : int(c) + 3] = 4000.0  # a bright 0.5 mm spot
+    if laterality == "R":
+        img, c = img[:, ::-1].copy(), w - 1 - c
+    m = Mammogram(img, spacing_mm=(0.1, 0.1), laterality=laterality, view=view)
+    spec = build_model("gmic", config={"input_size": [96, 64], "spacing_mm": 0.5}).spec
+    crop, geo = crop_for_model(m, spec)
+    ((fr, fc, _),) = _findings_in_crop([(r, c, "malignant")], img.shape, geo)
+    win = window_from_crop(crop, geo, spec)
+    off_r, off_c = _window_offset(crop.shape, geo, spec)
+    peak = np.unravel_index(np.argmax(win), win.shape)
+    assert abs(peak[0] - (fr - off_r)) <= 1 and abs(peak[1] - (fc - off_c)) <= 1
+
+
+def test_patch_training_and_frozen_trunk_dmv(tiny_data, tmp_path):
+    small = dict(spacing_mm=0.5, input_size={"CC": (160, 112), "MLO": (160, 112)}, threads=1)
+    gmic = TrainOptions(
+        arch="gmic",
+        out=str(tmp_path / "g.pt"),
+        cohort=str(tiny_data),
+        epochs=1,
+        crop_shape=(40, 40),
+        patch_size=64,
+        samples_per_epoch=8,
+        **small,
+    )
+    train(gmic, log=lambda _: None)
+    dmv = TrainOptions(
+        arch="dmv",
+        out=str(tmp_path / "d.pt"),
+        cohort=str(tiny_data),
+        epochs=3,
+        init_trunk=str(tmp_path / "g.pt"),
+        freeze_trunk=True,
+        test_samples=1,
+        **small,
+    )
+    result = train(dmv, log=lambda _: None)
+    assert 1 <= len(result.history) <= 3
+    g = create_model("gmic", weights=tmp_path / "g.pt", device="cpu").state_dict()
+    d = create_model("dmv", weights=tmp_path / "d.pt", device="cpu").state_dict()
+    key = "layer_list.2.0.conv1.weight"
+    # the frozen trunk is GMIC's global network in both columns (float16 storage)
+    torch.testing.assert_close(d[f"four_view_resnet.cc.{key}"], g[f"ds_net.{key}"])
+    torch.testing.assert_close(d[f"four_view_resnet.mlo.{key}"], g[f"ds_net.{key}"])
+    info = create_model("dmv", weights=tmp_path / "d.pt", device="cpu").spec.config["training"]
+    assert info["freeze_trunk"] and info["init_trunk"] == "g.pt" and "--freeze-trunk" in info["command"]
+    with pytest.raises(ModelError, match="needs --init-trunk"):
+        train(TrainOptions(arch="dmv", out=str(tmp_path / "x.pt"), cohort=str(tiny_data), freeze_trunk=True))

@@ -173,7 +173,7 @@ def _cache_key(manifest: Path, spec: Any, augment: list[tuple[str, float]]) -> s
             p.buffer,
             augment,
             3,
-        ]  # fmt: skip
+        ]
     )
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -337,8 +337,13 @@ def _read_cache(path: Path) -> list[ImageItem]:
         items = []
         for i, d in enumerate(meta):
             g = d.pop("geometry")
-            geo = Geometry(tuple(g["window_location"]), g["laterality"], g["view"], tuple(g["center"]),
-                           tuple(g["resampled_shape"]))  # fmt: skip
+            geo = Geometry(
+                tuple(g["window_location"]),
+                g["laterality"],
+                g["view"],
+                tuple(g["center"]),
+                tuple(g["resampled_shape"]),
+            )
             crops = [data[f"c{i}_{j}"] for j in range(d.pop("n_crops"))]
             d["findings"] = [tuple(f) for f in d.get("findings", [])]
             items.append(ImageItem(crops=crops, geometry=geo, **d))
@@ -537,8 +542,12 @@ def _train_dmv_heads(model, spec, train_exams, val_exams, options, rng, log):
         losses = []
         for s in range(0, len(order), options.batch_size):
             idx = order[s : s + options.batch_size]
-            pick = [train_feats[0] if n_crops == 1 or rng.uniform() >= options.augment_prob
-                    else train_feats[1 + rng.randint(n_crops - 1)] for _ in idx]  # fmt: skip
+            pick = [
+                train_feats[0]
+                if n_crops == 1 or rng.uniform() >= options.augment_prob
+                else train_feats[1 + rng.randint(n_crops - 1)]
+                for _ in idx
+            ]
             x = torch.from_numpy(np.stack([f[i] for f, i in zip(pick, idx, strict=True)]))
             y = torch.tensor(labels[idx], dtype=torch.float32)
             out = _dmv_heads(model, x)
@@ -552,9 +561,12 @@ def _train_dmv_heads(model, spec, train_exams, val_exams, options, rng, log):
             out = _dmv_heads(model, val_feats)
             probs = ((torch.exp(out["CC"][..., 1]) + torch.exp(out["MLO"][..., 1])) / 2).numpy()
         val_auc = _dmv_auc(probs, val_labels)
-        row = {"epoch": epoch, "train_loss": round(float(np.mean(losses)), 5),
-               "val_auc": None if val_auc is None else round(val_auc, 4),
-               "minutes": round((time.time() - t0) / 60, 2)}  # fmt: skip
+        row = {
+            "epoch": epoch,
+            "train_loss": round(float(np.mean(losses)), 5),
+            "val_auc": None if val_auc is None else round(val_auc, 4),
+            "minutes": round((time.time() - t0) / 60, 2),
+        }
         history.append(row)
         if epoch % 5 == 0 or epoch == 1:
             log(f"head epoch {epoch}: loss {row['train_loss']:.4f}, val malignant AUC {row['val_auc']}")
