@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -105,6 +107,20 @@ def test_bad_upload_shows_an_error_not_a_traceback(tiny_cohort):
     msgs = [e.value for e in at.error]
     assert msgs and "garbage.dcm" in msgs[0]
     assert "Traceback" not in msgs[0]
+
+
+def test_good_upload_is_shown(tiny_cohort):
+    from core.manifest import read_manifest
+
+    row = read_manifest(tiny_cohort).iloc[1]
+    data = Path(row["path"]).read_bytes()
+    at = _run(open_page("Image lab", {"src_kind": "Upload"}))
+    at.sidebar.get("file_uploader")[0].set_value((f"{row['image_id']}.dcm", data, "application/dicom"))
+    _run(at)
+    assert not errors(at)
+    caption = " ".join(c.value for c in at.caption)
+    assert f"{row['image_id']}.dcm** (upload)" in caption and "ImagerPixelSpacing" in caption
+    assert at.session_state["lab_last_params"].perturbation == "lowpass"
 
 
 def test_missing_server_path_is_reported(tiny_cohort, tmp_path):
