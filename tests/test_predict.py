@@ -186,3 +186,45 @@ def test_bad_input_errors(gmic, dmv):
         predict_gmic(gmic, [empty])
     with pytest.raises(ModelError, match="batch_size"):
         predict_gmic(gmic, [_breast("L", "CC")], batch_size=0)
+
+
+def test_predict_command_writes_csv(gmic, dmv, tmp_path, capsys):
+    from core.cli import main
+    from core.imaging import save_png
+    from core.models.weights import save_checkpoint
+
+    g_path = save_checkpoint(
+        tmp_path / "g.pt", gmic, arch="gmic", variant="resnet18", config=gmic.spec.config
+    )
+    d_path = save_checkpoint(tmp_path / "d.pt", dmv, arch="dmv", variant="image-only", config=dmv.spec.config)
+    files = []
+    for view, m in _exam(4).items():
+        files.append(str(save_png(m, tmp_path / f"case_{view}.png")))
+    out = tmp_path / "gmic.csv"
+    argv = [
+        "predict",
+        "gmic",
+        *files[:2],
+        "--weights",
+        str(g_path),
+        "--spacing",
+        "0.5",
+        "0.5",
+        "--out",
+        str(out),
+    ]
+    assert main(argv) == 0
+    import pandas as pd
+
+    table = pd.read_csv(out)
+    assert list(table.columns) == ["image_id", "benign_pred", "malignant_pred"] and len(table) == 2
+    expected = predict_gmic(gmic, [_exam(4)["L-CC"], _exam(4)["R-CC"]])
+    np.testing.assert_allclose(table[["benign_pred", "malignant_pred"]].to_numpy(), expected, atol=2e-3)
+    argv = ["predict", "dmv", *files, "--weights", str(d_path), "--spacing", "0.5", "0.5", "--samples", "1"]
+    assert main(argv) == 0
+    assert (
+        capsys.readouterr().out.splitlines()[0]
+        == "exam_id,left_benign,right_benign,left_malignant,right_malignant"
+    )
+    assert main(["predict", "dmv", *files[:3], "--weights", str(d_path)]) == 2
+    assert "four files" in capsys.readouterr().err
