@@ -177,6 +177,10 @@ def test_bad_input_errors(gmic, dmv):
     del exam["R-MLO"]
     with pytest.raises(ModelError, match="missing view.*R-MLO"):
         predict_dmv(dmv, [exam])
+    swapped = _exam(0)
+    swapped["L-CC"], swapped["R-CC"] = swapped["R-CC"], swapped["L-CC"]
+    with pytest.raises(ModelError, match="under L-CC is a R-CC view"):
+        predict_dmv(dmv, [swapped])
     with pytest.raises(ModelError, match="Mammogram"):
         predict_gmic(gmic, [np.zeros((10, 10))])
     with pytest.raises(ModelError, match="laterality and view"):

@@ -363,6 +363,13 @@ def _exam_views(exam: Mapping[str, Any], index: int) -> dict[str, Any]:
     missing = [v for v in pp.VIEWS if v not in exam]
     if missing:
         raise ModelError(f"exam {index}: missing view(s) {', '.join(missing)}; DMV needs all four")
+    for v in pp.VIEWS:
+        m = exam[v]
+        lat, angle = getattr(m, "laterality", None), getattr(m, "view", None)
+        if isinstance(m, tuple):  # (crop, geometry) from crop_for_model
+            lat, angle = m[1].laterality, m[1].view
+        if (lat and lat != v[0]) or (angle and str(angle).upper() != v[2:]):
+            raise ModelError(f"exam {index}: the image under {v} is a {lat}-{angle} view")
     return {v: exam[v] for v in pp.VIEWS}
 
 
