@@ -63,6 +63,22 @@ def test_radius_slider_updates_the_image(tmp_path, artifacts):
         assert not exceptions(page)
         assert (artifacts / "image_lab_after_slider.png").stat().st_size > 10_000
 
+        # A box drawn with the figure's box-select tool opens the native-resolution inspector there.
+        page.locator(".js-plotly-plot").first.hover()
+        page.locator(".js-plotly-plot .modebar-btn[data-title='Box Select']").first.click()
+        area = page.locator(".js-plotly-plot .nsewdrag").first.bounding_box()
+        x0, y0 = area["x"] + area["width"] * 0.3, area["y"] + area["height"] * 0.4
+        page.mouse.move(x0, y0)
+        page.mouse.down()
+        page.mouse.move(x0 + 40, y0 + 40, steps=8)
+        page.mouse.up()
+        wait_idle(page)
+        inspector = page.get_by_test_id("stExpander").filter(has_text="Native-resolution inspector")
+        inspector.get_by_text("native pixels").wait_for(timeout=30_000)
+        assert inspector.locator("img").count() == 3  # original, perturbed, difference
+        page.screenshot(path=str(artifacts / "image_lab_box_select.png"), full_page=True)
+        assert not exceptions(page)
+
 
 def test_deep_link_and_navigation_keep_the_app_around_the_page(tmp_path, artifacts):
     """A fresh server opened at /results (Streamlit's pages-folder fallback) still shows the app's

@@ -171,7 +171,8 @@ def build_view(
     view = LabView(orig, pert, diff, panels, None, dsp)
     uris = display.png_data_uris([orig8, pert8, diff_idx], [None, None, display.DIVERGING_PALETTE])
     titles = [t for t, _ in panels]
-    view.figure = _figure(uris, titles, dsp, spectrum_uri, params, height)
+    extent = (orig.shape[0] * dsp[0], orig.shape[1] * dsp[1])
+    view.figure = _figure(uris, titles, dsp, extent, spectrum_uri, params, height)
     view.spectrum = spectrum_uri[1] if spectrum_uri is not None else None
     return view
 
@@ -198,6 +199,7 @@ def _figure(
     uris: list[str],
     titles: list[str],
     dsp: tuple[float, float],
+    dsp_extent: tuple[float, float],
     spec: tuple[str, Any] | None,
     params: LabParams,
     height: int,
@@ -260,6 +262,12 @@ def _figure(
                 font=dict(size=14),
             )
         )
+    # Image traces cannot be box-selected; an invisible scatter over the first panel enables the box-select
+    # tool, whose box (in mm) picks the native-resolution inspector's region.
+    data.append(
+        dict(type="scatter", x=[0.0, dsp_extent[1]], y=[0.0, dsp_extent[0]], mode="markers",
+             marker=dict(opacity=0), hoverinfo="skip", showlegend=False, xaxis="x", yaxis="y")
+    )  # fmt: skip
     if spec is not None:
         uri, s = spec
         fr, fc = np.asarray(s.freq_rows), np.asarray(s.freq_cols)
