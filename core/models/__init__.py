@@ -37,6 +37,9 @@ _LAZY = {
     "save_checkpoint": "core.models.weights",
     "Checkpoint": "core.models.weights",
     "CHECKPOINT_FORMAT": "core.models.weights",
+    "predict_gmic": "core.models.predict",
+    "predict_dmv": "core.models.predict",
+    "prepare_input": "core.models.predict",
 }
 
 __all__ = ["ModelError", *_LAZY]
