@@ -86,6 +86,16 @@ def test_window_level_custom_and_invert(tiny_cohort):
     assert not errors(at)
 
 
+def test_reset_to_the_dicom_window(tiny_cohort):
+    at = _run(open_page("Image lab"))
+    assert at.selectbox(key="lab_window").value == "Auto (breast 1-99 %)"
+    next(b for b in at.button if b.label == "Reset to DICOM window").click()
+    _run(at)
+    assert at.selectbox(key="lab_window").value == "DICOM window"
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics == {"Level": "2048", "Width": "4096"}  # the phantom DICOMs' VOI window
+
+
 def test_spacing_override_changes_frequencies(tiny_cohort):
     at = _run(open_page("Image lab"))
     at.sidebar.checkbox(key="src_override").check()
