@@ -371,6 +371,39 @@ def compose_panels(
     return buf.getvalue()
 
 
+def resample_aspect(rgb: np.ndarray, step_rows: float, step_cols: float) -> np.ndarray:
+    """Resize an image whose pixels span ``step_rows`` x ``step_cols`` (any unit) so that its pixels are
+    square in that unit (height kept; bilinear). E.g. a spectrum with different frequency steps per axis."""
+    arr = np.asarray(rgb)
+    if arr.ndim not in (2, 3) or arr.size == 0 or not (step_rows > 0 and step_cols > 0):
+        raise DisplayError(f"resample_aspect: bad image {arr.shape} or steps ({step_rows}, {step_cols})")
+    h, w = arr.shape[:2]
+    new_w = max(1, round(w * step_cols / step_rows))
+    if new_w == w:
+        return arr
+    return np.asarray(Image.fromarray(arr).resize((new_w, h), Image.Resampling.BILINEAR))
+
+
+def draw_ellipse(
+    rgb: np.ndarray,
+    centre_xy: tuple[float, float],
+    radii_xy: tuple[float, float],
+    colour: tuple[int, int, int] = (0, 229, 255),
+    width: int = 2,
+) -> np.ndarray:
+    """A copy of an RGB uint8 image with an ellipse outline drawn on it (pixel coordinates, x = column).
+
+    Used to mark the cutoff circle on an exported spectrum.
+    """
+    arr = np.asarray(rgb)
+    if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] != 3:
+        raise DisplayError(f"draw_ellipse: expected an (H, W, 3) uint8 image, got {arr.dtype} {arr.shape}")
+    img = Image.fromarray(arr.copy())
+    (cx, cy), (rx, ry) = centre_xy, radii_xy
+    ImageDraw.Draw(img).ellipse([cx - rx, cy - ry, cx + rx, cy + ry], outline=tuple(colour), width=int(width))
+    return np.asarray(img)
+
+
 def patch_strip(patches: Sequence[np.ndarray], centre: float, width: float, gap: int = 2) -> np.ndarray:
     """Window a series of equally sized patches with one common window and join them left to right.
 

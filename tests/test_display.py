@@ -131,3 +131,17 @@ def test_tissue_centre_mm():
     y, x = display.tissue_centre_mm(px, (0.1, 0.2))
     assert y == pytest.approx(29.5 * 0.1, abs=0.15) and x == pytest.approx(159.5 * 0.2, abs=0.3)
     assert display.tissue_centre_mm(np.zeros((10, 20)), (1.0, 1.0)) == (5.0, 10.0)
+
+
+def test_draw_ellipse_marks_the_outline_only():
+    rgb = np.zeros((41, 41, 3), np.uint8)
+    out = display.draw_ellipse(rgb, (20, 20), (10, 10), colour=(255, 0, 0), width=1)
+    assert out[20, 30, 0] == 255 and out[20, 10, 0] == 255  # on the circle
+    assert out[20, 20].tolist() == [0, 0, 0] and out[0, 0].tolist() == [0, 0, 0]
+    assert rgb.max() == 0  # input untouched
+
+
+def test_resample_aspect_makes_square_units():
+    img = np.zeros((10, 20, 3), np.uint8)
+    assert display.resample_aspect(img, 1.0, 0.5).shape == (10, 10, 3)
+    assert display.resample_aspect(img, 1.0, 1.0) is img

@@ -298,5 +298,21 @@ def export_png(view: LabView, params: LabParams, source_name: str) -> bytes:
     """The panels side by side as one PNG (Pillow; no kaleido needed)."""
     panels = list(view.panels[:2]) + [(view.panels[2][0], display.DIVERGING_PALETTE[view.panels[2][1]])]
     if view.spectrum is not None:
-        panels.append(("spectrum (log |F|)", display.sequential_rgb(np.asarray(view.spectrum.image))))
+        spec = view.spectrum
+        rgb = display.sequential_rgb(np.asarray(spec.image))
+        fr, fc = np.asarray(spec.freq_rows), np.asarray(spec.freq_cols)
+        if fr.size > 1 and fc.size > 1:
+            dr, dc = float(fr[1] - fr[0]), float(fc[1] - fc[0])
+            rgb = display.resample_aspect(rgb, dr, dc)  # isotropic in cycles/mm: the cutoff is a circle
+            if params.perturbation in SPECTRAL:
+                centre = (-float(fc[0]) / dr, -float(fr[0]) / dr)  # zero frequency, in resampled pixels
+                rgb = display.draw_ellipse(rgb, centre, (params.radius / dr, params.radius / dr))
+        panels.append(
+            (
+                f"spectrum, R = {params.radius:g} cycles/mm"
+                if params.perturbation in SPECTRAL
+                else "spectrum (log |F|)",
+                rgb,
+            )
+        )
     return display.compose_panels(panels, height=512, caption=f"{source_name}: {params.describe()}")
