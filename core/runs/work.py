@@ -156,12 +156,33 @@ class _ImagePerturber:
 
 
 def _image_norms(row: ImageRow, targets: Sequence[Condition]) -> list[float]:
+    """``||P(x) - x||_2`` of one image for each target condition (model units).
+
+    Ideal filters by Parseval, from one float64 real FFT: the change of a low-pass is the image's part
+    above the radius, that of a high-pass the part at or below it, so its squared norm is the sum of
+    ``|X|^2`` over those bins (columns 1..n/2-1 of the half spectrum counted twice) divided by the pixel
+    count. No inverse FFT is needed. Other perturbations are applied and subtracted.
+    """
+    import scipy.fft as sfft
+
+    from core.perturb import frequency_grid
+
     pert = _ImagePerturber(_load(row), row.image_id)
     base = pert.mam.pixels.astype(np.float64)
+    power = freq = None
     out = []
     for cond in targets:
-        diff = (pert.pixels(cond).astype(np.float64) - base).ravel()
-        out.append(float(np.sqrt(np.dot(diff, diff))))
+        if cond.perturbation in ("lowpass", "highpass"):
+            if power is None:
+                spec = sfft.rfft2(base, workers=1)
+                power = spec.real**2 + spec.imag**2
+                power[:, 1 : (base.shape[1] + 1) // 2] *= 2  # bins standing for their conjugate twins too
+                freq = frequency_grid(base.shape, pert.mam.spacing_mm)
+            removed = freq > cond.parameter if cond.perturbation == "lowpass" else freq <= cond.parameter
+            out.append(float(np.sqrt(power[removed].sum() / base.size)))
+        else:
+            diff = (pert.pixels(cond).astype(np.float64) - base).ravel()
+            out.append(float(np.sqrt(np.dot(diff, diff))))
     return out
 
 
