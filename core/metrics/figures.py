@@ -7,6 +7,7 @@ says which renderer it used.
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -25,12 +26,13 @@ def _series(curves: pd.DataFrame):
 
 
 def _tick_text(curves: pd.DataFrame) -> tuple[list, list[str]]:
-    sev = curves[["severity", "parameter"]].drop_duplicates("severity").sort_values("severity")
-    text = [
-        f"{s:g}" if pd.isna(p) else f"{s:g}<br>({p:g})"
-        for s, p in zip(sev["severity"], sev["parameter"], strict=True)
-    ]
-    return list(sev["severity"]), text
+    """Severity ticks, with the parameter under each when every curve shares it (one perturbation)."""
+    ticks, text = [], []
+    for sev, grp in curves.groupby("severity", sort=True):
+        params = grp["parameter"].dropna().unique()
+        ticks.append(sev)
+        text.append(f"{sev:g}<br>({params[0]:g})" if len(params) == 1 else f"{sev:g}")
+    return ticks, text
 
 
 def auc_vs_severity_figure(curves: pd.DataFrame, *, title: str = "AUC versus severity"):
@@ -149,7 +151,7 @@ def _png_matplotlib_curves(curves: pd.DataFrame, path: Path, title: str) -> None
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="lower left")
     axes[0, 0].set_ylabel("AUC")
-    fig.suptitle(title)
+    fig.suptitle(textwrap.fill(title, 70 * len(models)), fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
