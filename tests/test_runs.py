@@ -292,3 +292,14 @@ def test_import_scores_as_a_finished_run(data_dir, tmp_path):
     key = ["perturbation", "severity", "image_id"]
     got = validate_scores(load_scores(run_id)).sort_values(key).reset_index(drop=True)
     pd.testing.assert_frame_equal(got, original.sort_values(key).reset_index(drop=True))
+
+
+def test_a_running_run_is_not_started_twice(data_dir):
+    import os
+
+    run_id = create_run(RunConfig(model="gmic", manifest="tiny"))
+    RunStore.open(run_id).set(status="running", pid=str(os.getpid()))
+    with pytest.raises(RunError, match="already running"):
+        execute_run(run_id)
+    RunStore.open(run_id).set(pid="999999999")  # its process is gone: interrupted, may resume
+    assert run_status(run_id).status == "interrupted"

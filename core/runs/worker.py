@@ -101,6 +101,8 @@ def execute_run(run_id: str, *, log: Callable[[str], None] | None = None) -> str
     """
     log = log or (lambda msg: None)
     store = RunStore.open(run_id)
+    if store.status().status == "running":
+        raise RunError(f"run {run_id} is already running in process {store.get('pid')}")
     config = store.config()
     stop = _StopFlag(store)
 
