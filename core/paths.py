@@ -8,7 +8,8 @@ Environment variables (all optional):
     Folder holding the eight real NYU sample mammograms. Default: ``../shared/data/nyu-samples`` next to the
     repository checkout.
 ``MAMMO_PERCEPTION_SCORES``
-    The published perception-comparison scores CSV. Default: ``../shared/data/perception-comparison/scores.csv``.
+    The published perception-comparison scores CSV.
+    Default: ``../shared/data/perception-comparison/scores.csv``.
 """
 
 from __future__ import annotations
