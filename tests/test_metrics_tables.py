@@ -85,7 +85,7 @@ def test_validation_names_file_and_column(tmp_path):
     with pytest.raises(MetricsError, match="x.parquet: no positive case"):
         validate_scores(bad, source="x.parquet")
     bad = df.assign(label_malignant=df["label_malignant"].replace(1, 2))
-    with pytest.raises(MetricsError, match="label_malignant must be 0 or 1"):
+    with pytest.raises(MetricsError, match="label_malignant must be 0, 1 or empty"):
         validate_scores(bad)
     with pytest.raises(MetricsError, match="duplicated"):
         validate_scores(pd.concat([df, df.iloc[:1]]))
@@ -202,3 +202,17 @@ def test_roc_points_and_score_changes(scores):
     assert ch["change"].abs().is_monotonic_decreasing
     with pytest.raises(MetricsError, match="no rows match"):
         score_changes(scores, {"perturbation": "none"}, {"perturbation": "shuffle"})
+
+
+def test_unlabelled_cases_are_left_out_of_the_auc():
+    """Empty labels (e.g. breasts never biopsied) are unknown, not negative: they leave the AUC."""
+    df = make_scores(n_exams=10)
+    labelled = validate_scores(df)
+    unknown = df.copy().astype({"label_malignant": object})
+    unknown.loc[:4, "label_malignant"] = ""
+    out = validate_scores(unknown)
+    assert out.attrs["unlabelled_rows"] == 5
+    assert len(out) == len(labelled) - 5
+    assert out["label_malignant"].dtype == np.int64
+    with pytest.raises(MetricsError, match="empty in every row"):
+        validate_scores(df.assign(label_malignant=""))

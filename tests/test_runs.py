@@ -127,6 +127,17 @@ def test_work_items_gmic_and_dmv(tiny_manifest):
     assert len(d2) == len(d) - 1 and "L-MLO" in problems[0]
 
 
+def test_unknown_labels_stay_unknown(tiny_manifest):
+    """An empty manifest label is unknown (None, stored as NULL), never counted as a negative."""
+    from core.manifest import read_manifest
+
+    df = read_manifest(tiny_manifest).astype({"label_malignant": object})
+    df.loc[df.index[:2], "label_malignant"] = float("nan")
+    g, _ = work_items(df, "gmic")
+    assert [i.images[0].label_malignant for i in g[:3]] == [None, None, int(df["label_malignant"].iloc[2])]
+    assert all(i.images[0].label_benign in (0, 1) for i in g)
+
+
 def test_change_norms_and_matched_noise_norm(tiny_manifest):
     from core.imaging import load_mammogram
     from core.manifest import read_manifest

@@ -93,7 +93,8 @@ def validate_scores(
     """Check a scores table and return a normalised copy.
 
     Normalisation: key columns as strings (missing ``image_id``/``view`` -> ""), ``severity`` numeric,
-    ``seed`` integer (missing -> 0), labels as int 0/1, scores as float64.
+    ``seed`` integer (missing -> 0), labels as nullable Int64 0/1, scores as float64. Rows whose ``target``
+    label is empty (unknown) are left out; their count is in ``attrs["unlabelled_rows"]``.
 
     Parameters
     ----------
@@ -127,11 +128,20 @@ def validate_scores(
     out["seed"] = pd.to_numeric(out["seed"], errors="coerce").fillna(0).astype(np.int64)
     for col in ("label_benign", "label_malignant"):
         lab = pd.to_numeric(out[col], errors="coerce")
-        if lab.isna().any() or not lab.isin((0, 1)).all():
-            bad = int((lab.isna() | ~lab.isin((0, 1))).sum())
-            raise MetricsError(f"{source}: column {col} must be 0 or 1 ({bad} row(s) are not)")
-        out[col] = lab.astype(np.int64)
+        bad = out[col].ne("") & out[col].notna() & ~lab.isin((0, 1))
+        if bad.any():
+            raise MetricsError(
+                f"{source}: column {col} must be 0, 1 or empty ({int(bad.sum())} row(s) are not)"
+            )
+        out[col] = lab.astype("Int64")  # <NA>: label unknown
     score_col, label_col = f"score_{target}", f"label_{target}"
+    unknown = out[label_col].isna()
+    if unknown.all():
+        raise MetricsError(f"{source}: column {label_col} is empty in every row (no labelled case)")
+    if unknown.any():  # unlabelled cases (e.g. not biopsied) cannot enter an AUC of this target
+        out = out[~unknown].reset_index(drop=True)
+    out[label_col] = out[label_col].astype(np.int64)
+    out.attrs["unlabelled_rows"] = int(unknown.sum())
     nan = out[score_col].isna()
     if nan.any():
         first = int(np.flatnonzero(nan.to_numpy())[0])

@@ -39,8 +39,8 @@ class ImageRow:
     view: str
     path: str
     spacing_mm: tuple[float, float]
-    label_benign: int
-    label_malignant: int
+    label_benign: int | None  # None: unknown (e.g. not biopsied); stored as NULL, left out of AUCs
+    label_malignant: int | None
 
 
 @dataclass(frozen=True)
@@ -69,11 +69,13 @@ class Timings:
     extra: dict = field(default_factory=dict)
 
 
-def _label(value) -> int:
+def _label(value) -> int | None:
+    """0 or 1; None when the manifest leaves the label empty (unknown), never a silent 0."""
     try:
-        return int(float(value))
+        number = float(value)
     except (TypeError, ValueError):
-        return 0
+        return None
+    return None if number != number else int(number)
 
 
 def work_items(
@@ -374,7 +376,12 @@ def score_items(
 
 def _breast_labels(item: WorkItem, lat: str) -> tuple[int, int]:
     views = [r for r in item.images if r.laterality == lat]
-    return max(r.label_benign for r in views), max(r.label_malignant for r in views)
+
+    def known_max(values):
+        known = [v for v in values if v is not None]
+        return max(known) if known else None
+
+    return known_max(r.label_benign for r in views), known_max(r.label_malignant for r in views)
 
 
 def _geometry(mam, spec, row: ImageRow, view: str | None = None):

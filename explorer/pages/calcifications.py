@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
@@ -89,7 +90,7 @@ def _jump_to_cluster(manifest: str) -> None:
     df = loaders.read_findings(str(path), loaders.mtime(path))
     calc = df[df["kind"].astype(str).str.contains("calc", case=False)]
     man = loaders.read_manifest(manifest, loaders.mtime(manifest))
-    mal = man[man["label_malignant"].astype(int) == 1]
+    mal = man[pd.to_numeric(man["label_malignant"], errors="coerce") == 1]
     ids = set(calc["image_id"].astype(str)) if "image_id" in calc else set()
     hits = [i for i in mal["image_id"].astype(str) if i in ids]
     if not hits:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import streamlit as st
 
 from core.errors import ExplorerError
@@ -96,7 +97,7 @@ def _ref_from_manifest(manifest: str, origin: str) -> ImageRef | None:
         st.sidebar.warning(f"{manifest}: the manifest lists no images")
         return None
     only_malignant = st.sidebar.checkbox("Only malignant breasts", key="src_only_malignant")
-    rows = df[df["label_malignant"].astype(int) == 1] if only_malignant else df
+    rows = df[pd.to_numeric(df["label_malignant"], errors="coerce") == 1] if only_malignant else df
     if len(rows) == 0:
         st.sidebar.info("No malignant breast in this cohort; showing all.")
         rows = df
