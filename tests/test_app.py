@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -147,8 +148,25 @@ def test_png_and_dicom_export(tiny_cohort):
     assert not errors(at)
     labels = [b.proto.label for b in at.get("download_button")]
     assert "Download perturbed DICOM" in labels
-    params, data = at.session_state["lab_dicom"]
+    params, data, note = at.session_state["lab_dicom"]
     assert params.perturbation == "lowpass" and data[128:132] == b"DICM"
+
+
+def test_highpass_dicom_export_is_shifted_not_clipped(tiny_cohort):
+    """A zero-mean high-pass image is exported shifted to mid-range, and the page says so."""
+    import pydicom
+
+    at = _run(open_page("Image lab"))
+    at.radio(key="lab_pert").set_value("highpass")
+    _run(at)
+    at.button(key="lab_prep_dcm").click()
+    _run(at)
+    assert not errors(at)
+    params, data, note = at.session_state["lab_dicom"]
+    assert params.perturbation == "highpass" and "shifted by +2048" in note
+    assert any("DICOM export" in w.value for w in at.warning)
+    stored = pydicom.dcmread(io.BytesIO(data)).pixel_array
+    assert 1500 < float(stored.mean()) < 2600  # centred on the offset, not half clipped at 0
 
 
 def test_open_in_lab_with_a_requested_perturbation(tiny_cohort):

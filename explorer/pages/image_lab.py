@@ -237,13 +237,33 @@ def _original(key: str, _mammo: Any, _fourier: Any, max_side: int, spectral: boo
     return lab.original_preview(_mammo, _fourier, max_side, spectral)
 
 
-def _dicom_bytes(mammo: Any, full: Any) -> bytes:
+# A high-pass image is zero-mean: stored as is, about half its pixels would clip at 0 (as `mammo-robust
+# perturb --offset 2048` does on the command line, the export shifts it to mid-range and says so).
+HIGHPASS_EXPORT_OFFSET = 2048.0
+
+
+def _dicom_bytes(mammo: Any, full: Any, perturbation: str) -> tuple[bytes, str]:
+    """The perturbed image as DICOM bytes, and a note on any offset or clipping (empty if none)."""
+    import numpy as np
+
     from core.imaging import save_dicom
 
+    offset = HIGHPASS_EXPORT_OFFSET if perturbation == "highpass" else 0.0
+    pixels = full + np.float32(offset) if offset else full
+    clipped = int(np.count_nonzero((pixels < 0) | (pixels > 4095)))
+    notes = []
+    if offset:
+        notes.append(f"high-pass values shifted by +{offset:g} so that negative values survive")
+    if clipped:
+        share = 100 * clipped / pixels.size
+        notes.append(f"{clipped} pixels ({share:.2f}%) clipped to 0..4095 (12-bit DICOM)")
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "perturbed.dcm"
-        save_dicom(full, path, template=mammo)
-        return path.read_bytes()
+        derivation = f"{perturbation} (Mammo Robustness Explorer)"
+        if offset:
+            derivation += f", offset {offset:+g}"
+        save_dicom(pixels, path, template=mammo, derivation=derivation)
+        return path.read_bytes(), "; ".join(notes)
 
 
 @st.fragment
@@ -308,11 +328,13 @@ def _lab_panel(ref: ImageRef, mammo: Any) -> None:
     if c2.button("Prepare perturbed DICOM", key="lab_prep_dcm"):
         try:
             full = _full_perturbed(key, mammo, fourier, params)
-            st.session_state["lab_dicom"] = (params, _dicom_bytes(mammo, full))
+            st.session_state["lab_dicom"] = (params, *_dicom_bytes(mammo, full, params.perturbation))
         except ExplorerError as exc:
             st.error(str(exc))
     prepared = st.session_state.get("lab_dicom")
     if prepared is not None and prepared[0] == params:
+        if prepared[2]:
+            c2.warning(f"DICOM export: {prepared[2]}.")
         c2.download_button(
             "Download perturbed DICOM",
             data=io.BytesIO(prepared[1]).getvalue(),
