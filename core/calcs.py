@@ -48,6 +48,7 @@ from scipy import ndimage
 
 from core.errors import ExplorerError
 from core.spectrum import breast_mask
+from core.validate import image_2d, spacing_pair
 
 __all__ = [
     "CalcError",
@@ -159,27 +160,11 @@ class CalcSweep:
 
 
 def _image(pixels: object, where: str, min_side: int = 1) -> np.ndarray:
-    arr = np.asarray(pixels)
-    if arr.ndim != 2:
-        raise CalcError(f"{where}: the image must be 2-D, got shape {arr.shape}")
-    if min(arr.shape) < min_side:
-        raise CalcError(f"{where}: the image is too small ({arr.shape[0]}x{arr.shape[1]} pixels)")
-    if not np.issubdtype(arr.dtype, np.number) or np.iscomplexobj(arr):
-        raise CalcError(f"{where}: the image must hold real numbers, got dtype {arr.dtype}")
-    arr = arr.astype(np.float32, copy=False)
-    if not np.all(np.isfinite(arr)):
-        raise CalcError(f"{where}: the image contains NaN or infinite values")
-    return arr
+    return image_2d(pixels, where, CalcError, min_side)
 
 
 def _spacing(spacing_mm: object, where: str) -> tuple[float, float]:
-    try:
-        dy, dx = (float(v) for v in spacing_mm)  # type: ignore[union-attr]
-    except (TypeError, ValueError):
-        raise CalcError(f"{where}: spacing_mm must be (row_mm, col_mm), got {spacing_mm!r}") from None
-    if not (math.isfinite(dy) and math.isfinite(dx) and dy > 0 and dx > 0):
-        raise CalcError(f"{where}: spacing_mm must be two positive finite numbers, got {spacing_mm!r}")
-    return dy, dx
+    return spacing_pair(spacing_mm, where, CalcError)
 
 
 def _center(center_rc: object, where: str) -> tuple[float, float]:

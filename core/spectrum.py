@@ -38,6 +38,7 @@ import scipy.fft as sfft
 from scipy import ndimage
 
 from core.errors import ExplorerError
+from core.validate import image_2d, spacing_pair
 
 __all__ = [
     "Spectrum",
@@ -134,27 +135,11 @@ class PowerLawFit:
 
 
 def _check_image(pixels: np.ndarray, where: str, min_side: int = 2) -> np.ndarray:
-    arr = np.asarray(pixels)
-    if arr.ndim != 2:
-        raise SpectrumError(f"{where}: the image must be 2-D, got shape {arr.shape}")
-    if min(arr.shape) < min_side:
-        raise SpectrumError(f"{where}: the image is too small ({arr.shape[0]}x{arr.shape[1]} pixels)")
-    if not np.issubdtype(arr.dtype, np.number) or np.iscomplexobj(arr):
-        raise SpectrumError(f"{where}: the image must hold real numbers, got dtype {arr.dtype}")
-    arr = arr.astype(np.float32, copy=False)
-    if not np.all(np.isfinite(arr)):
-        raise SpectrumError(f"{where}: the image contains NaN or infinite values")
-    return arr
+    return image_2d(pixels, where, SpectrumError, min_side)
 
 
 def _check_spacing(spacing_mm, where: str) -> tuple[float, float]:
-    try:
-        dy, dx = (float(v) for v in spacing_mm)
-    except (TypeError, ValueError):
-        raise SpectrumError(f"{where}: spacing_mm must be (row_mm, col_mm), got {spacing_mm!r}") from None
-    if not (np.isfinite(dy) and np.isfinite(dx) and dy > 0 and dx > 0):
-        raise SpectrumError(f"{where}: spacing_mm must be two positive finite numbers, got {spacing_mm!r}")
-    return dy, dx
+    return spacing_pair(spacing_mm, where, SpectrumError)
 
 
 # ---------------------------------------------------------------------------------------- display spectrum
