@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import os
 import pickle
 
@@ -425,6 +426,14 @@ def test_dicom_header_scan_never_decodes_pixels(tmp_path):
     assert len(df) == 1
 
 
+def test_write_refuses_line_breaks_in_cells(tmp_path):
+    rows = _manifest_rows(tmp_path)
+    rows[2]["image_id"] = "E1\rR-CC"
+    with pytest.raises(ManifestError, match="row 3 holds a line break"):
+        write_manifest(pd.DataFrame(rows), tmp_path / "manifest.csv")
+    assert not (tmp_path / "manifest.csv").exists()
+
+
 def test_any_cell_content_loads_or_is_reported(tmp_path_factory):
     from hypothesis import given, settings
     from hypothesis import strategies as st
@@ -440,7 +449,8 @@ def test_any_cell_content_loads_or_is_reported(tmp_path_factory):
     def check(column, values):
         rows = [dict(r, **{column: v}) for r, v in zip(base, values, strict=True)]
         path = folder / "m.csv"
-        pd.DataFrame(rows).to_csv(path, index=False)
+        # quote every cell: a bare "\r" inside an unquoted cell is a line break to any CSV reader
+        pd.DataFrame(rows).to_csv(path, index=False, quoting=csv.QUOTE_ALL)
         try:
             df = read_manifest(path)
         except ManifestError:

@@ -337,6 +337,11 @@ def write_manifest(df: pd.DataFrame, path: str | Path, *, relative: bool = True)
             return p
 
         out["path"] = out["path"].astype(str).map(rel)
+    text = out.select_dtypes(include="object").astype(str)
+    broken = text.apply(lambda col: col.str.contains(r"[\r\n]", regex=True)).to_numpy().any(axis=1)
+    if broken.any():
+        row = int(broken.nonzero()[0][0])
+        raise ManifestError(f"{path}: row {row + 1} holds a line break inside a cell; ids must be one line")
     path.parent.mkdir(parents=True, exist_ok=True)
     out.to_csv(path, index=False, float_format="%.6g")
     return path
