@@ -8,6 +8,7 @@ that looks complete.
 
 from __future__ import annotations
 
+import ctypes
 import fcntl
 import json
 import math
@@ -235,6 +236,22 @@ def render_view(
     return stored, records
 
 
+def _keep_freed_memory() -> None:
+    """Worker initialiser: let glibc reuse freed image-sized blocks instead of returning them to the OS.
+
+    Each view allocates a few dozen 10 MB float32 arrays; by default glibc maps and unmaps each one, and the
+    kernel zero-fills every fresh page (about 10% of the generation time went to page faults). Output bytes
+    are unchanged. No-op where glibc is absent.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    libc.mallopt(m_mmap_threshold, 256 * 1024 * 1024)
+    libc.mallopt(m_trim_threshold, 512 * 1024 * 1024)
+
+
 def _render_exam(args: tuple[ExamSpec, CohortPreset, str, str]) -> tuple[list[dict], list[dict]]:
     """Worker: render and write the four views of one exam; return manifest rows and findings rows."""
     spec, preset, out_dir, cohort_key = args
@@ -317,7 +334,7 @@ def generate_cohort(
                 if progress:
                     progress(k + 1, len(jobs))
         else:
-            with ProcessPoolExecutor(n_workers) as pool:
+            with ProcessPoolExecutor(n_workers, initializer=_keep_freed_memory) as pool:
                 for k, res in enumerate(pool.map(_render_exam, jobs, chunksize=4)):
                     results.append(res)
                     if progress:
