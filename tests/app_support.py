@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -28,6 +29,24 @@ def open_page(page: str = "Image lab", state: dict | None = None, timeout: float
 def errors(at) -> list[str]:
     """Text of every st.error and every exception element on the page."""
     return [e.value for e in at.error] + [str(e.value) for e in at.exception]
+
+
+def run(at):
+    """Run (or rerun) an AppTest and fail on any uncaught exception; returns it for chaining."""
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def tiny_cohort_env(folder: Path) -> Iterator[Path]:
+    """Body of a module fixture: a private data folder holding the 'tiny' cohort; yields its manifest."""
+    old = use_tiny_cohort(folder)
+    try:
+        from core.phantom import ensure_cohort
+
+        yield ensure_cohort("tiny")
+    finally:
+        restore_env(old)
 
 
 def use_tiny_cohort(folder: Path) -> dict[str, str]:

@@ -8,24 +8,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.app_support import errors, open_page, restore_env, use_tiny_cohort
+from tests.app_support import errors, open_page, run, tiny_cohort_env
 
 
 @pytest.fixture(scope="module", autouse=True)
 def tiny_cohort(tmp_path_factory):
     """One private data folder with the 'tiny' synthetic cohort for every test here (generated once)."""
-    old = use_tiny_cohort(tmp_path_factory.mktemp("app-data"))
-    from core.phantom import ensure_cohort
-
-    manifest = ensure_cohort("tiny")
-    yield manifest
-    restore_env(old)
+    yield from tiny_cohort_env(tmp_path_factory.mktemp("app-data"))
 
 
-def _run(at):
-    at.run()
-    assert not at.exception, at.exception
-    return at
+_run = run
 
 
 def test_image_lab_first_load(tiny_cohort):

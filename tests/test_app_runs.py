@@ -7,23 +7,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.app_support import errors, open_page, restore_env, use_tiny_cohort
+from tests.app_support import errors, open_page, run, tiny_cohort_env
 
 
 @pytest.fixture(scope="module", autouse=True)
 def tiny_cohort(tmp_path_factory):
-    old = use_tiny_cohort(tmp_path_factory.mktemp("runs-data"))
-    from core.phantom import ensure_cohort
-
-    manifest = ensure_cohort("tiny")
-    yield manifest
-    restore_env(old)
+    """One private data folder with the 'tiny' synthetic cohort for every test here (generated once)."""
+    yield from tiny_cohort_env(tmp_path_factory.mktemp("runs-data"))
 
 
-def _run(at):
-    at.run()
-    assert not at.exception, at.exception
-    return at
+_run = run
 
 
 def _metrics(at) -> dict[str, str]:
