@@ -69,6 +69,22 @@ def save_png(image: Mammogram | np.ndarray, path: str | os.PathLike) -> Path:
     return path
 
 
+def set_pixels_12bit(ds, stored: np.ndarray) -> None:
+    """Set the pixel module of ``ds``: single-frame MONOCHROME2, 12 bits stored in 16, unsigned, lossless.
+
+    ``stored`` is a 2-D integer array of values 0..4095 (the caller rounds and clips).
+    """
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.Rows, ds.Columns = stored.shape
+    ds.BitsAllocated = 16
+    ds.BitsStored = 12
+    ds.HighBit = 11
+    ds.PixelRepresentation = 0
+    ds.LossyImageCompression = "00"
+    ds.PixelData = np.ascontiguousarray(stored).astype("<u2", copy=False).tobytes()
+
+
 def save_dicom(
     image: Mammogram | np.ndarray,
     path: str | os.PathLike,
@@ -192,23 +208,15 @@ def save_dicom(
     if comments:
         ds.ImageComments = "; ".join(comments)[:10240]
 
-    ds.Rows, ds.Columns = arr.shape
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.BitsAllocated = 16
-    ds.BitsStored = 12
-    ds.HighBit = 11
-    ds.PixelRepresentation = 0
+    set_pixels_12bit(ds, arr)
     ds.RescaleIntercept = "0"
     ds.RescaleSlope = "1"
     ds.RescaleType = "US"
     ds.PresentationLUTShape = "IDENTITY"
-    ds.LossyImageCompression = "00"
     if template is not None and template.window is not None:
         centre, width = template.window
         ds.WindowCenter = f"{centre:.6g}"
         ds.WindowWidth = f"{max(width, 1.0):.6g}"
-    ds.PixelData = arr.astype("<u2").tobytes()
     try:
         ds.save_as(path, enforce_file_format=True)
     except OSError as exc:

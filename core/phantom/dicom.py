@@ -14,6 +14,8 @@ import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian
 
+from core.imaging.write import set_pixels_12bit
+
 #: SOP class "Digital Mammography X-Ray Image Storage - For Presentation".
 MAMMO_FOR_PRESENTATION = "1.2.840.10008.5.1.4.1.1.1.2"
 _IMPLEMENTATION_UID = "2.25.176402112716134640938383040245624713857"
@@ -94,16 +96,8 @@ def write_view(
     ds.ImageLaterality = laterality
     ds.Laterality = laterality
     ds.ViewPosition = view
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.Rows, ds.Columns = stored.shape
-    ds.BitsAllocated = 16
-    ds.BitsStored = 12
-    ds.HighBit = 11
-    ds.PixelRepresentation = 0
     ds.WindowCenter = "2048"
     ds.WindowWidth = "4096"
     ds.BurnedInAnnotation = "NO"
-    ds.LossyImageCompression = "00"
-    ds.PixelData = np.ascontiguousarray(stored).astype("<u2", copy=False).tobytes()
+    set_pixels_12bit(ds, stored)
     ds.save_as(path, enforce_file_format=True)
