@@ -361,3 +361,20 @@ def test_channels_last_option_keeps_outputs(tmp_path, dmv_model):
     with torch.inference_mode():
         a, b = plain(x), fast(x)
     assert torch.allclose(a["CC"], b["CC"], atol=1e-5) and torch.allclose(a["MLO"], b["MLO"], atol=1e-5)
+
+
+def test_checkpoint_of_a_model_on_another_device_keeps_every_tensor(tmp_path, monkeypatch):
+    """A CUDA model's tensors are copied to the CPU one by one; a freed copy's address is reused by the
+    next copy. The file must still hold every tensor (a GPU-trained checkpoint once aliased same-shaped
+    tensors this way). Here ``Tensor.cpu`` returns a fresh copy, as it does for a CUDA tensor."""
+    model = _perturb_weights(
+        build_model("gmic", config={"input_size": [192, 128], "crop_shape": [32, 32]}), 3
+    )
+    expected = {k: v.clone() for k, v in model.state_dict().items()}
+    monkeypatch.setattr(torch.Tensor, "cpu", lambda self, *a, **k: self.detach().clone())
+    path = save_checkpoint(tmp_path / "g.pt", model, arch="gmic", variant="resnet18", half=True)
+    monkeypatch.undo()
+    loaded = torch.load(path, weights_only=True)["state_dict"]
+    for key, value in expected.items():
+        want = value.half() if value.is_floating_point() else value
+        assert torch.equal(loaded[key], want), key

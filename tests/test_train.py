@@ -196,3 +196,72 @@ def test_patch_training_and_frozen_trunk_dmv(tiny_data, tmp_path):
     assert info["freeze_trunk"] and info["init_trunk"] == "g.pt" and "--freeze-trunk" in info["command"]
     with pytest.raises(ModelError, match="needs --init-trunk"):
         train(TrainOptions(arch="dmv", out=str(tmp_path / "x.pt"), cohort=str(tiny_data), freeze_trunk=True))
+
+
+def test_crop_cache_in_worker_processes_equals_serial(tiny_data):
+    from core.models.registry import build_model
+
+    spec = build_model("gmic", config={"input_size": [96, 64], "spacing_mm": 1.0}).spec
+    serial = load_items(tiny_data, spec, [], cache=False, workers=1, log=lambda _: None)
+    pooled = load_items(tiny_data, spec, [], cache=False, workers=2, log=lambda _: None)
+    assert [it.image_id for it in serial] == [it.image_id for it in pooled]
+    for a, b in zip(serial, pooled, strict=True):
+        assert (
+            np.array_equal(a.crops[0], b.crops[0]) and a.geometry == b.geometry and a.findings == b.findings
+        )
+
+
+def test_init_continues_from_a_checkpoint_and_checks_its_geometry(tiny_data, tmp_path):
+    small = dict(spacing_mm=1.0, input_size={"CC": (96, 64), "MLO": (96, 64)}, threads=1, half=False)
+    first = TrainOptions(arch="gmic", out=str(tmp_path / "a.pt"), cohort=str(tiny_data), epochs=1, **small)
+    train(first, log=lambda _: None)
+    more = TrainOptions(
+        arch="gmic",
+        out=str(tmp_path / "b.pt"),
+        cohort=str(tiny_data),
+        epochs=1,
+        init=str(tmp_path / "a.pt"),
+        **small,
+    )
+    result = train(more, log=lambda _: None)
+    # epoch 0 is the starting checkpoint, scored on the validation split before any step
+    assert [row["epoch"] for row in result.history] == [0, 1] and result.history[0]["train_loss"] is None
+    assert "--init " in command_line(more)
+    other = dict(small, spacing_mm=0.5)
+    with pytest.raises(ModelError, match="spacing_mm"):
+        train(
+            TrainOptions(
+                arch="gmic",
+                out=str(tmp_path / "c.pt"),
+                cohort=str(tiny_data),
+                init=str(tmp_path / "a.pt"),
+                **other,
+            )
+        )
+    with pytest.raises(ModelError, match="needs a dmv checkpoint"):
+        train(
+            TrainOptions(
+                arch="dmv",
+                out=str(tmp_path / "d.pt"),
+                cohort=str(tiny_data),
+                init=str(tmp_path / "a.pt"),
+                **small,
+            )
+        )
+
+
+def test_training_device_and_schedule():
+    from core.models.registry import resolve_device
+    from core.models.train import _schedule
+
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert resolve_device("cpu").type == "cpu"
+    with pytest.raises(ModelError, match="unknown device"):
+        resolve_device("tpu:9")
+    if not torch.cuda.is_available():
+        with pytest.raises(ModelError, match="CUDA is not available"):
+            resolve_device("cuda")
+    f = _schedule(1000)  # 50 warm-up steps, then cosine from 1 down to 0.02
+    assert f(0) == pytest.approx(1 / 50) and f(49) == pytest.approx(1.0)
+    assert f(525) == pytest.approx(0.51) and f(999) == pytest.approx(0.02, abs=1e-3)
+    assert all(f(s) >= f(s + 1) for s in range(49, 1000))

@@ -33,7 +33,7 @@ def run(args) -> int:
     if args.out:
         manifest = generate_cohort(args.preset, args.out, args.seed, workers=args.workers, progress=progress)
     else:
-        manifest = ensure_cohort(args.preset, args.seed, progress=progress)
+        manifest = ensure_cohort(args.preset, args.seed, progress=progress, workers=args.workers)
     print(f"manifest: {manifest}")
     print(f"findings: {manifest.parent / 'findings.csv'}")
     print(f"time: {time.perf_counter() - start:.1f} s")

@@ -54,6 +54,9 @@ def register(subparsers) -> None:
         help="GMIC: train on PATCH x PATCH px cuts of the model window around the cohort's findings "
         "(synthetic cohorts; 0 = whole windows)",
     )
+    p.add_argument(
+        "--init", help="start from this checkpoint of the same architecture and input size (fine-tuning)"
+    )
     p.add_argument("--init-trunk", help="DMV: start both columns from this GMIC (ds_net) or DMV checkpoint")
     p.add_argument(
         "--freeze-trunk", action="store_true", help="DMV: train only the heads (needs --init-trunk)"
@@ -62,6 +65,13 @@ def register(subparsers) -> None:
     p.add_argument("--test-samples", type=int, default=10, help="DMV augmented windows at test time")
     p.add_argument(
         "--threads", type=int, default=1, help="torch CPU threads (default 1: faster on a shared machine)"
+    )
+    p.add_argument("--device", default="auto", help="auto (CUDA when present, else CPU), cpu, cuda or cuda:N")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="processes that read the images for the crop cache, threads that build training windows",
     )
     p.add_argument("--no-cache", action="store_true", help="do not read or write the preprocessed-crop cache")
     p.set_defaults(func=run)
@@ -89,11 +99,14 @@ def run(args: argparse.Namespace) -> int:
         patience=args.patience,
         max_minutes=args.max_minutes,
         patch_size=args.patch_size,
+        init=args.init,
         init_trunk=args.init_trunk,
         freeze_trunk=args.freeze_trunk,
         test_samples=args.test_samples,
         threads=args.threads,
         cache=not args.no_cache,
+        device=args.device,
+        workers=args.workers,
     )
     result = train(options)
     print(f"wrote {result.checkpoint} ({result.curves_csv.name}); test malignant AUC {result.test_auc}")

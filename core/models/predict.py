@@ -271,7 +271,8 @@ def prepare_input(
     return window_from_crop(crop, geometry, spec, rng=rng, augment=augment, name=_label(mammogram))
 
 
-def _device(model: Any):
+def model_device(model: Any) -> Any:
+    """The torch device of a model's parameters (the CPU for a model without any)."""
     import torch
 
     try:
@@ -286,7 +287,7 @@ def gmic_forward(model: Any, inputs: np.ndarray) -> np.ndarray:
 
     x = torch.from_numpy(np.ascontiguousarray(inputs, dtype=np.float32))[:, None]
     with torch.inference_mode():
-        out = model(x.to(_device(model)))
+        out = model(x.to(model_device(model)))
     return out["y_fusion"].double().cpu().numpy()
 
 
@@ -343,7 +344,7 @@ def dmv_forward(model: Any, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
     """DMV per-sample probabilities (N, 4) from inputs {view: (N, H, W)}: mean of the CC and MLO heads."""
     import torch
 
-    dev = _device(model)
+    dev = model_device(model)
     batch = {
         v: torch.from_numpy(np.ascontiguousarray(inputs[v], dtype=np.float32))[:, None].to(dev)
         for v in pp.VIEWS

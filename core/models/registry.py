@@ -151,13 +151,17 @@ def list_models() -> list[str]:
     return sorted(_BUILDERS)
 
 
-def _resolve_device(device: str | torch.device | None) -> torch.device:
-    if device is None:
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """None or ``"auto"``: CUDA when present, else the CPU; otherwise ``"cpu"``, ``"cuda"``, ``"cuda:N"``."""
+    if device is None or device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        return torch.device(device)
+        target = torch.device(device)
     except (RuntimeError, TypeError):
-        raise ModelError(f"unknown device {device!r}") from None
+        raise ModelError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N") from None
+    if target.type == "cuda" and not torch.cuda.is_available():
+        raise ModelError(f"device {device!r} asked for, but CUDA is not available here")
+    return target
 
 
 def build_model(
@@ -247,7 +251,7 @@ def create_model(
     """
     key = str(name).lower()
     build = _builder(key)
-    target = _resolve_device(device)
+    target = resolve_device(device)
     if weights is None or (isinstance(weights, str) and weights == "random"):
         model, info = build(variant, {}, "random")
         model.spec = _spec(key, info, "random", False, {}, view)

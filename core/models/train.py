@@ -20,10 +20,13 @@ Recipe (``docs/demo-weights.md``):
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +40,7 @@ from core.models.predict import (
     crop_for_model,
     dmv_forward,
     gmic_forward,
+    model_device,
     pipeline_params,
     predict_dmv_crops,
     window_from_crop,
@@ -84,6 +88,9 @@ class TrainOptions:
     threads: int | None = 1
     half: bool = True
     cache: bool = True
+    init: str | None = None
+    device: str = "auto"
+    workers: int = 1
 
 
 @dataclass
@@ -116,6 +123,10 @@ def parse_augment(items: Sequence[str]) -> list[tuple[str, float]]:
             raise ModelError(f"augmentation {item!r}: write it as name:parameter, e.g. lowpass:2.0") from None
         out.append((name, parameter))
     return out
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
 
 
 def _auc(scores, labels) -> float | None:
@@ -184,15 +195,14 @@ def load_items(
     augment: list[tuple[str, float]],
     *,
     cache: bool = True,
+    workers: int = 1,
     log: Callable[[str], None] = print,
 ) -> list[ImageItem]:
     """Read, resample and crop every image of the manifest (and its perturbed versions), with a disk cache.
 
-    The cache is an ``.npz`` of plain arrays plus JSON metadata, read with ``allow_pickle=False``.
+    The cache is an ``.npz`` of plain arrays plus JSON metadata, read with ``allow_pickle=False``. With
+    ``workers`` > 1 the images are read in that many processes (same result, same order).
     """
-    import pandas as pd
-
-    from core.imaging import load_mammogram
     from core.manifest import read_manifest
     from core.paths import data_dir
 
@@ -203,43 +213,67 @@ def load_items(
         items = _read_cache(cache_file)
         log(f"loaded {len(items)} cached crops from {cache_file}")
         return items
-    items = []
     t0 = time.time()
-    for n, row in enumerate(df.itertuples(index=False)):
-        spacing = None
-        if pd.notna(row.spacing_row_mm) and pd.notna(row.spacing_col_mm):
-            spacing = (float(row.spacing_row_mm), float(row.spacing_col_mm))
-        mammo = load_mammogram(row.path, spacing_mm=spacing)
-        view = f"{row.laterality}-{row.view}"
-        clean, geo = crop_for_model(mammo, spec, view=view)
-        crops = [clean]
-        for name, parameter in augment:
-            from core.perturb import perturb
-
-            pert = perturb(mammo.pixels, mammo.spacing_mm, name, parameter=parameter, seed=n)
-            pm = type(mammo)(
-                pixels=pert, spacing_mm=mammo.spacing_mm, laterality=mammo.laterality, view=mammo.view
-            )
-            crops.append(crop_for_model(pm, spec, geometry=geo, view=view)[0])
-        items.append(
-            ImageItem(
-                str(row.image_id),
-                str(row.exam_id),
-                view,
-                str(row.split),
-                int(row.label_benign),
-                int(row.label_malignant),
-                crops,
-                geo,
-                _findings_in_crop(findings.get(str(row.image_id), []), mammo.pixels.shape, geo),
-            )
-        )
-        if (n + 1) % 100 == 0:
-            log(f"  preprocessed {n + 1}/{len(df)} images ({time.time() - t0:.0f} s)")
+    rows = df.to_dict("records")
+    jobs = [(n, row, spec, augment, findings.get(str(row["image_id"]), [])) for n, row in enumerate(rows)]
+    items: list[ImageItem] = []
+    with _pool(workers) as pool:
+        for item in pool.map(_load_item, jobs):
+            items.append(item)
+            if len(items) % 100 == 0:
+                log(f"  preprocessed {len(items)}/{len(df)} images ({time.time() - t0:.0f} s)")
     if cache:
         _write_cache(cache_file, items)
     log(f"preprocessed {len(items)} images in {time.time() - t0:.0f} s")
     return items
+
+
+def _load_item(job: tuple) -> ImageItem:
+    """Read, resample and crop one manifest row and its perturbed versions (a job of :func:`load_items`)."""
+    import pandas as pd
+
+    from core.imaging import load_mammogram
+    from core.perturb import perturb
+
+    n, row, spec, augment, findings = job
+    spacing = None
+    if pd.notna(row["spacing_row_mm"]) and pd.notna(row["spacing_col_mm"]):
+        spacing = (float(row["spacing_row_mm"]), float(row["spacing_col_mm"]))
+    mammo = load_mammogram(row["path"], spacing_mm=spacing)
+    view = f"{row['laterality']}-{row['view']}"
+    clean, geo = crop_for_model(mammo, spec, view=view)
+    crops = [clean]
+    for name, parameter in augment:
+        pert = perturb(mammo.pixels, mammo.spacing_mm, name, parameter=parameter, seed=n)
+        pm = dataclasses.replace(mammo, pixels=pert)
+        crops.append(crop_for_model(pm, spec, geometry=geo, view=view)[0])
+    return ImageItem(
+        str(row["image_id"]),
+        str(row["exam_id"]),
+        view,
+        str(row["split"]),
+        int(row["label_benign"]),
+        int(row["label_malignant"]),
+        crops,
+        geo,
+        _findings_in_crop(findings, mammo.pixels.shape, geo),
+    )
+
+
+@contextmanager
+def _pool(workers: int) -> Iterator[Any]:
+    """An executor with ``map``: in-process for one worker, else a process pool (results in input order)."""
+    if workers <= 1:
+
+        class _Serial:
+            map = staticmethod(map)
+
+        yield _Serial()
+        return
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(workers) as pool:
+        yield pool
 
 
 def _read_findings(manifest: Path) -> dict[str, list[tuple[float, float, str]]]:
@@ -284,19 +318,29 @@ def _window_offset(crop_shape: tuple[int, int], geo: Geometry, spec: Any) -> tup
 
 
 def _patch(
-    item: ImageItem, spec: Any, rng: np.random.RandomState, size: int, augment_prob: float
+    item: ImageItem,
+    spec: Any,
+    rng: np.random.RandomState,
+    size: int,
+    augment_prob: float,
+    windows: dict[tuple[str, int], tuple[np.ndarray, float, float]],
 ) -> tuple[np.ndarray, list[int]]:
     """A ``size`` x ``size`` patch of the standardised model window and its [benign, malignant] label.
 
     Malignant (benign) images give a patch around one of their malignant (benign) findings, shifted by up to
     a quarter of the patch; other images a patch centred on random breast tissue. The label says which kinds
-    of finding lie inside the patch.
+    of finding lie inside the patch. ``windows`` memoises the deterministic window of each crop (and its
+    offset), which is all a patch needs.
     """
-    crop = item.crops[0]
+    k = 0
     if len(item.crops) > 1 and rng.uniform() < augment_prob:
-        crop = item.crops[1 + rng.randint(len(item.crops) - 1)]
-    win = window_from_crop(crop, item.geometry, spec)
-    off_r, off_c = _window_offset(crop.shape, item.geometry, spec)
+        k = 1 + rng.randint(len(item.crops) - 1)
+    key = (item.image_id, k)
+    if key not in windows:
+        crop = item.crops[k]
+        offset = _window_offset(crop.shape, item.geometry, spec)
+        windows[key] = (window_from_crop(crop, item.geometry, spec), *offset)
+    win, off_r, off_c = windows[key]
     spots = [(r - off_r, c - off_c, p) for r, c, p in item.findings]
     wanted = "malignant" if item.malignant else "benign" if item.benign and rng.uniform() < 0.7 else None
     targets = [sp for sp in spots if sp[2] == wanted]
@@ -362,12 +406,37 @@ def _exams(items: list[ImageItem]) -> dict[str, dict[str, ImageItem]]:
 
 
 def _window(
-    item: ImageItem, spec: Any, rng: np.random.RandomState, augment_prob: float, train: bool
+    item: ImageItem, spec: Any, rng: np.random.RandomState | None, augment_prob: float, train: bool
 ) -> np.ndarray:
     crop = item.crops[0]
     if train and len(item.crops) > 1 and rng.uniform() < augment_prob:
         crop = item.crops[1 + rng.randint(len(item.crops) - 1)]
     return window_from_crop(crop, item.geometry, spec, rng=rng if train else None, augment=train)
+
+
+def _train_windows(
+    items: list[ImageItem], spec: Any, rng: np.random.RandomState, augment_prob: float, threads: Any
+) -> np.ndarray:
+    """Augmented training windows (N, rows, cols) of ``items``, built in ``threads`` (an executor).
+
+    Each window gets its own generator seeded from ``rng``, so the batch does not depend on thread timing.
+    """
+    seeds = rng.randint(0, 2**31 - 1, size=len(items))
+    jobs = [(it, np.random.RandomState(sd)) for it, sd in zip(items, seeds, strict=True)]
+    return np.stack(list(threads.map(lambda j: _window(j[0], spec, j[1], augment_prob, True), jobs)))
+
+
+def _schedule(total_steps: int) -> Callable[[int], float]:
+    """Learning-rate factor per optimiser step: linear warm-up (5 %, <= 100 steps), cosine down to 2 %."""
+    warm = max(1, min(100, total_steps // 20))
+
+    def factor(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        t = min(1.0, (step - warm) / max(1, total_steps - warm))
+        return 0.02 + 0.98 * 0.5 * (1 + np.cos(np.pi * t))
+
+    return factor
 
 
 def _balanced_order(flags: np.ndarray, n: int, rng: np.random.RandomState) -> np.ndarray:
@@ -475,6 +544,21 @@ def _plot_curves(history: list[dict[str, Any]], path: Path, title: str) -> None:
     img.save(path)
 
 
+def _load_init(model: Any, path: str, config: dict[str, Any]) -> None:
+    """Start from a checkpoint of the same architecture and input geometry (fine-tuning, more training)."""
+    from core.models.weights import load_checkpoint
+
+    ckpt = load_checkpoint(path)
+    if ckpt.arch != model.spec.arch:
+        raise ModelError(f"{path}: --init needs a {model.spec.arch} checkpoint, this one holds {ckpt.arch}")
+    for key in ("spacing_mm", "input_size", "crop_shape", "K"):
+        if key in config and ckpt.config.get(key) != config[key]:
+            raise ModelError(
+                f"{path}: --init checkpoint has {key} {ckpt.config.get(key)!r}, this training {config[key]!r}"
+            )
+    model.load_state_dict(ckpt.state_dict)
+
+
 def _load_trunk(model: Any, path: str) -> None:
     """Copy a ResNet-22 trunk into both DMV columns: GMIC's ``ds_net`` or a DMV checkpoint's ``cc`` column."""
     from core.models.weights import load_checkpoint
@@ -505,8 +589,8 @@ def _dmv_trunk_features(
                     window_from_crop(e[v].crops[min(crop, len(e[v].crops) - 1)], e[v].geometry, spec)
                     for e in chunk
                 ]
-                h = column(torch.from_numpy(np.stack(wins))[:, None])
-                out[s : s + len(chunk), k] = h.reshape(h.shape[0], h.shape[1], -1).mean(-1).numpy()
+                h = column(torch.from_numpy(np.stack(wins))[:, None].to(model_device(model)))
+                out[s : s + len(chunk), k] = h.reshape(h.shape[0], h.shape[1], -1).mean(-1).cpu().numpy()
     return out
 
 
@@ -532,7 +616,10 @@ def _train_dmv_heads(model, spec, train_exams, val_exams, options, rng, log):
     labels = np.array([_dmv_labels(e) for e in train_exams])
     val_labels = np.array([_dmv_labels(e) for e in val_exams]).reshape(-1, 4)
     pos = labels.sum(axis=0)
+    device = model_device(model)
+    val_feats = val_feats.to(device)
     pos_w = torch.tensor(np.minimum(10.0, (len(labels) - pos) / np.maximum(pos, 1)), dtype=torch.float32)
+    pos_w = pos_w.to(device)
     heads = [model.fc1_cc, model.fc1_mlo, model.output_layer_cc, model.output_layer_mlo]
     opt = torch.optim.Adam([p for h in heads for p in h.parameters()], lr=options.lr, weight_decay=1e-4)
     history, best, bad = [], (-1.0, None, 0), 0
@@ -548,8 +635,8 @@ def _train_dmv_heads(model, spec, train_exams, val_exams, options, rng, log):
                 else train_feats[1 + rng.randint(n_crops - 1)]
                 for _ in idx
             ]
-            x = torch.from_numpy(np.stack([f[i] for f, i in zip(pick, idx, strict=True)]))
-            y = torch.tensor(labels[idx], dtype=torch.float32)
+            x = torch.from_numpy(np.stack([f[i] for f, i in zip(pick, idx, strict=True)])).to(device)
+            y = torch.tensor(labels[idx], dtype=torch.float32, device=device)
             out = _dmv_heads(model, x)
             w = 1 + (pos_w - 1) * y
             loss = sum(-(w * (y * out[h][..., 1] + (1 - y) * out[h][..., 0])).mean() for h in ("CC", "MLO"))
@@ -559,7 +646,7 @@ def _train_dmv_heads(model, spec, train_exams, val_exams, options, rng, log):
             losses.append(loss.item())
         with torch.no_grad():
             out = _dmv_heads(model, val_feats)
-            probs = ((torch.exp(out["CC"][..., 1]) + torch.exp(out["MLO"][..., 1])) / 2).numpy()
+            probs = ((torch.exp(out["CC"][..., 1]) + torch.exp(out["MLO"][..., 1])) / 2).cpu().numpy()
         val_auc = _dmv_auc(probs, val_labels)
         row = {
             "epoch": epoch,
@@ -572,7 +659,10 @@ def _train_dmv_heads(model, spec, train_exams, val_exams, options, rng, log):
             log(f"head epoch {epoch}: loss {row['train_loss']:.4f}, val malignant AUC {row['val_auc']}")
         score = -1.0 if val_auc is None else val_auc
         if score > best[0] or best[1] is None:
-            best, bad = (score, {k: v.detach().clone() for k, v in model.state_dict().items()}, epoch), 0
+            best, bad = (
+                (score, {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}, epoch),
+                0,
+            )
         else:
             bad += 1
             if bad >= options.patience:
@@ -590,7 +680,7 @@ def train(options: TrainOptions, *, log: Callable[[str], None] = print) -> Train
     """
     import torch
 
-    from core.models.registry import build_model
+    from core.models.registry import build_model, resolve_device
     from core.models.weights import save_checkpoint
 
     arch = options.arch.lower()
@@ -600,6 +690,11 @@ def train(options: TrainOptions, *, log: Callable[[str], None] = print) -> Train
         raise ModelError("train: epochs and batch_size must be at least 1")
     if options.threads:
         torch.set_num_threads(int(options.threads))
+    device = resolve_device(options.device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
     augment = parse_augment(options.augment)
     torch.manual_seed(options.seed)
     rng = np.random.RandomState(options.seed)
@@ -614,14 +709,17 @@ def train(options: TrainOptions, *, log: Callable[[str], None] = print) -> Train
         config.update(crop_shape=list(options.crop_shape), K=options.K, percent_t=0.05)
     model = build_model(arch, "image-only" if arch == "dmv" else None, config)
     spec = model.spec
+    if options.init:
+        _load_init(model, options.init, config)
     if options.init_trunk:
         if arch != "dmv":
             raise ModelError("train: --init-trunk is for DMV (it copies a ResNet-22 trunk into both columns)")
         _load_trunk(model, options.init_trunk)
     if options.freeze_trunk and not options.init_trunk:
         raise ModelError("train: --freeze-trunk needs --init-trunk")
+    model.to(device)
     manifest = _manifest_path(options.cohort)
-    items = load_items(manifest, spec, augment, cache=options.cache, log=log)
+    items = load_items(manifest, spec, augment, cache=options.cache, workers=options.workers, log=log)
     split = {s: [it for it in items if it.split == s] for s in ("train", "val", "test")}
     if not split["train"]:
         raise ModelError(f"{manifest}: no image in the train split")
@@ -630,19 +728,35 @@ def train(options: TrainOptions, *, log: Callable[[str], None] = print) -> Train
     val_name = "val" if split["val"] else "train"
     if val_name == "train":
         log("no validation split: early stopping uses the training images (the AUC is then optimistic)")
-    model.train()
-    opt = torch.optim.Adam(model.parameters(), lr=options.lr)
     t_start = time.time()
     history: list[dict[str, Any]] = []
-    best = (-1.0, None, 0)  # (auc, state, epoch)
+    best: tuple[float, Any, int] = (-1.0, None, 0)  # (auc, state on the CPU, epoch)
     bad_epochs = 0
+
+    def validate() -> float | None:
+        if arch == "gmic":
+            scores = _gmic_scores(model, split[val_name], spec, options.batch_size)
+            return _auc(scores[:, 1], [it.malignant for it in split[val_name]])
+        val_exams = list(_exams(split[val_name]).values())
+        val_labels = np.array([_dmv_labels(e) for e in val_exams]).reshape(-1, 4)
+        return _dmv_auc(_dmv_val_probs(model, val_exams, spec), val_labels)
+
+    def keep_if_best(epoch: int, val_auc: float | None) -> bool:
+        nonlocal best
+        score = -1.0 if val_auc is None else val_auc
+        if score > best[0] or best[1] is None:
+            best = (score, {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}, epoch)
+            return True
+        return False
 
     if arch == "gmic":
         train_items = split["train"]
         flags = np.array([it.malignant for it in train_items])
         benign = np.array([it.benign for it in train_items])
         pos_w_benign = float(min(10.0, (benign == 0).sum() / max(1, benign.sum())))
+        pw = torch.tensor([pos_w_benign, 1.0], device=device)
         n_epoch = options.samples_per_epoch or len(train_items)
+        patch_windows: dict[tuple[str, int], tuple[np.ndarray, float, float]] = {}
     else:
         train_exams = list(_exams(split["train"]).values())
         if not train_exams:
@@ -652,88 +766,82 @@ def train(options: TrainOptions, *, log: Callable[[str], None] = print) -> Train
         pos = labels.sum(axis=0)
         pos_w = torch.tensor(np.minimum(10.0, (len(labels) - pos) / np.maximum(pos, 1)), dtype=torch.float32)
         pos_w[2:] = 1.0  # malignant balanced by sampling
+        pos_w = pos_w.to(device)
         n_epoch = options.samples_per_epoch or len(train_exams)
 
     frozen = arch == "dmv" and options.freeze_trunk
     if frozen:
         val_exams = list(_exams(split[val_name]).values())
         history, best = _train_dmv_heads(model, spec, train_exams, val_exams, options, rng, log)
-    for epoch in range(1, 0 if frozen else options.epochs + 1):
-        model.train()
-        order = _balanced_order(flags, n_epoch, rng)
-        losses = []
-        for s in range(0, len(order), options.batch_size):
-            idx = order[s : s + options.batch_size]
-            if arch == "gmic" and options.patch_size:
-                pairs = [
-                    _patch(train_items[i], spec, rng, options.patch_size, options.augment_prob) for i in idx
-                ]
-                x = torch.from_numpy(np.stack([p for p, _ in pairs]))
-                y = torch.tensor([lab for _, lab in pairs], dtype=torch.float32)
-                out = model(x[:, None])
-                pw = torch.tensor([pos_w_benign, 1.0])
-                loss = sum(_bce(out[k], y, pw) for k in ("y_fusion", "y_global", "y_local"))
-            elif arch == "gmic":
-                batch = [train_items[i] for i in idx]
-                x = torch.from_numpy(
-                    np.stack([_window(it, spec, rng, options.augment_prob, True) for it in batch])
-                )
-                y = torch.tensor([[it.benign, it.malignant] for it in batch], dtype=torch.float32)
-                out = model(x[:, None])
-                pw = torch.tensor([pos_w_benign, 1.0])
-                loss = sum(_bce(out[k], y, pw) for k in ("y_fusion", "y_global", "y_local"))
-            else:
-                batch = [train_exams[i] for i in idx]
-                x = {
-                    v: torch.from_numpy(
-                        np.stack([_window(e[v], spec, rng, options.augment_prob, True) for e in batch])
-                    )[:, None]
-                    for v in pp.VIEWS
-                }
-                y = torch.tensor(np.array([_dmv_labels(e) for e in batch]), dtype=torch.float32)
-                out = model(x)
-                loss = 0
-                for head in ("CC", "MLO"):
-                    logp = out[head]  # (N, 4, 2) log-probabilities
-                    w = 1 + (pos_w - 1) * y
-                    loss = loss - (w * (y * logp[..., 1] + (1 - y) * logp[..., 0])).mean()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            losses.append(loss.item())
-        elapsed = (time.time() - t_start) / 60
+    elif options.init:
+        val_auc = validate()
+        history.append({"epoch": 0, "train_loss": None, "val_auc": _round(val_auc), "minutes": 0.0})
+        keep_if_best(0, val_auc)
+        log(f"epoch 0 (from {Path(options.init).name}): {val_name} malignant AUC {_round(val_auc)}")
+    steps_per_epoch = -(-n_epoch // options.batch_size)
+    opt = torch.optim.Adam(model.parameters(), lr=options.lr)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, _schedule(options.epochs * steps_per_epoch))
+
+    def batch_loss(idx: np.ndarray, threads: ThreadPoolExecutor) -> Any:
         if arch == "gmic":
-            scores = _gmic_scores(model, split[val_name], spec, options.batch_size)
-            val_auc = _auc(scores[:, 1], [it.malignant for it in split[val_name]])
-        else:
-            val_exams = list(_exams(split[val_name]).values())
-            val_auc = _dmv_auc(
-                _dmv_val_probs(model, val_exams, spec),
-                np.array([_dmv_labels(e) for e in val_exams]).reshape(-1, 4),
-            )
-        row = {
-            "epoch": epoch,
-            "train_loss": round(float(np.mean(losses)), 5),
-            "val_auc": None if val_auc is None else round(val_auc, 4),
-            "minutes": round(elapsed, 2),
+            if options.patch_size:
+                size, prob = options.patch_size, options.augment_prob
+                pairs = [_patch(train_items[i], spec, rng, size, prob, patch_windows) for i in idx]
+                x = np.stack([p for p, _ in pairs])
+                y = torch.tensor([lab for _, lab in pairs], dtype=torch.float32)
+            else:
+                batch = [train_items[i] for i in idx]
+                x = _train_windows(batch, spec, rng, options.augment_prob, threads)
+                y = torch.tensor([[it.benign, it.malignant] for it in batch], dtype=torch.float32)
+            out = model(torch.from_numpy(x)[:, None].to(device))
+            y = y.to(device)
+            return sum(_bce(out[k], y, pw) for k in ("y_fusion", "y_global", "y_local"))
+        exams = [train_exams[i] for i in idx]
+        x = {
+            v: _train_windows([e[v] for e in exams], spec, rng, options.augment_prob, threads)
+            for v in pp.VIEWS
         }
-        history.append(row)
-        log(
-            f"epoch {epoch}: loss {row['train_loss']:.4f}, {val_name} malignant AUC {row['val_auc']}, "
-            f"{elapsed:.1f} min"
-        )
-        score = -1.0 if val_auc is None else val_auc
-        if score > best[0] or best[1] is None:
-            best = (score, {k: v.detach().clone() for k, v in model.state_dict().items()}, epoch)
-            bad_epochs = 0
-        else:
-            bad_epochs += 1
-            if bad_epochs >= options.patience:
-                log(f"early stop: no improvement for {bad_epochs} epochs")
+        out = model({v: torch.from_numpy(a)[:, None].to(device) for v, a in x.items()})
+        y = torch.tensor(np.array([_dmv_labels(e) for e in exams]), dtype=torch.float32).to(device)
+        w = 1 + (pos_w - 1) * y
+        # (N, 4, 2) log-probabilities of each head
+        return sum(-(w * (y * out[h][..., 1] + (1 - y) * out[h][..., 0])).mean() for h in ("CC", "MLO"))
+
+    with ThreadPoolExecutor(max(1, options.workers)) as threads:
+        for epoch in range(1, 0 if frozen else options.epochs + 1):
+            model.train()
+            order = _balanced_order(flags, n_epoch, rng)
+            losses = []
+            for s in range(0, len(order), options.batch_size):
+                loss = batch_loss(order[s : s + options.batch_size], threads)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                sched.step()
+                losses.append(loss.item())
+            elapsed = (time.time() - t_start) / 60
+            val_auc = validate()
+            row = {
+                "epoch": epoch,
+                "train_loss": round(float(np.mean(losses)), 5),
+                "val_auc": _round(val_auc),
+                "minutes": round(elapsed, 2),
+            }
+            history.append(row)
+            log(
+                f"epoch {epoch}: loss {row['train_loss']:.4f}, {val_name} malignant AUC {row['val_auc']}, "
+                f"{elapsed:.1f} min"
+            )
+            if keep_if_best(epoch, val_auc):
+                bad_epochs = 0
+            else:
+                bad_epochs += 1
+                if bad_epochs >= options.patience:
+                    log(f"early stop: no improvement for {bad_epochs} epochs")
+                    break
+            if options.max_minutes is not None and elapsed >= options.max_minutes:
+                log(f"time budget of {options.max_minutes} min reached")
                 break
-        if options.max_minutes is not None and elapsed >= options.max_minutes:
-            log(f"time budget of {options.max_minutes} min reached")
-            break
 
     model.load_state_dict(best[1])
     model.eval()
@@ -770,6 +878,8 @@ def train(options: TrainOptions, *, log: Callable[[str], None] = print) -> Train
         "n_val": len(split["val"]),
         "n_test": len(split["test"]),
         "minutes": round((time.time() - t_start) / 60, 2),
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "torch": str(torch.__version__),
         "options": {k: v for k, v in asdict(options).items() if k not in ("out",)},
     }
     out = Path(options.out)
@@ -791,7 +901,7 @@ def command_line(options: TrainOptions) -> str:
         parts += ["--augment", item]
     defaults = TrainOptions(arch=options.arch, out=options.out)
     names = ("lr", "batch_size", "spacing_mm", "augment_prob", "samples_per_epoch", "patience", "max_minutes")
-    names += ("patch_size", "init_trunk")
+    names += ("patch_size", "init", "init_trunk")
     for name in (*names, "test_samples", "K", "threads"):
         value = getattr(options, name)
         if value != getattr(defaults, name):

@@ -279,12 +279,14 @@ def save_checkpoint(
     state: dict[str, torch.Tensor] = OrderedDict()
     converted: dict[tuple, torch.Tensor] = {}
     for key, value in model.state_dict().items():
-        value = value.detach().cpu()
-        if half and value.is_floating_point():
-            # DMV's column aliases share tensors; convert each once so the file stores it once.
-            ident = (value.data_ptr(), tuple(value.shape), value.stride())
-            value = converted.setdefault(ident, value.half())
-        state[key] = value
+        # DMV's column aliases share tensors: store each once. The identity must be taken from the model's
+        # own tensor (alive for the whole loop), not from a CPU copy of a CUDA tensor: a freed copy's
+        # address is reused by the next copy, which would alias two different tensors.
+        ident = (str(value.device), value.data_ptr(), tuple(value.shape), value.stride(), value.dtype)
+        if ident not in converted:
+            copy = value.detach().cpu()
+            converted[ident] = copy.half() if half and copy.is_floating_point() else copy
+        state[key] = converted[ident]
     payload = {
         "format": CHECKPOINT_FORMAT,
         "arch": arch,

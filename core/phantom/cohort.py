@@ -368,12 +368,17 @@ def cohort_dir(preset: str, seed: int = 0) -> Path:
 
 
 def ensure_cohort(
-    preset: str = "demo", seed: int = 0, *, progress: Callable[[int, int], None] | None = None
+    preset: str = "demo",
+    seed: int = 0,
+    *,
+    progress: Callable[[int, int], None] | None = None,
+    workers: int | None = None,
 ) -> Path:
     """The manifest of a built-in synthetic cohort, generating the cohort on first use.
 
     Concurrent callers (several processes) wait on a lock file instead of generating twice. A cached cohort
-    made by another generator version is regenerated.
+    made by another generator version is regenerated. ``workers``: processes that generate (default: the
+    preset's); the files do not depend on it.
 
     Returns
     -------
@@ -400,7 +405,7 @@ def ensure_cohort(
                 stale = folder.with_name(f".{folder.name}.stale-{os.getpid()}")
                 os.replace(folder, stale)
                 shutil.rmtree(stale, ignore_errors=True)
-            return generate_cohort(preset, folder, seed, progress=progress)
+            return generate_cohort(preset, folder, seed, workers=workers, progress=progress)
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
