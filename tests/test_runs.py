@@ -314,3 +314,31 @@ def test_a_running_run_is_not_started_twice(data_dir):
         execute_run(run_id)
     RunStore.open(run_id).set(pid="999999999")  # its process is gone: interrupted, may resume
     assert run_status(run_id).status == "interrupted"
+
+
+def test_dmv_run_with_augmented_samples_equals_direct_prediction(data_dir, tiny_manifest, dmv_weights):
+    """``dmv_samples > 0``: each breast's score is the mean over that many augmented windows (seeded), the
+    same numbers as :func:`predict_dmv_crops` on the exam's crops."""
+    from core.imaging import load_mammogram
+    from core.manifest import read_manifest
+    from core.models import create_model
+    from core.models.predict import crop_for_model, predict_dmv_crops
+
+    cfg = RunConfig(
+        model="dmv", manifest=str(tiny_manifest), weights=str(dmv_weights), perturbations={},
+        batch_size=3, device="cpu", max_images=4, dmv_samples=3,
+    )  # fmt: skip
+    run_id = create_run(cfg)
+    assert execute_run(run_id) == "done"
+    df = load_scores(run_id).sort_values("laterality")
+    assert len(df) == 2 and (df["perturbation"] == "none").all()
+    exam = df["exam_id"].iloc[0]
+    manifest = read_manifest(tiny_manifest)
+    model = create_model("dmv", weights=str(dmv_weights), device="cpu")
+    crops = {}
+    for r in manifest[manifest["exam_id"] == exam].itertuples():
+        view = f"{r.laterality}-{r.view}"
+        crops[view] = crop_for_model(load_mammogram(r.path), model.spec, view=view)
+    p = predict_dmv_crops(model, [crops], samples=3, seed=0)[0]  # L/R benign, L/R malignant
+    np.testing.assert_allclose(df["score_malignant"].to_numpy(), [p[2], p[3]], rtol=1e-5)
+    np.testing.assert_allclose(df["score_benign"].to_numpy(), [p[0], p[1]], rtol=1e-5)

@@ -57,6 +57,12 @@ def register(subparsers) -> None:
     p.add_argument(
         "--init", help="start from this checkpoint of the same architecture and input size (fine-tuning)"
     )
+    p.add_argument(
+        "--saliency-l1",
+        type=float,
+        default=0.0,
+        help="GMIC: weight of the mean saliency added to the loss (GMIC's sparsity term; default 0)",
+    )
     p.add_argument("--init-trunk", help="DMV: start both columns from this GMIC (ds_net) or DMV checkpoint")
     p.add_argument(
         "--freeze-trunk", action="store_true", help="DMV: train only the heads (needs --init-trunk)"
@@ -99,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
         patience=args.patience,
         max_minutes=args.max_minutes,
         patch_size=args.patch_size,
+        saliency_l1=args.saliency_l1,
         init=args.init,
         init_trunk=args.init_trunk,
         freeze_trunk=args.freeze_trunk,

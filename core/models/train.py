@@ -81,6 +81,7 @@ class TrainOptions:
     samples_per_epoch: int | None = None
     patience: int = 2
     patch_size: int = 0
+    saliency_l1: float = 0.0
     init_trunk: str | None = None
     freeze_trunk: bool = False
     max_minutes: float | None = None
@@ -795,7 +796,9 @@ def train(options: TrainOptions, *, log: Callable[[str], None] = print) -> Train
                 y = torch.tensor([[it.benign, it.malignant] for it in batch], dtype=torch.float32)
             out = model(torch.from_numpy(x)[:, None].to(device))
             y = y.to(device)
-            return sum(_bce(out[k], y, pw) for k in ("y_fusion", "y_global", "y_local"))
+            loss = sum(_bce(out[k], y, pw) for k in ("y_fusion", "y_global", "y_local"))
+            # GMIC's sparsity term: the mean saliency (both classes), which keeps the map off normal tissue
+            return loss + options.saliency_l1 * out["saliency_map"].mean()
         exams = [train_exams[i] for i in idx]
         x = {
             v: _train_windows([e[v] for e in exams], spec, rng, options.augment_prob, threads)
@@ -901,7 +904,7 @@ def command_line(options: TrainOptions) -> str:
         parts += ["--augment", item]
     defaults = TrainOptions(arch=options.arch, out=options.out)
     names = ("lr", "batch_size", "spacing_mm", "augment_prob", "samples_per_epoch", "patience", "max_minutes")
-    names += ("patch_size", "init", "init_trunk")
+    names += ("patch_size", "saliency_l1", "init", "init_trunk")
     for name in (*names, "test_samples", "K", "threads"):
         value = getattr(options, name)
         if value != getattr(defaults, name):

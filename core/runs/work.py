@@ -342,9 +342,8 @@ def score_items(
                         flush()
         flush()
     elif arch == "dmv":
-        for item in items:
-            if should_stop is not None and should_stop():
-                return []
+
+        def prepare_exam(item: WorkItem):
             perts = {
                 v: _ImagePerturber(_load(r), r.image_id) for v, r in zip(DMV_VIEWS, item.images, strict=True)
             }
@@ -352,22 +351,40 @@ def score_items(
                 v: _geometry(perts[v].mam, spec, r, view=v)
                 for v, r in zip(DMV_VIEWS, item.images, strict=True)
             }
-            timings.n_images += 4
-            labels = {lat: _breast_labels(item, lat) for lat in "LR"}
-            for cond in conditions:
-                crops = {
-                    v: crop_for_model(perts[v].mammogram(cond), spec, geometry=geos[v], view=v)
-                    for v in DMV_VIEWS
-                }
-                t0 = time.perf_counter()
-                p = predict_dmv_crops(model, [crops], samples=dmv_samples, seed=0, batch_size=batch_size)[0]
-                timings.forward_s += time.perf_counter() - t0
-                timings.n_inputs += 4 * max(1, dmv_samples)
-                for lat, (b, m) in (("L", (p[0], p[2])), ("R", (p[1], p[3]))):
-                    rows.append(
-                        _row(arch, weights_label, cond, item.key, "", lat, "", labels[lat][0], labels[lat][1],
-                             b, m, f"{item.key}|{lat}")
-                    )  # fmt: skip
+            return item, [
+                (
+                    c,
+                    {
+                        v: crop_for_model(perts[v].mammogram(c), spec, geometry=geos[v], view=v)
+                        for v in DMV_VIEWS
+                    },
+                )
+                for c in conditions
+            ]
+
+        # As for GMIC: exams are loaded, perturbed and cropped in threads, scored in exam order. An exam holds
+        # 4 views x all conditions of crops (about 1 GB at the official size with 14 conditions), so at most
+        # two exams are prepared ahead.
+        n_workers = min(2, _n_workers(prep_workers))
+        with ThreadPoolExecutor(max_workers=n_workers) as pool:
+            for item, prepared in _ordered_map(pool, prepare_exam, list(items), n_workers):
+                if should_stop is not None and should_stop():
+                    pool.shutdown(wait=True, cancel_futures=True)
+                    return []
+                timings.n_images += 4
+                labels = {lat: _breast_labels(item, lat) for lat in "LR"}
+                for cond, crops in prepared:
+                    t0 = time.perf_counter()
+                    p = predict_dmv_crops(model, [crops], samples=dmv_samples, seed=0, batch_size=batch_size)[
+                        0
+                    ]
+                    timings.forward_s += time.perf_counter() - t0
+                    timings.n_inputs += 4 * max(1, dmv_samples)
+                    for lat, (b, m) in (("L", (p[0], p[2])), ("R", (p[1], p[3]))):
+                        rows.append(
+                            _row(arch, weights_label, cond, item.key, "", lat, "", labels[lat][0],
+                                 labels[lat][1], b, m, f"{item.key}|{lat}")
+                        )  # fmt: skip
     else:
         raise RunError(f"unknown model architecture {arch!r}")
     timings.total_s += time.perf_counter() - t_start
