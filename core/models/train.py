@@ -545,6 +545,11 @@ def _plot_curves(history: list[dict[str, Any]], path: Path, title: str) -> None:
     img.save(path)
 
 
+def _cpu_state(model: Any) -> dict[str, Any]:
+    """A copy of the model's state on the CPU (the best epoch so far, kept off the GPU)."""
+    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+
+
 def _load_init(model: Any, path: str, config: dict[str, Any]) -> None:
     """Start from a checkpoint of the same architecture and input geometry (fine-tuning, more training)."""
     from core.models.weights import load_checkpoint
@@ -660,10 +665,7 @@ def _train_dmv_heads(model, spec, train_exams, val_exams, options, rng, log):
             log(f"head epoch {epoch}: loss {row['train_loss']:.4f}, val malignant AUC {row['val_auc']}")
         score = -1.0 if val_auc is None else val_auc
         if score > best[0] or best[1] is None:
-            best, bad = (
-                (score, {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}, epoch),
-                0,
-            )
+            best, bad = (score, _cpu_state(model), epoch), 0
         else:
             bad += 1
             if bad >= options.patience:
@@ -746,7 +748,7 @@ def train(options: TrainOptions, *, log: Callable[[str], None] = print) -> Train
         nonlocal best
         score = -1.0 if val_auc is None else val_auc
         if score > best[0] or best[1] is None:
-            best = (score, {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}, epoch)
+            best = (score, _cpu_state(model), epoch)
             return True
         return False
 
