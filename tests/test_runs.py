@@ -342,3 +342,9 @@ def test_dmv_run_with_augmented_samples_equals_direct_prediction(data_dir, tiny_
     p = predict_dmv_crops(model, [crops], samples=3, seed=0)[0]  # L/R benign, L/R malignant
     np.testing.assert_allclose(df["score_malignant"].to_numpy(), [p[2], p[3]], rtol=1e-5)
     np.testing.assert_allclose(df["score_benign"].to_numpy(), [p[0], p[1]], rtol=1e-5)
+
+
+def test_list_runs_is_newest_first_whatever_the_ids(data_dir, tiny_manifest, gmic_weights):
+    cfg = RunConfig(model="gmic", manifest=str(tiny_manifest), weights=str(gmic_weights), device="cpu")
+    ids = [create_run(cfg, "zz-first"), create_run(cfg, "20990101-000000-auto"), create_run(cfg, "aa-last")]
+    assert list_runs()["run_id"].tolist() == ids[::-1]

@@ -243,7 +243,7 @@ def list_runs() -> pd.DataFrame:
     """Every run in the data folder, newest first: run_id, name, model, weights, status, done, total,
     created, finished (epoch seconds)."""
     rows = []
-    for folder in sorted(runs_dir().iterdir(), reverse=True):
+    for folder in runs_dir().iterdir():
         if not (folder / "run.sqlite").is_file():
             continue
         try:
@@ -255,4 +255,6 @@ def list_runs() -> pd.DataFrame:
                  total=s.total, created=s.created, finished=s.finished)
         )  # fmt: skip
     cols = ["run_id", "name", "model", "weights", "status", "done", "total", "created", "finished"]
+    # by creation time, not by id: ids given by hand ("accept-1") do not sort by time
+    rows.sort(key=lambda r: (r["created"] or 0.0, r["run_id"]), reverse=True)
     return pd.DataFrame(rows, columns=cols)
