@@ -337,7 +337,7 @@ def write_manifest(df: pd.DataFrame, path: str | Path, *, relative: bool = True)
             return p
 
         out["path"] = out["path"].astype(str).map(rel)
-    text = out.select_dtypes(include="object").astype(str)
+    text = out.select_dtypes(include=["object", "string"]).astype(str)
     broken = text.apply(lambda col: col.str.contains(r"[\r\n]", regex=True)).to_numpy().any(axis=1)
     if broken.any():
         row = int(broken.nonzero()[0][0])
