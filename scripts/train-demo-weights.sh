@@ -8,6 +8,7 @@
 # Runs on CUDA when present (about 15 minutes on an H200 at the default epochs), else on the CPU (many hours). Each phase stops at its epoch count, its
 # patience, or its time budget in minutes (GMIC_PATCH_MIN, GMIC_FINE_MIN, DMV_MIN), whichever comes first;
 # the checkpoints record the epochs actually run.
+# PATCH_OUT=DIR keeps the stage-1 (patch) checkpoint there instead of in a temporary folder.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-assets/weights}

@@ -212,42 +212,23 @@ def test_crop_cache_in_worker_processes_equals_serial(tiny_data):
 
 
 def test_init_continues_from_a_checkpoint_and_checks_its_geometry(tiny_data, tmp_path):
-    small = dict(spacing_mm=1.0, input_size={"CC": (96, 64), "MLO": (96, 64)}, threads=1, half=False)
-    first = TrainOptions(arch="gmic", out=str(tmp_path / "a.pt"), cohort=str(tiny_data), epochs=1, **small)
-    train(first, log=lambda _: None)
-    more = TrainOptions(
-        arch="gmic",
-        out=str(tmp_path / "b.pt"),
-        cohort=str(tiny_data),
-        epochs=1,
-        init=str(tmp_path / "a.pt"),
-        **small,
-    )
+    def options(out: str, arch: str = "gmic", **changes) -> TrainOptions:
+        small = dict(spacing_mm=1.0, input_size={"CC": (96, 64), "MLO": (96, 64)}, threads=1, half=False)
+        return TrainOptions(
+            arch=arch, out=str(tmp_path / out), cohort=str(tiny_data), epochs=1, **{**small, **changes}
+        )
+
+    start = str(tmp_path / "a.pt")
+    train(options("a.pt"), log=lambda _: None)
+    more = options("b.pt", init=start)
     result = train(more, log=lambda _: None)
     # epoch 0 is the starting checkpoint, scored on the validation split before any step
     assert [row["epoch"] for row in result.history] == [0, 1] and result.history[0]["train_loss"] is None
     assert "--init " in command_line(more)
-    other = dict(small, spacing_mm=0.5)
     with pytest.raises(ModelError, match="spacing_mm"):
-        train(
-            TrainOptions(
-                arch="gmic",
-                out=str(tmp_path / "c.pt"),
-                cohort=str(tiny_data),
-                init=str(tmp_path / "a.pt"),
-                **other,
-            )
-        )
+        train(options("c.pt", init=start, spacing_mm=0.5))
     with pytest.raises(ModelError, match="needs a dmv checkpoint"):
-        train(
-            TrainOptions(
-                arch="dmv",
-                out=str(tmp_path / "d.pt"),
-                cohort=str(tiny_data),
-                init=str(tmp_path / "a.pt"),
-                **small,
-            )
-        )
+        train(options("d.pt", arch="dmv", init=start))
 
 
 def test_training_device_and_schedule():
