@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 
 import numpy as np
 import pytest
@@ -246,3 +247,65 @@ def test_training_device_and_schedule():
     assert f(0) == pytest.approx(1 / 50) and f(49) == pytest.approx(1.0)
     assert f(525) == pytest.approx(0.51) and f(999) == pytest.approx(0.02, abs=1e-3)
     assert all(f(s) >= f(s + 1) for s in range(49, 1000))
+
+
+def test_saliency_target_masks_follow_the_window_noise():
+    """The finding masks are cut with the same window noise as the image: the window channel equals the plain
+    augmented window, and the malignant mark sits on the bright finding, wherever the noise moved it."""
+    from core.imaging import Mammogram
+    from core.models.predict import crop_for_model
+    from core.models.registry import build_model
+    from core.models.train import (
+        ImageItem,
+        _findings_in_crop,
+        _window,
+        _window_and_target,
+        finding_masks,
+        saliency_target_loss,
+    )
+
+    h, w = 600, 400
+    yy, xx = np.mgrid[0:h, 0:w]
+    img = np.where(((yy - 300) / 260) ** 2 + (xx / 330) ** 2 < 1, 1000.0, 0.0).astype(np.float32)
+    img[378:383, 118:123] = 4000.0  # a bright 0.5 mm spot at (380, 120)
+    m = Mammogram(img, spacing_mm=(0.1, 0.1), laterality="L", view="CC")
+    spec = build_model("gmic", config={"input_size": [96, 64], "spacing_mm": 0.5}).spec
+    crop, geo = crop_for_model(m, spec)
+    found = _findings_in_crop([(380.0, 120.0, "malignant"), (200.0, 60.0, "benign")], img.shape, geo)
+    item = ImageItem("i", "e", "L-CC", "train", 1, 1, [crop], geo, found)
+    masks = finding_masks(item, spec)
+    assert masks.shape == (*crop.shape, 2) and set(np.unique(masks)) == {0.0, 1.0}
+    assert masks[..., 1].sum() == pytest.approx(np.pi * (4.5 / 0.5) ** 2, rel=0.2)  # a 4.5 mm disc
+    for seed in range(4):
+        stacked = _window_and_target(item, spec, np.random.RandomState(seed), 0.0)
+        plain = _window(item, spec, np.random.RandomState(seed), 0.0, True)
+        assert stacked.shape == (3, 96, 64)
+        np.testing.assert_allclose(stacked[0], plain, atol=1e-5)
+        peak = np.unravel_index(np.argmax(stacked[0]), plain.shape)
+        assert stacked[2][peak] > 0.5 and stacked[1][peak] < 0.5
+
+    # the loss: low for a map that lights exactly the target cells, high for the reverse
+    masks_t = torch.zeros(1, 2, 96, 64)
+    masks_t[0, 1, 40:50, 10:20] = 1.0
+    good = torch.full((1, 2, 6, 4), 0.01)
+    good[0, 1, 2:4, 0:2] = 0.99  # cells (rows 32-64, cols 0-32) hold the mark
+    assert saliency_target_loss(good, masks_t) < 0.05
+    assert saliency_target_loss(1 - good, masks_t) > 4.0
+    # an image without findings: only the negative term
+    assert saliency_target_loss(good, torch.zeros(1, 2, 96, 64)) == pytest.approx(
+        -torch.log(1 - good).mean().item(), rel=1e-5
+    )
+
+
+@pytest.mark.slow
+def test_saliency_target_training_and_its_checks(tiny_data, tmp_path):
+    small = dict(spacing_mm=1.0, input_size={"CC": (96, 64), "MLO": (96, 64)}, threads=1)
+    opts = TrainOptions(
+        arch="gmic", out=str(tmp_path / "s.pt"), cohort=str(tiny_data), epochs=1, saliency_target=1.0, **small
+    )
+    result = train(opts, log=lambda _: None)
+    assert np.isfinite(result.history[-1]["train_loss"]) and "--saliency-target 1.0" in command_line(opts)
+    with pytest.raises(ModelError, match="--saliency-target is for GMIC on whole windows"):
+        train(dataclasses.replace(opts, arch="dmv"))
+    with pytest.raises(ModelError, match="--saliency-target is for GMIC on whole windows"):
+        train(dataclasses.replace(opts, patch_size=32))

@@ -63,6 +63,13 @@ def register(subparsers) -> None:
         default=0.0,
         help="GMIC: weight of the mean saliency added to the loss (GMIC's sparsity term; default 0)",
     )
+    p.add_argument(
+        "--saliency-target",
+        type=float,
+        default=0.0,
+        help="GMIC, whole windows: weight of a loss that pulls the saliency map towards the cohort's "
+        "findings (findings.csv of a synthetic cohort; default 0 = image labels only)",
+    )
     p.add_argument("--init-trunk", help="DMV: start both columns from this GMIC (ds_net) or DMV checkpoint")
     p.add_argument(
         "--freeze-trunk", action="store_true", help="DMV: train only the heads (needs --init-trunk)"
@@ -106,6 +113,7 @@ def run(args: argparse.Namespace) -> int:
         max_minutes=args.max_minutes,
         patch_size=args.patch_size,
         saliency_l1=args.saliency_l1,
+        saliency_target=args.saliency_target,
         init=args.init,
         init_trunk=args.init_trunk,
         freeze_trunk=args.freeze_trunk,

@@ -82,6 +82,7 @@ class TrainOptions:
     patience: int = 2
     patch_size: int = 0
     saliency_l1: float = 0.0
+    saliency_target: float = 0.0
     init_trunk: str | None = None
     freeze_trunk: bool = False
     max_minutes: float | None = None
@@ -333,9 +334,7 @@ def _patch(
     of finding lie inside the patch. ``windows`` memoises the deterministic window of each crop (and its
     offset), which is all a patch needs.
     """
-    k = 0
-    if len(item.crops) > 1 and rng.uniform() < augment_prob:
-        k = 1 + rng.randint(len(item.crops) - 1)
+    k = _crop_index(item, rng, augment_prob)
     key = (item.image_id, k)
     if key not in windows:
         crop = item.crops[k]
@@ -406,25 +405,101 @@ def _exams(items: list[ImageItem]) -> dict[str, dict[str, ImageItem]]:
 # Training
 
 
+def _crop_index(item: ImageItem, rng: np.random.RandomState, augment_prob: float) -> int:
+    """Which crop a training sample uses: a perturbed one (1..) with probability ``augment_prob``, else 0."""
+    if len(item.crops) > 1 and rng.uniform() < augment_prob:
+        return 1 + rng.randint(len(item.crops) - 1)
+    return 0
+
+
 def _window(
     item: ImageItem, spec: Any, rng: np.random.RandomState | None, augment_prob: float, train: bool
 ) -> np.ndarray:
-    crop = item.crops[0]
-    if train and len(item.crops) > 1 and rng.uniform() < augment_prob:
-        crop = item.crops[1 + rng.randint(len(item.crops) - 1)]
+    crop = item.crops[_crop_index(item, rng, augment_prob) if train else 0]
     return window_from_crop(crop, item.geometry, spec, rng=rng if train else None, augment=train)
 
 
-def _train_windows(
-    items: list[ImageItem], spec: Any, rng: np.random.RandomState, augment_prob: float, threads: Any
+#: Radius (mm) of the disc that marks a finding in a saliency target: a calcification cluster spreads over
+#: about 4.5 mm around its centre, a mass core over 3-8 mm.
+FINDING_RADIUS_MM = 4.5
+
+
+def finding_masks(item: ImageItem, spec: Any) -> np.ndarray:
+    """(rows, cols, 2) float32 in the crop's frame: discs of :data:`FINDING_RADIUS_MM` around the benign
+    (channel 0) and malignant (channel 1) findings of ``item`` (1 inside, 0 outside)."""
+    h, w = item.crops[0].shape
+    masks = np.zeros((h, w, 2), np.float32)
+    radius = FINDING_RADIUS_MM / pipeline_params(spec).spacing_mm
+    for r, c, pathology in item.findings:
+        r0, r1 = max(0, int(r - radius)), min(h, int(r + radius) + 2)
+        c0, c1 = max(0, int(c - radius)), min(w, int(c + radius) + 2)
+        rows, cols = np.ogrid[r0:r1, c0:c1]
+        inside = (rows - r) ** 2 + (cols - c) ** 2 <= radius**2
+        masks[r0:r1, c0:c1, int(pathology == "malignant")][inside] = 1.0
+    return masks
+
+
+def _window_and_target(
+    item: ImageItem, spec: Any, rng: np.random.RandomState, augment_prob: float
 ) -> np.ndarray:
-    """Augmented training windows (N, rows, cols) of ``items``, built in ``threads`` (an executor).
+    """An augmented training window stacked with its finding masks, cut jointly: (3, rows, cols) float32.
+
+    Channel 0 is the standardised window, channels 1-2 the benign and malignant finding masks after the same
+    window noise and resize (so a finding stays under its mark).
+    """
+    stacked = np.dstack([item.crops[_crop_index(item, rng, augment_prob)], finding_masks(item, spec)])
+    params = pipeline_params(spec)
+    g = item.geometry
+    window = pp.extract_window(
+        stacked,
+        g.view,
+        params.window[g.view],
+        g.center,
+        rng=rng,
+        max_crop_noise=params.max_crop_noise,
+        max_crop_size_noise=params.max_crop_size_noise,
+    )
+    window[..., 0] = pp.standardise(window[..., 0])
+    return np.moveaxis(window, -1, 0)
+
+
+def _train_windows(
+    items: list[ImageItem],
+    spec: Any,
+    rng: np.random.RandomState,
+    augment_prob: float,
+    threads: Any,
+    targets: bool = False,
+) -> np.ndarray:
+    """Augmented training windows (N, rows, cols) of ``items``, built in ``threads`` (an executor); with
+    ``targets``, (N, 3, rows, cols): each window with its finding masks (:func:`_window_and_target`).
 
     Each window gets its own generator seeded from ``rng``, so the batch does not depend on thread timing.
     """
     seeds = rng.randint(0, 2**31 - 1, size=len(items))
     jobs = [(it, np.random.RandomState(sd)) for it, sd in zip(items, seeds, strict=True)]
+    if targets:
+        return np.stack(list(threads.map(lambda j: _window_and_target(j[0], spec, j[1], augment_prob), jobs)))
     return np.stack(list(threads.map(lambda j: _window(j[0], spec, j[1], augment_prob, True), jobs)))
+
+
+def saliency_target_loss(saliency_map: Any, masks: Any) -> Any:
+    """Class-balanced cross-entropy of GMIC's saliency map (N, 2, h, w) against finding masks (N, 2, H, W).
+
+    A cell's target is 1 where a finding's disc reaches into the cell's share of the input (max-pooled
+    mask > 0.5), else 0. Positive and negative cells are averaged separately and the two means added, so the
+    one to four finding cells of a window weigh as much as its ~75 others.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    target = (F.adaptive_max_pool2d(masks, saliency_map.shape[-2:]) > 0.5).float()
+    s = saliency_map.clamp(1e-6, 1 - 1e-6)
+    pos, neg = target, 1 - target
+    loss = -(neg * torch.log(1 - s)).sum() / neg.sum().clamp(min=1)
+    if pos.sum() > 0:
+        loss = loss - (pos * torch.log(s)).sum() / pos.sum()
+    return loss
 
 
 def _schedule(total_steps: int) -> Callable[[int], float]:
@@ -728,6 +803,13 @@ def train(options: TrainOptions, *, log: Callable[[str], None] = print) -> Train
         raise ModelError(f"{manifest}: no image in the train split")
     if options.patch_size and (arch != "gmic" or not any(it.findings for it in split["train"])):
         raise ModelError(f"{manifest}: patch training is for GMIC on a cohort with findings.csv (synthetic)")
+    if options.saliency_target and (
+        arch != "gmic" or options.patch_size or not any(it.findings for it in split["train"])
+    ):
+        raise ModelError(
+            f"{manifest}: --saliency-target is for GMIC on whole windows of a cohort with findings.csv "
+            "(synthetic)"
+        )
     val_name = "val" if split["val"] else "train"
     if val_name == "train":
         log("no validation split: early stopping uses the training images (the AUC is then optimistic)")
@@ -794,11 +876,17 @@ def train(options: TrainOptions, *, log: Callable[[str], None] = print) -> Train
                 y = torch.tensor([lab for _, lab in pairs], dtype=torch.float32)
             else:
                 batch = [train_items[i] for i in idx]
-                x = _train_windows(batch, spec, rng, options.augment_prob, threads)
+                with_masks = options.saliency_target > 0
+                x = _train_windows(batch, spec, rng, options.augment_prob, threads, with_masks)
                 y = torch.tensor([[it.benign, it.malignant] for it in batch], dtype=torch.float32)
-            out = model(torch.from_numpy(x)[:, None].to(device))
+            masks = None
+            if x.ndim == 4:
+                x, masks = x[:, 0], torch.from_numpy(np.ascontiguousarray(x[:, 1:])).to(device)
+            out = model(torch.from_numpy(np.ascontiguousarray(x))[:, None].to(device))
             y = y.to(device)
             loss = sum(_bce(out[k], y, pw) for k in ("y_fusion", "y_global", "y_local"))
+            if masks is not None:
+                loss = loss + options.saliency_target * saliency_target_loss(out["saliency_map"], masks)
             # GMIC's sparsity term: the mean saliency (both classes), which keeps the map off normal tissue
             return loss + options.saliency_l1 * out["saliency_map"].mean()
         exams = [train_exams[i] for i in idx]
@@ -906,7 +994,7 @@ def command_line(options: TrainOptions) -> str:
         parts += ["--augment", item]
     defaults = TrainOptions(arch=options.arch, out=options.out)
     names = ("lr", "batch_size", "spacing_mm", "augment_prob", "samples_per_epoch", "patience", "max_minutes")
-    names += ("patch_size", "saliency_l1", "init", "init_trunk")
+    names += ("patch_size", "saliency_l1", "saliency_target", "init", "init_trunk")
     for name in (*names, "test_samples", "K", "threads"):
         value = getattr(options, name)
         if value != getattr(defaults, name):
