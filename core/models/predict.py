@@ -225,10 +225,24 @@ def window_from_crop(
 
     With ``augment`` the DMV location and size noise is drawn from ``rng`` (required then).
     """
+    return pp.standardise(cut_window(crop, geometry, spec, rng=rng, augment=augment, name=name))
+
+
+def cut_window(
+    crop: np.ndarray,
+    geometry: Geometry,
+    spec: Any,
+    *,
+    rng: np.random.RandomState | None = None,
+    augment: bool = False,
+    name: str | None = None,
+) -> np.ndarray:
+    """The model window of a crop before standardisation: (rows, cols), or (rows, cols, channels) for a crop
+    with auxiliary channels (e.g. finding masks) cut and resized together with the image in channel 0."""
     params = pipeline_params(spec)
     if augment and rng is None:
         raise ModelError("augment=True needs a numpy RandomState rng")
-    window = pp.extract_window(
+    return pp.extract_window(
         crop,
         geometry.view,
         params.window[geometry.view],
@@ -238,7 +252,6 @@ def window_from_crop(
         max_crop_size_noise=params.max_crop_size_noise if augment else 0,
         name=name,
     )
-    return pp.standardise(window)
 
 
 def prepare_input(

@@ -38,6 +38,7 @@ from core.models import preprocess as pp
 from core.models.predict import (
     Geometry,
     crop_for_model,
+    cut_window,
     dmv_forward,
     gmic_forward,
     model_device,
@@ -448,17 +449,7 @@ def _window_and_target(
     window noise and resize (so a finding stays under its mark).
     """
     stacked = np.dstack([item.crops[_crop_index(item, rng, augment_prob)], finding_masks(item, spec)])
-    params = pipeline_params(spec)
-    g = item.geometry
-    window = pp.extract_window(
-        stacked,
-        g.view,
-        params.window[g.view],
-        g.center,
-        rng=rng,
-        max_crop_noise=params.max_crop_noise,
-        max_crop_size_noise=params.max_crop_size_noise,
-    )
+    window = cut_window(stacked, item.geometry, spec, rng=rng, augment=True)
     window[..., 0] = pp.standardise(window[..., 0])
     return np.moveaxis(window, -1, 0)
 
