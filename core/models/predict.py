@@ -220,29 +220,18 @@ def window_from_crop(
     rng: np.random.RandomState | None = None,
     augment: bool = False,
     name: str | None = None,
+    standardise: bool = True,
 ) -> np.ndarray:
     """Standardised model window (rows, cols) float32 from a :func:`crop_for_model` crop (spec 0.7).
 
-    With ``augment`` the DMV location and size noise is drawn from ``rng`` (required then).
+    With ``augment`` the DMV location and size noise is drawn from ``rng`` (required then). With
+    ``standardise=False`` the window is returned as cut, and the crop may be (rows, cols, channels): auxiliary
+    channels (e.g. finding masks) are cut and resized together with the image in channel 0.
     """
-    return pp.standardise(cut_window(crop, geometry, spec, rng=rng, augment=augment, name=name))
-
-
-def cut_window(
-    crop: np.ndarray,
-    geometry: Geometry,
-    spec: Any,
-    *,
-    rng: np.random.RandomState | None = None,
-    augment: bool = False,
-    name: str | None = None,
-) -> np.ndarray:
-    """The model window of a crop before standardisation: (rows, cols), or (rows, cols, channels) for a crop
-    with auxiliary channels (e.g. finding masks) cut and resized together with the image in channel 0."""
     params = pipeline_params(spec)
     if augment and rng is None:
         raise ModelError("augment=True needs a numpy RandomState rng")
-    return pp.extract_window(
+    window = pp.extract_window(
         crop,
         geometry.view,
         params.window[geometry.view],
@@ -252,6 +241,7 @@ def cut_window(
         max_crop_size_noise=params.max_crop_size_noise if augment else 0,
         name=name,
     )
+    return pp.standardise(window) if standardise else window
 
 
 def prepare_input(

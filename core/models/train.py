@@ -38,7 +38,6 @@ from core.models import preprocess as pp
 from core.models.predict import (
     Geometry,
     crop_for_model,
-    cut_window,
     dmv_forward,
     gmic_forward,
     model_device,
@@ -449,7 +448,7 @@ def _window_and_target(
     window noise and resize (so a finding stays under its mark).
     """
     stacked = np.dstack([item.crops[_crop_index(item, rng, augment_prob)], finding_masks(item, spec)])
-    window = cut_window(stacked, item.geometry, spec, rng=rng, augment=True)
+    window = window_from_crop(stacked, item.geometry, spec, rng=rng, augment=True, standardise=False)
     window[..., 0] = pp.standardise(window[..., 0])
     return np.moveaxis(window, -1, 0)
 
@@ -871,7 +870,7 @@ def train(options: TrainOptions, *, log: Callable[[str], None] = print) -> Train
                 x = _train_windows(batch, spec, rng, options.augment_prob, threads, with_masks)
                 y = torch.tensor([[it.benign, it.malignant] for it in batch], dtype=torch.float32)
             masks = None
-            if x.ndim == 4:
+            if x.ndim == 4:  # (N, 3, rows, cols): windows with their finding masks (--saliency-target)
                 x, masks = x[:, 0], torch.from_numpy(np.ascontiguousarray(x[:, 1:])).to(device)
             out = model(torch.from_numpy(np.ascontiguousarray(x))[:, None].to(device))
             y = y.to(device)
