@@ -309,3 +309,36 @@ def test_saliency_target_training_and_its_checks(tiny_data, tmp_path):
         train(dataclasses.replace(opts, arch="dmv"))
     with pytest.raises(ModelError, match="--saliency-target is for GMIC on whole windows"):
         train(dataclasses.replace(opts, patch_size=32))
+
+
+def test_ema_validates_and_keeps_the_moving_average(tiny_data, tmp_path, monkeypatch):
+    """With --ema close to 1 the kept weights stay those after the first step while the raw ones move on."""
+    raw_states = []
+    update = torch.optim.swa_utils.AveragedModel.update_parameters
+
+    def record(self, model):  # observes the raw weights each step, then averages as usual
+        raw_states.append({k: v.detach().clone() for k, v in model.state_dict().items()})
+        return update(self, model)
+
+    monkeypatch.setattr(torch.optim.swa_utils.AveragedModel, "update_parameters", record)
+    small = dict(spacing_mm=1.0, input_size={"CC": (96, 64), "MLO": (96, 64)}, threads=1, half=False)
+    opts = TrainOptions(
+        arch="gmic",
+        out=str(tmp_path / "e.pt"),
+        cohort=str(tiny_data),
+        epochs=1,
+        batch_size=4,
+        samples_per_epoch=12,
+        lr=1e-3,
+        ema=1 - 1e-9,
+        **small,
+    )
+    train(opts, log=lambda _: None)
+    assert len(raw_states) == 3 and "--ema 0.999999999" in command_line(opts)
+    kept = create_model("gmic", weights=str(tmp_path / "e.pt"), device="cpu").state_dict()
+    first, last = raw_states[0], raw_states[-1]
+    floats = [k for k, v in first.items() if v.is_floating_point()]
+    assert max((kept[k] - first[k]).abs().max().item() for k in floats) < 1e-5
+    assert max((last[k] - first[k]).abs().max().item() for k in floats) > 1e-3
+    with pytest.raises(ModelError, match="--ema must be in"):
+        train(dataclasses.replace(opts, ema=1.0))

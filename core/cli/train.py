@@ -70,6 +70,13 @@ def register(subparsers) -> None:
         help="GMIC, whole windows: weight of a loss that pulls the saliency map towards the cohort's "
         "findings (findings.csv of a synthetic cohort; default 0 = image labels only)",
     )
+    p.add_argument(
+        "--ema",
+        type=float,
+        default=0.0,
+        help="decay of an exponential moving average of the weights, updated every step; validation, "
+        "the kept checkpoint and the test AUC use the average (e.g. 0.995; default 0 = the raw weights)",
+    )
     p.add_argument("--init-trunk", help="DMV: start both columns from this GMIC (ds_net) or DMV checkpoint")
     p.add_argument(
         "--freeze-trunk", action="store_true", help="DMV: train only the heads (needs --init-trunk)"
@@ -114,6 +121,7 @@ def run(args: argparse.Namespace) -> int:
         patch_size=args.patch_size,
         saliency_l1=args.saliency_l1,
         saliency_target=args.saliency_target,
+        ema=args.ema,
         init=args.init,
         init_trunk=args.init_trunk,
         freeze_trunk=args.freeze_trunk,

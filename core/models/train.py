@@ -83,6 +83,7 @@ class TrainOptions:
     patch_size: int = 0
     saliency_l1: float = 0.0
     saliency_target: float = 0.0
+    ema: float = 0.0
     init_trunk: str | None = None
     freeze_trunk: bool = False
     max_minutes: float | None = None
@@ -756,6 +757,8 @@ def train(options: TrainOptions, *, log: Callable[[str], None] = print) -> Train
         raise ModelError(f"train: unknown architecture {options.arch!r}; expected 'gmic' or 'dmv'")
     if options.epochs < 1 or options.batch_size < 1:
         raise ModelError("train: epochs and batch_size must be at least 1")
+    if not 0.0 <= options.ema < 1.0:
+        raise ModelError(f"train: --ema must be in [0, 1), got {options.ema}")
     if options.threads:
         torch.set_num_threads(int(options.threads))
     device = resolve_device(options.device)
@@ -808,19 +811,30 @@ def train(options: TrainOptions, *, log: Callable[[str], None] = print) -> Train
     best: tuple[float, Any, int] = (-1.0, None, 0)  # (auc, state on the CPU, epoch)
     bad_epochs = 0
 
+    # With --ema, validation, the kept state and the test score use the moving average of the weights
+    # (and of the batch-norm statistics), which smooths the step-to-step noise of small batches.
+    averaged = (
+        torch.optim.swa_utils.AveragedModel(
+            model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(options.ema), use_buffers=True
+        )
+        if options.ema
+        else None
+    )
+    scored = model if averaged is None else averaged.module
+
     def validate() -> float | None:
         if arch == "gmic":
-            scores = _gmic_scores(model, split[val_name], spec, options.batch_size)
+            scores = _gmic_scores(scored, split[val_name], spec, options.batch_size)
             return _auc(scores[:, 1], [it.malignant for it in split[val_name]])
         val_exams = list(_exams(split[val_name]).values())
         val_labels = np.array([_dmv_labels(e) for e in val_exams]).reshape(-1, 4)
-        return _dmv_auc(_dmv_val_probs(model, val_exams, spec), val_labels)
+        return _dmv_auc(_dmv_val_probs(scored, val_exams, spec), val_labels)
 
     def keep_if_best(epoch: int, val_auc: float | None) -> bool:
         nonlocal best
         score = -1.0 if val_auc is None else val_auc
         if score > best[0] or best[1] is None:
-            best = (score, _cpu_state(model), epoch)
+            best = (score, _cpu_state(scored), epoch)
             return True
         return False
 
@@ -901,6 +915,8 @@ def train(options: TrainOptions, *, log: Callable[[str], None] = print) -> Train
                 loss.backward()
                 opt.step()
                 sched.step()
+                if averaged is not None:
+                    averaged.update_parameters(model)
                 losses.append(loss.item())
             elapsed = (time.time() - t_start) / 60
             val_auc = validate()
@@ -984,7 +1000,7 @@ def command_line(options: TrainOptions) -> str:
         parts += ["--augment", item]
     defaults = TrainOptions(arch=options.arch, out=options.out)
     names = ("lr", "batch_size", "spacing_mm", "augment_prob", "samples_per_epoch", "patience", "max_minutes")
-    names += ("patch_size", "saliency_l1", "saliency_target", "init", "init_trunk")
+    names += ("patch_size", "saliency_l1", "saliency_target", "ema", "init", "init_trunk")
     for name in (*names, "test_samples", "K", "threads"):
         value = getattr(options, name)
         if value != getattr(defaults, name):
