@@ -342,3 +342,43 @@ def test_ema_validates_and_keeps_the_moving_average(tiny_data, tmp_path, monkeyp
     assert max((last[k] - first[k]).abs().max().item() for k in floats) > 1e-3
     with pytest.raises(ModelError, match="--ema must be in"):
         train(dataclasses.replace(opts, ema=1.0))
+
+
+def test_frozen_trunk_dmv_with_unfrozen_last_stage(tiny_data, tmp_path):
+    """--unfreeze-stages 1 trains the last column stage on cached trunk outputs: the early stages stay
+    GMIC's, the last one moves, and the validation AUC of the training record is the one the whole saved
+    model gives on the deterministic validation windows."""
+    from core.models.train import _dmv_auc, _dmv_labels, _dmv_val_probs, _exams
+
+    small = dict(spacing_mm=0.5, input_size={"CC": (160, 112), "MLO": (160, 112)}, threads=1, half=False)
+    gmic = TrainOptions(arch="gmic", out=str(tmp_path / "g.pt"), cohort=str(tiny_data), epochs=1, **small)
+    train(gmic, log=lambda _: None)
+    dmv = TrainOptions(
+        arch="dmv",
+        out=str(tmp_path / "d.pt"),
+        cohort=str(tiny_data),
+        epochs=2,
+        lr=1e-2,
+        init_trunk=str(tmp_path / "g.pt"),
+        freeze_trunk=True,
+        unfreeze_stages=1,
+        test_samples=1,
+        **small,
+    )
+    result = train(dmv, log=lambda _: None)
+    assert "--unfreeze-stages 1" in command_line(dmv)
+    g = create_model("gmic", weights=tmp_path / "g.pt", device="cpu").state_dict()
+    model = create_model("dmv", weights=tmp_path / "d.pt", device="cpu")
+    d = model.state_dict()
+    for column in ("cc", "mlo"):
+        early, last = "layer_list.3.1.conv2.weight", "layer_list.4.1.conv2.weight"
+        torch.testing.assert_close(d[f"four_view_resnet.{column}.{early}"], g[f"ds_net.{early}"])
+        assert not torch.allclose(d[f"four_view_resnet.{column}.{last}"], g[f"ds_net.{last}"])
+    items = load_items(tiny_data, model.spec, [], log=lambda _: None)
+    val = list(_exams([it for it in items if it.split == "val"]).values())
+    labels = np.array([_dmv_labels(e) for e in val]).reshape(-1, 4)
+    assert _dmv_auc(_dmv_val_probs(model, val, model.spec), labels) == pytest.approx(result.val_auc, abs=1e-4)
+    with pytest.raises(ModelError, match="--unfreeze-stages is 1..5"):
+        train(dataclasses.replace(dmv, unfreeze_stages=6))
+    with pytest.raises(ModelError, match="--unfreeze-stages is 1..5"):
+        train(dataclasses.replace(dmv, freeze_trunk=False, init_trunk=None))

@@ -81,6 +81,13 @@ def register(subparsers) -> None:
     p.add_argument(
         "--freeze-trunk", action="store_true", help="DMV: train only the heads (needs --init-trunk)"
     )
+    p.add_argument(
+        "--unfreeze-stages",
+        type=int,
+        default=0,
+        help="DMV with --freeze-trunk: also train the last N (1-5) of the columns' 5 stages and their final "
+        "batch norm, on cached outputs of the frozen stages (default 0: the heads only)",
+    )
     p.add_argument("--max-minutes", type=float, help="stop after the epoch that passes this time budget")
     p.add_argument("--test-samples", type=int, default=10, help="DMV augmented windows at test time")
     p.add_argument(
@@ -125,6 +132,7 @@ def run(args: argparse.Namespace) -> int:
         init=args.init,
         init_trunk=args.init_trunk,
         freeze_trunk=args.freeze_trunk,
+        unfreeze_stages=args.unfreeze_stages,
         test_samples=args.test_samples,
         threads=args.threads,
         cache=not args.no_cache,

@@ -86,6 +86,7 @@ class TrainOptions:
     ema: float = 0.0
     init_trunk: str | None = None
     freeze_trunk: bool = False
+    unfreeze_stages: int = 0
     max_minutes: float | None = None
     test_samples: int = 10
     threads: int | None = 1
@@ -644,80 +645,132 @@ def _load_trunk(model: Any, path: str) -> None:
         column.load_state_dict(sub)
 
 
-def _dmv_trunk_features(
-    model: Any, exams: list[dict[str, ImageItem]], spec: Any, crop: int = 0
-) -> np.ndarray:
-    """Average-pooled column features (n_exams, 4 views, 256) of the deterministic windows."""
+#: Augmented windows per image (DMV window noise, seeded) cached for frozen-trunk DMV training, besides the
+#: deterministic one.
+TRUNK_WINDOW_SAMPLES = 4
+
+
+def _column_prefix(column: Any, x: Any, stages: int) -> Any:
+    """The frozen part of a ResNet-22 column: its output before the last ``stages`` stages (1..5), or the
+    average-pooled column features (N, 256) when ``stages`` is 0."""
+    h = column.first_pool(column.first_conv(x))
+    for layer in column.layer_list[: len(column.layer_list) - stages]:
+        h = layer(h)
+    return h if stages else column.relu(column.final_bn(h)).flatten(2).mean(-1)
+
+
+def _column_suffix(column: Any, h: Any, stages: int) -> Any:
+    """The trainable rest of a column after :func:`_column_prefix`: (N, 256) average-pooled features."""
+    if not stages:
+        return h
+    for layer in column.layer_list[len(column.layer_list) - stages :]:
+        h = layer(h)
+    return column.relu(column.final_bn(h)).flatten(2).mean(-1)
+
+
+def _dmv_prefix_inputs(
+    model: Any, exams: list[dict[str, ImageItem]], spec: Any, stages: int, crop: int, seed: int | None
+) -> list[np.ndarray]:
+    """Per view (``pp.VIEWS`` order), the frozen-prefix outputs (n_exams, ...) of one window per image:
+    the deterministic window of ``crop`` when ``seed`` is None, else a window with DMV's window noise drawn
+    from ``RandomState(seed + 4 x exam index + view index)``."""
     import torch
 
-    out = np.zeros((len(exams), 4, 256), np.float32)
+    out: list[np.ndarray] = []
     model.eval()
     with torch.inference_mode():
         for k, v in enumerate(pp.VIEWS):
-            column = model.four_view_resnet.column(v)
+            column, parts = model.four_view_resnet.column(v), []
             for s in range(0, len(exams), 8):
-                chunk = exams[s : s + 8]
-                wins = [
-                    window_from_crop(e[v].crops[min(crop, len(e[v].crops) - 1)], e[v].geometry, spec)
-                    for e in chunk
-                ]
-                h = column(torch.from_numpy(np.stack(wins))[:, None].to(model_device(model)))
-                out[s : s + len(chunk), k] = h.reshape(h.shape[0], h.shape[1], -1).mean(-1).cpu().numpy()
+                wins = []
+                for i, e in enumerate(exams[s : s + 8], start=s):
+                    rng = None if seed is None else np.random.RandomState(seed + 4 * i + k)
+                    c = e[v].crops[min(crop, len(e[v].crops) - 1)]
+                    wins.append(window_from_crop(c, e[v].geometry, spec, rng=rng, augment=rng is not None))
+                x = torch.from_numpy(np.stack(wins))[:, None].to(model_device(model))
+                parts.append(_column_prefix(column, x, stages).cpu().numpy())
+            out.append(np.concatenate(parts))
     return out
 
 
-def _dmv_heads(model: Any, feats: Any) -> dict[str, Any]:
-    """The DMV heads on features (N, 4 views, 256), as ``SplitBreastModel.forward`` applies them."""
+def _dmv_top(model: Any, feats: list[Any], stages: int) -> dict[str, Any]:
+    """The trainable top of DMV on cached prefix outputs (one per view): the last ``stages`` stages of the
+    columns, then the heads as ``SplitBreastModel.forward`` applies them."""
     import torch
     import torch.nn.functional as F
 
-    cc = F.relu(model.fc1_cc(torch.cat([feats[:, 0], feats[:, 1]], dim=1)))
-    mlo = F.relu(model.fc1_mlo(torch.cat([feats[:, 2], feats[:, 3]], dim=1)))
+    h = [
+        _column_suffix(model.four_view_resnet.column(v), f, stages)
+        for v, f in zip(pp.VIEWS, feats, strict=True)
+    ]
+    cc = F.relu(model.fc1_cc(torch.cat([h[0], h[1]], dim=1)))
+    mlo = F.relu(model.fc1_mlo(torch.cat([h[2], h[3]], dim=1)))
     return {"CC": model.output_layer_cc(cc), "MLO": model.output_layer_mlo(mlo)}
 
 
-def _train_dmv_heads(model, spec, train_exams, val_exams, options, rng, log):
-    """Train only the DMV heads on frozen-trunk features; returns (history, best)."""
+def _train_dmv_top(model, spec, train_exams, val_exams, options, rng, log):
+    """Train the DMV heads (and the last ``options.unfreeze_stages`` column stages) on cached outputs of the
+    frozen trunk; returns (history, best). Training samples are the deterministic window or one of
+    :data:`TRUNK_WINDOW_SAMPLES` noisy windows per image, of the clean crop or (``augment_prob``) a
+    perturbed one."""
     import torch
 
     t0 = time.time()
+    stages = options.unfreeze_stages
     n_crops = len(train_exams[0]["L-CC"].crops)
-    train_feats = [_dmv_trunk_features(model, train_exams, spec, c) for c in range(n_crops)]
-    val_feats = torch.from_numpy(_dmv_trunk_features(model, val_exams, spec))
-    log(f"trunk features of {len(train_exams)} + {len(val_exams)} exams in {time.time() - t0:.0f} s")
+    seeds = [None] + [options.seed * 100_000 + 10_000 * (k + 1) for k in range(TRUNK_WINDOW_SAMPLES)]
+    train_in = [
+        [_dmv_prefix_inputs(model, train_exams, spec, stages, c, sd) for sd in seeds] for c in range(n_crops)
+    ]
+    device = model_device(model)
+    val_in = [
+        torch.from_numpy(a).to(device) for a in _dmv_prefix_inputs(model, val_exams, spec, stages, 0, None)
+    ]
+    log(f"trunk outputs of {len(train_exams)} + {len(val_exams)} exams in {time.time() - t0:.0f} s")
     labels = np.array([_dmv_labels(e) for e in train_exams])
     val_labels = np.array([_dmv_labels(e) for e in val_exams]).reshape(-1, 4)
     pos = labels.sum(axis=0)
-    device = model_device(model)
-    val_feats = val_feats.to(device)
     pos_w = torch.tensor(np.minimum(10.0, (len(labels) - pos) / np.maximum(pos, 1)), dtype=torch.float32)
     pos_w = pos_w.to(device)
+    columns = [model.four_view_resnet.cc, model.four_view_resnet.mlo]
+    tops = (
+        [m for c in columns for m in (*c.layer_list[len(c.layer_list) - stages :], c.final_bn)]
+        if stages
+        else []
+    )
     heads = [model.fc1_cc, model.fc1_mlo, model.output_layer_cc, model.output_layer_mlo]
-    opt = torch.optim.Adam([p for h in heads for p in h.parameters()], lr=options.lr, weight_decay=1e-4)
+    params = [p for m in (*heads, *tops) for p in m.parameters()]
+    opt = torch.optim.Adam(params, lr=options.lr, weight_decay=1e-4)
     history, best, bad = [], (-1.0, None, 0), 0
     flags = labels[:, 2:].max(axis=1)
     for epoch in range(1, options.epochs + 1):
         order = _balanced_order(flags, options.samples_per_epoch or len(train_exams), rng)
+        for m in tops:
+            m.train()
         losses = []
         for s in range(0, len(order), options.batch_size):
             idx = order[s : s + options.batch_size]
-            pick = [
-                train_feats[0]
-                if n_crops == 1 or rng.uniform() >= options.augment_prob
-                else train_feats[1 + rng.randint(n_crops - 1)]
-                for _ in idx
+            picks = [
+                (_crop_index(train_exams[i]["L-CC"], rng, options.augment_prob), rng.randint(len(seeds)))
+                for i in idx
             ]
-            x = torch.from_numpy(np.stack([f[i] for f, i in zip(pick, idx, strict=True)])).to(device)
+            x = [
+                torch.from_numpy(
+                    np.stack([train_in[c][w][k][i] for (c, w), i in zip(picks, idx, strict=True)])
+                ).to(device)
+                for k in range(len(pp.VIEWS))
+            ]
             y = torch.tensor(labels[idx], dtype=torch.float32, device=device)
-            out = _dmv_heads(model, x)
+            out = _dmv_top(model, x, stages)
             w = 1 + (pos_w - 1) * y
             loss = sum(-(w * (y * out[h][..., 1] + (1 - y) * out[h][..., 0])).mean() for h in ("CC", "MLO"))
             opt.zero_grad()
             loss.backward()
             opt.step()
             losses.append(loss.item())
+        model.eval()
         with torch.no_grad():
-            out = _dmv_heads(model, val_feats)
+            out = _dmv_top(model, val_in, stages)
             probs = ((torch.exp(out["CC"][..., 1]) + torch.exp(out["MLO"][..., 1])) / 2).cpu().numpy()
         val_auc = _dmv_auc(probs, val_labels)
         row = {
@@ -728,14 +781,14 @@ def _train_dmv_heads(model, spec, train_exams, val_exams, options, rng, log):
         }
         history.append(row)
         if epoch % 5 == 0 or epoch == 1:
-            log(f"head epoch {epoch}: loss {row['train_loss']:.4f}, val malignant AUC {row['val_auc']}")
+            log(f"top epoch {epoch}: loss {row['train_loss']:.4f}, val malignant AUC {row['val_auc']}")
         score = -1.0 if val_auc is None else val_auc
         if score > best[0] or best[1] is None:
             best, bad = (score, _cpu_state(model), epoch), 0
         else:
             bad += 1
             if bad >= options.patience:
-                log(f"early stop after head epoch {epoch}")
+                log(f"early stop after epoch {epoch}")
                 break
     return history, best
 
@@ -788,6 +841,8 @@ def train(options: TrainOptions, *, log: Callable[[str], None] = print) -> Train
         _load_trunk(model, options.init_trunk)
     if options.freeze_trunk and not options.init_trunk:
         raise ModelError("train: --freeze-trunk needs --init-trunk")
+    if options.unfreeze_stages and not (options.freeze_trunk and 0 < options.unfreeze_stages <= 5):
+        raise ModelError("train: --unfreeze-stages is 1..5 (of the column's 5 stages) with --freeze-trunk")
     model.to(device)
     manifest = _manifest_path(options.cohort)
     items = load_items(manifest, spec, augment, cache=options.cache, workers=options.workers, log=log)
@@ -861,7 +916,7 @@ def train(options: TrainOptions, *, log: Callable[[str], None] = print) -> Train
     frozen = arch == "dmv" and options.freeze_trunk
     if frozen:
         val_exams = list(_exams(split[val_name]).values())
-        history, best = _train_dmv_heads(model, spec, train_exams, val_exams, options, rng, log)
+        history, best = _train_dmv_top(model, spec, train_exams, val_exams, options, rng, log)
     elif options.init:
         val_auc = validate()
         history.append({"epoch": 0, "train_loss": None, "val_auc": _round(val_auc), "minutes": 0.0})
@@ -973,6 +1028,7 @@ def train(options: TrainOptions, *, log: Callable[[str], None] = print) -> Train
         "patch_size": options.patch_size,
         "init_trunk": Path(options.init_trunk).name if options.init_trunk else None,
         "freeze_trunk": options.freeze_trunk,
+        "unfreeze_stages": options.unfreeze_stages,
         "n_train": len(split["train"]),
         "n_val": len(split["val"]),
         "n_test": len(split["test"]),
@@ -1000,7 +1056,7 @@ def command_line(options: TrainOptions) -> str:
         parts += ["--augment", item]
     defaults = TrainOptions(arch=options.arch, out=options.out)
     names = ("lr", "batch_size", "spacing_mm", "augment_prob", "samples_per_epoch", "patience", "max_minutes")
-    names += ("patch_size", "saliency_l1", "saliency_target", "ema", "init", "init_trunk")
+    names += ("patch_size", "saliency_l1", "saliency_target", "ema", "init", "init_trunk", "unfreeze_stages")
     for name in (*names, "test_samples", "K", "threads"):
         value = getattr(options, name)
         if value != getattr(defaults, name):
