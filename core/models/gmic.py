@@ -239,7 +239,13 @@ class GMIC(nn.Module):
             raise ModelError(f"GMIC expects an (N, 1, H, W) tensor, got shape {tuple(x.shape)}")
         n, _, H, W = x.shape
         resnet22_output_size(H, W, first_layer_padding=3)  # a clear error for inputs too small
-        h_g = self.ds_net(x)
+        return self.forward_from_global(x, self.ds_net(x))
+
+    def forward_from_global(self, x: torch.Tensor, h_g: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Everything after the global network: saliency map, top-t pooling, ROI patches cut from ``x``,
+        local network, attention and fusion. ``h_g`` is ``self.ds_net(x)``, ``(N, 256, h, w)``; training
+        on cached global features calls this directly."""
+        n, _, H, W = x.shape
         saliency_map = torch.sigmoid(self.left_postprocess_net(h_g))
         cam_size = (saliency_map.shape[2], saliency_map.shape[3])
 

@@ -651,46 +651,145 @@ TRUNK_WINDOW_SAMPLES = 4
 
 
 def _column_prefix(column: Any, x: Any, stages: int) -> Any:
-    """The frozen part of a ResNet-22 column: its output before the last ``stages`` stages (1..5), or the
-    average-pooled column features (N, 256) when ``stages`` is 0."""
+    """The frozen part of a ResNet-22 column (DMV column or GMIC ``ds_net``): its output before the last
+    ``stages`` stages (1..5), or the column's output (N, 256, h, w) when ``stages`` is 0."""
     h = column.first_pool(column.first_conv(x))
     for layer in column.layer_list[: len(column.layer_list) - stages]:
         h = layer(h)
-    return h if stages else column.relu(column.final_bn(h)).flatten(2).mean(-1)
+    return h if stages else column.relu(column.final_bn(h))
 
 
 def _column_suffix(column: Any, h: Any, stages: int) -> Any:
-    """The trainable rest of a column after :func:`_column_prefix`: (N, 256) average-pooled features."""
+    """The trainable rest of a column after :func:`_column_prefix`: the column's output (N, 256, h, w)."""
     if not stages:
         return h
     for layer in column.layer_list[len(column.layer_list) - stages :]:
         h = layer(h)
-    return column.relu(column.final_bn(h)).flatten(2).mean(-1)
+    return column.relu(column.final_bn(h))
+
+
+def _trainable_top(column: Any, stages: int) -> list[Any]:
+    """The modules of a column that :func:`_column_suffix` runs (trained on cached prefix outputs)."""
+    return [*column.layer_list[len(column.layer_list) - stages :], column.final_bn] if stages else []
+
+
+def _prefix_outputs(
+    column: Any,
+    items: list[ImageItem],
+    spec: Any,
+    stages: int,
+    crop: int,
+    seeds: list[int | None],
+    windows: Any = None,
+) -> np.ndarray:
+    """Frozen-prefix outputs (n, ...) float32 of one window per item: the deterministic window of crop
+    ``crop`` where the item's seed is None, else one with the window noise of ``RandomState(seed)``.
+    When ``windows`` is a dtype, returns ``(windows as that dtype (n, rows, cols), outputs)`` instead."""
+    import torch
+
+    outs, wins_all = [], []
+    column.eval()
+    with torch.inference_mode():
+        for s in range(0, len(items), 8):
+            wins = []
+            for it, sd in zip(items[s : s + 8], seeds[s : s + 8], strict=True):
+                rng = None if sd is None else np.random.RandomState(sd)
+                c = it.crops[min(crop, len(it.crops) - 1)]
+                wins.append(window_from_crop(c, it.geometry, spec, rng=rng, augment=rng is not None))
+            x = torch.from_numpy(np.stack(wins))[:, None].to(model_device(column))
+            outs.append(_column_prefix(column, x, stages).float().cpu().numpy())
+            if windows is not None:
+                wins_all.append(np.stack(wins).astype(windows))
+    out = np.concatenate(outs)
+    return out if windows is None else (np.concatenate(wins_all), out)
+
+
+def _window_seeds(options: TrainOptions) -> list[int | None]:
+    """Seeds of the cached windows per image: None (deterministic), then :data:`TRUNK_WINDOW_SAMPLES`
+    noisy ones (offset by the image or exam index)."""
+    return [None] + [options.seed * 100_000 + 10_000 * (k + 1) for k in range(TRUNK_WINDOW_SAMPLES)]
 
 
 def _dmv_prefix_inputs(
     model: Any, exams: list[dict[str, ImageItem]], spec: Any, stages: int, crop: int, seed: int | None
 ) -> list[np.ndarray]:
-    """Per view (``pp.VIEWS`` order), the frozen-prefix outputs (n_exams, ...) of one window per image:
-    the deterministic window of ``crop`` when ``seed`` is None, else a window with DMV's window noise drawn
-    from ``RandomState(seed + 4 x exam index + view index)``."""
+    """Per view (``pp.VIEWS`` order), the frozen-prefix outputs (n_exams, ...) of one window per image,
+    the noisy ones drawn from ``RandomState(seed + 4 x exam index + view index)``."""
+    return [
+        _prefix_outputs(
+            model.four_view_resnet.column(v),
+            [e[v] for e in exams],
+            spec,
+            stages,
+            crop,
+            [None if seed is None else seed + 4 * i + k for i in range(len(exams))],
+        )
+        for k, v in enumerate(pp.VIEWS)
+    ]
+
+
+@dataclass
+class _GmicCache:
+    """Windows and frozen ``ds_net`` prefix outputs for GMIC training with ``--freeze-trunk``.
+
+    ``train[crop][sample]`` = (windows float16 (n, rows, cols), prefix outputs float32) of the training
+    images (sample 0 deterministic, then the noisy ones); ``val`` the same (float32 windows) for the
+    deterministic validation windows."""
+
+    train: list[list[tuple[np.ndarray, np.ndarray]]]
+    val: tuple[np.ndarray, np.ndarray]
+
+    def batch(self, picks: list[tuple[int, int]], rng: np.random.RandomState) -> tuple[Any, Any]:
+        """Float32 tensors (windows, prefix outputs) of (crop, image index) picks, each with a random
+        one of the cached windows."""
+        import torch
+
+        chosen = [(self.train[c][rng.randint(len(self.train[c]))], i) for c, i in picks]
+        return tuple(
+            torch.from_numpy(np.stack([s[part][i] for s, i in chosen]).astype(np.float32)) for part in (0, 1)
+        )
+
+
+def _gmic_cache(model: Any, train_items, val_items, spec, options: TrainOptions, log) -> _GmicCache:
+    t0 = time.time()
+    stages, n = options.unfreeze_stages, len(train_items)
+    train_in = [
+        [
+            _prefix_outputs(
+                model.ds_net,
+                train_items,
+                spec,
+                stages,
+                c,
+                [None if sd is None else sd + i for i in range(n)],
+                windows=np.float16,
+            )
+            for sd in _window_seeds(options)
+        ]
+        for c in range(len(train_items[0].crops))
+    ]
+    val_in = _prefix_outputs(
+        model.ds_net, val_items, spec, stages, 0, [None] * len(val_items), windows=np.float32
+    )
+    log(f"windows and trunk outputs of {n} + {len(val_items)} images in {time.time() - t0:.0f} s")
+    return _GmicCache(train_in, val_in)
+
+
+def _gmic_top(model: Any, windows: Any, prefix: Any, stages: int) -> dict[str, Any]:
+    """GMIC's outputs from cached windows (N, rows, cols) and ``ds_net`` prefix outputs (torch tensors)."""
+    return model.forward_from_global(windows[:, None], _column_suffix(model.ds_net, prefix, stages))
+
+
+def _gmic_cached_scores(model: Any, cache: _GmicCache, stages: int, batch_size: int) -> np.ndarray:
     import torch
 
-    out: list[np.ndarray] = []
     model.eval()
+    device, out = model_device(model), []
     with torch.inference_mode():
-        for k, v in enumerate(pp.VIEWS):
-            column, parts = model.four_view_resnet.column(v), []
-            for s in range(0, len(exams), 8):
-                wins = []
-                for i, e in enumerate(exams[s : s + 8], start=s):
-                    rng = None if seed is None else np.random.RandomState(seed + 4 * i + k)
-                    c = e[v].crops[min(crop, len(e[v].crops) - 1)]
-                    wins.append(window_from_crop(c, e[v].geometry, spec, rng=rng, augment=rng is not None))
-                x = torch.from_numpy(np.stack(wins))[:, None].to(model_device(model))
-                parts.append(_column_prefix(column, x, stages).cpu().numpy())
-            out.append(np.concatenate(parts))
-    return out
+        for s in range(0, len(cache.val[0]), batch_size):
+            w, h = (torch.from_numpy(a[s : s + batch_size]).to(device) for a in cache.val)
+            out.append(_gmic_top(model, w, h, stages)["y_fusion"].double().cpu().numpy())
+    return np.concatenate(out)
 
 
 def _dmv_top(model: Any, feats: list[Any], stages: int) -> dict[str, Any]:
@@ -700,7 +799,7 @@ def _dmv_top(model: Any, feats: list[Any], stages: int) -> dict[str, Any]:
     import torch.nn.functional as F
 
     h = [
-        _column_suffix(model.four_view_resnet.column(v), f, stages)
+        _column_suffix(model.four_view_resnet.column(v), f, stages).flatten(2).mean(-1)
         for v, f in zip(pp.VIEWS, feats, strict=True)
     ]
     cc = F.relu(model.fc1_cc(torch.cat([h[0], h[1]], dim=1)))
@@ -718,7 +817,7 @@ def _train_dmv_top(model, spec, train_exams, val_exams, options, rng, log):
     t0 = time.time()
     stages = options.unfreeze_stages
     n_crops = len(train_exams[0]["L-CC"].crops)
-    seeds = [None] + [options.seed * 100_000 + 10_000 * (k + 1) for k in range(TRUNK_WINDOW_SAMPLES)]
+    seeds = _window_seeds(options)
     train_in = [
         [_dmv_prefix_inputs(model, train_exams, spec, stages, c, sd) for sd in seeds] for c in range(n_crops)
     ]
@@ -733,11 +832,7 @@ def _train_dmv_top(model, spec, train_exams, val_exams, options, rng, log):
     pos_w = torch.tensor(np.minimum(10.0, (len(labels) - pos) / np.maximum(pos, 1)), dtype=torch.float32)
     pos_w = pos_w.to(device)
     columns = [model.four_view_resnet.cc, model.four_view_resnet.mlo]
-    tops = (
-        [m for c in columns for m in (*c.layer_list[len(c.layer_list) - stages :], c.final_bn)]
-        if stages
-        else []
-    )
+    tops = [m for c in columns for m in _trainable_top(c, stages)]
     heads = [model.fc1_cc, model.fc1_mlo, model.output_layer_cc, model.output_layer_mlo]
     params = [p for m in (*heads, *tops) for p in m.parameters()]
     opt = torch.optim.Adam(params, lr=options.lr, weight_decay=1e-4)
@@ -839,8 +934,15 @@ def train(options: TrainOptions, *, log: Callable[[str], None] = print) -> Train
         if arch != "dmv":
             raise ModelError("train: --init-trunk is for DMV (it copies a ResNet-22 trunk into both columns)")
         _load_trunk(model, options.init_trunk)
-    if options.freeze_trunk and not options.init_trunk:
-        raise ModelError("train: --freeze-trunk needs --init-trunk")
+    if options.freeze_trunk and not (options.init_trunk if arch == "dmv" else options.init):
+        raise ModelError(
+            "train: --freeze-trunk needs "
+            + ("--init-trunk" if arch == "dmv" else "--init (a GMIC checkpoint)")
+        )
+    if options.freeze_trunk and (options.patch_size or options.saliency_target):
+        raise ModelError(
+            "train: --freeze-trunk trains on whole windows, without --patch-size or --saliency-target"
+        )
     if options.unfreeze_stages and not (options.freeze_trunk and 0 < options.unfreeze_stages <= 5):
         raise ModelError("train: --unfreeze-stages is 1..5 (of the column's 5 stages) with --freeze-trunk")
     model.to(device)
@@ -877,7 +979,15 @@ def train(options: TrainOptions, *, log: Callable[[str], None] = print) -> Train
     )
     scored = model if averaged is None else averaged.module
 
+    stages = options.unfreeze_stages
+    cache = None
+    if arch == "gmic" and options.freeze_trunk:
+        cache = _gmic_cache(model, split["train"], split[val_name], spec, options, log)
+
     def validate() -> float | None:
+        if cache is not None:
+            scores = _gmic_cached_scores(scored, cache, stages, options.batch_size)
+            return _auc(scores[:, 1], [it.malignant for it in split[val_name]])
         if arch == "gmic":
             scores = _gmic_scores(scored, split[val_name], spec, options.batch_size)
             return _auc(scores[:, 1], [it.malignant for it in split[val_name]])
@@ -928,21 +1038,27 @@ def train(options: TrainOptions, *, log: Callable[[str], None] = print) -> Train
 
     def batch_loss(idx: np.ndarray, threads: ThreadPoolExecutor) -> Any:
         if arch == "gmic":
-            if options.patch_size:
-                size, prob = options.patch_size, options.augment_prob
-                pairs = [_patch(train_items[i], spec, rng, size, prob, patch_windows) for i in idx]
-                x = np.stack([p for p, _ in pairs])
-                y = torch.tensor([lab for _, lab in pairs], dtype=torch.float32)
-            else:
-                batch = [train_items[i] for i in idx]
-                with_masks = options.saliency_target > 0
-                x = _train_windows(batch, spec, rng, options.augment_prob, threads, with_masks)
-                y = torch.tensor([[it.benign, it.malignant] for it in batch], dtype=torch.float32)
             masks = None
-            if x.ndim == 4:  # (N, 3, rows, cols): windows with their finding masks (--saliency-target)
-                x, masks = x[:, 0], torch.from_numpy(np.ascontiguousarray(x[:, 1:])).to(device)
-            out = model(torch.from_numpy(np.ascontiguousarray(x))[:, None].to(device))
-            y = y.to(device)
+            if cache is not None:
+                picks = [(_crop_index(train_items[i], rng, options.augment_prob), i) for i in idx]
+                w, h = cache.batch(picks, rng)
+                y = torch.tensor([[train_items[i].benign, train_items[i].malignant] for i in idx])
+                out = _gmic_top(model, w.to(device), h.to(device), stages)
+            else:
+                if options.patch_size:
+                    size, prob = options.patch_size, options.augment_prob
+                    pairs = [_patch(train_items[i], spec, rng, size, prob, patch_windows) for i in idx]
+                    x = np.stack([p for p, _ in pairs])
+                    y = torch.tensor([lab for _, lab in pairs])
+                else:
+                    batch = [train_items[i] for i in idx]
+                    with_masks = options.saliency_target > 0
+                    x = _train_windows(batch, spec, rng, options.augment_prob, threads, with_masks)
+                    y = torch.tensor([[it.benign, it.malignant] for it in batch])
+                if x.ndim == 4:  # (N, 3, rows, cols): windows with their finding masks (--saliency-target)
+                    x, masks = x[:, 0], torch.from_numpy(np.ascontiguousarray(x[:, 1:])).to(device)
+                out = model(torch.from_numpy(np.ascontiguousarray(x))[:, None].to(device))
+            y = y.to(device, torch.float32)
             loss = sum(_bce(out[k], y, pw) for k in ("y_fusion", "y_global", "y_local"))
             if masks is not None:
                 loss = loss + options.saliency_target * saliency_target_loss(out["saliency_map"], masks)
