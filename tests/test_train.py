@@ -380,6 +380,8 @@ def test_frozen_trunk_dmv_with_unfrozen_last_stage(tiny_data, tmp_path):
     assert _dmv_auc(_dmv_val_probs(model, val, model.spec), labels) == pytest.approx(result.val_auc, abs=1e-4)
     with pytest.raises(ModelError, match="--unfreeze-stages is 1..5"):
         train(dataclasses.replace(dmv, unfreeze_stages=6))
+    with pytest.raises(ModelError, match="--ema is for"):
+        train(dataclasses.replace(dmv, ema=0.9))
     with pytest.raises(ModelError, match="--unfreeze-stages is 1..5"):
         train(dataclasses.replace(dmv, freeze_trunk=False, init_trunk=None))
 
@@ -414,5 +416,37 @@ def test_gmic_on_cached_trunk_outputs(tiny_data, tmp_path):
     assert _auc(scores[:, 1], [it.malignant for it in val]) == pytest.approx(result.val_auc, abs=1e-4)
     with pytest.raises(ModelError, match="needs --init"):
         train(dataclasses.replace(opts, init=None))
-    with pytest.raises(ModelError, match="without --patch-size or --saliency-target"):
-        train(dataclasses.replace(opts, saliency_target=1.0))
+    with pytest.raises(ModelError, match="without --patch-size"):
+        train(dataclasses.replace(opts, patch_size=32))
+    targeted = train(
+        dataclasses.replace(opts, out=str(tmp_path / "c.pt"), saliency_target=1.0), log=lambda _: None
+    )
+    assert np.isfinite(targeted.history[-1]["train_loss"])
+
+
+def test_cached_saliency_targets_mark_the_findings(tiny_data):
+    """The cached saliency targets of frozen-trunk GMIC training: the findings' cells, cut with the same
+    window noise as the cached window, pooled to the saliency map; none for an image without findings."""
+    from core.models.predict import window_from_crop
+    from core.models.registry import build_model
+    from core.models.resnet import resnet22_output_size
+    from core.models.train import _prefix_outputs
+
+    size = {"CC": (160, 112), "MLO": (160, 112)}
+    config = {"input_size": size, "spacing_mm": 0.5, "demo": True, "crop_shape": [40, 40], "K": 4}
+    model = build_model("gmic", None, config)
+    items = load_items(tiny_data, model.spec, [], log=lambda _: None)
+    malignant = next(it for it in items if it.malignant)
+    clean = next(it for it in items if not it.findings)
+    map_size = resnet22_output_size(*size["CC"], first_layer_padding=3)
+    for seed in (None, 7, 8):
+        out, windows, targets = _prefix_outputs(
+            model.ds_net, [malignant, clean], model.spec, 1, 0, [seed, seed], np.float32, map_size
+        )
+        assert targets.shape == (2, 2, *map_size) and targets.dtype == np.uint8 and out.shape[0] == 2
+        assert targets[0, 1].sum() >= 1 and targets[1].sum() == 0
+        rng = None if seed is None else np.random.RandomState(seed)
+        plain = window_from_crop(
+            malignant.crops[0], malignant.geometry, model.spec, rng=rng, augment=rng is not None
+        )
+        np.testing.assert_allclose(windows[0], plain, atol=1e-5)

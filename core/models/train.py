@@ -441,18 +441,26 @@ def finding_masks(item: ImageItem, spec: Any) -> np.ndarray:
     return masks
 
 
+def _window_with_masks(
+    crop: np.ndarray, item: ImageItem, spec: Any, rng: np.random.RandomState | None
+) -> np.ndarray:
+    """A window of ``crop`` (one of ``item``'s crops) stacked with the item's finding masks, cut jointly:
+    (3, rows, cols) float32. Channel 0 is the standardised window, channels 1-2 the benign and malignant
+    finding masks after the same window noise (drawn from ``rng``; none when it is None) and resize, so a
+    finding stays under its mark."""
+    stacked = np.dstack([crop, finding_masks(item, spec)])
+    window = window_from_crop(
+        stacked, item.geometry, spec, rng=rng, augment=rng is not None, standardise=False
+    )
+    window[..., 0] = pp.standardise(window[..., 0])
+    return np.moveaxis(window, -1, 0)
+
+
 def _window_and_target(
     item: ImageItem, spec: Any, rng: np.random.RandomState, augment_prob: float
 ) -> np.ndarray:
-    """An augmented training window stacked with its finding masks, cut jointly: (3, rows, cols) float32.
-
-    Channel 0 is the standardised window, channels 1-2 the benign and malignant finding masks after the same
-    window noise and resize (so a finding stays under its mark).
-    """
-    stacked = np.dstack([item.crops[_crop_index(item, rng, augment_prob)], finding_masks(item, spec)])
-    window = window_from_crop(stacked, item.geometry, spec, rng=rng, augment=True, standardise=False)
-    window[..., 0] = pp.standardise(window[..., 0])
-    return np.moveaxis(window, -1, 0)
+    """An augmented training window with its finding masks (:func:`_window_with_masks`)."""
+    return _window_with_masks(item.crops[_crop_index(item, rng, augment_prob)], item, spec, rng)
 
 
 def _train_windows(
@@ -645,8 +653,8 @@ def _load_trunk(model: Any, path: str) -> None:
         column.load_state_dict(sub)
 
 
-#: Augmented windows per image (DMV window noise, seeded) cached for frozen-trunk DMV training, besides the
-#: deterministic one.
+#: Noisy windows per image (the model's window noise, seeded) cached for frozen-trunk training (DMV and
+#: GMIC ``--freeze-trunk``), besides the deterministic one.
 TRUNK_WINDOW_SAMPLES = 4
 
 
@@ -681,27 +689,44 @@ def _prefix_outputs(
     crop: int,
     seeds: list[int | None],
     windows: Any = None,
-) -> np.ndarray:
+    target_size: tuple[int, int] | None = None,
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
     """Frozen-prefix outputs (n, ...) float32 of one window per item: the deterministic window of crop
     ``crop`` where the item's seed is None, else one with the window noise of ``RandomState(seed)``.
-    When ``windows`` is a dtype, returns ``(windows as that dtype (n, rows, cols), outputs)`` instead."""
-    import torch
 
-    outs, wins_all = [], []
+    Returns ``(outputs, windows, targets)``: the windows as dtype ``windows`` (n, rows, cols) when it is
+    given, and with ``target_size`` (the saliency map's (h, w)) the items' finding masks cut with the same
+    noise and max-pooled to that size, uint8 (n, 2, h, w) (:func:`saliency_target_loss`); else None.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    outs, wins_all, targets = [], [], []
     column.eval()
     with torch.inference_mode():
         for s in range(0, len(items), 8):
-            wins = []
+            wins, masks = [], []
             for it, sd in zip(items[s : s + 8], seeds[s : s + 8], strict=True):
                 rng = None if sd is None else np.random.RandomState(sd)
                 c = it.crops[min(crop, len(it.crops) - 1)]
-                wins.append(window_from_crop(c, it.geometry, spec, rng=rng, augment=rng is not None))
+                if target_size is None:
+                    wins.append(window_from_crop(c, it.geometry, spec, rng=rng, augment=rng is not None))
+                else:
+                    joint = _window_with_masks(c, it, spec, rng)
+                    wins.append(joint[0])
+                    masks.append(joint[1:])
             x = torch.from_numpy(np.stack(wins))[:, None].to(model_device(column))
             outs.append(_column_prefix(column, x, stages).float().cpu().numpy())
             if windows is not None:
                 wins_all.append(np.stack(wins).astype(windows))
-    out = np.concatenate(outs)
-    return out if windows is None else (np.concatenate(wins_all), out)
+            if masks:
+                pooled = F.adaptive_max_pool2d(torch.from_numpy(np.stack(masks)), target_size) > 0.5
+                targets.append(pooled.numpy().astype(np.uint8))
+    return (
+        np.concatenate(outs),
+        np.concatenate(wins_all) if wins_all else None,
+        np.concatenate(targets) if targets else None,
+    )
 
 
 def _window_seeds(options: TrainOptions) -> list[int | None]:
@@ -723,7 +748,7 @@ def _dmv_prefix_inputs(
             stages,
             crop,
             [None if seed is None else seed + 4 * i + k for i in range(len(exams))],
-        )
+        )[0]
         for k, v in enumerate(pp.VIEWS)
     ]
 
@@ -732,27 +757,33 @@ def _dmv_prefix_inputs(
 class _GmicCache:
     """Windows and frozen ``ds_net`` prefix outputs for GMIC training with ``--freeze-trunk``.
 
-    ``train[crop][sample]`` = (windows float16 (n, rows, cols), prefix outputs float32) of the training
-    images (sample 0 deterministic, then the noisy ones); ``val`` the same (float32 windows) for the
-    deterministic validation windows."""
+    ``train[crop][sample]`` = (prefix outputs float32, windows float16 (n, rows, cols), saliency targets
+    uint8 (n, 2, h, w) or None) of the training images (sample 0 deterministic, then the noisy ones); ``val``
+    the same (float32 windows, no targets) for the deterministic validation windows."""
 
-    train: list[list[tuple[np.ndarray, np.ndarray]]]
-    val: tuple[np.ndarray, np.ndarray]
+    train: list[list[tuple[np.ndarray, np.ndarray, np.ndarray | None]]]
+    val: tuple[np.ndarray, np.ndarray, None]
 
-    def batch(self, picks: list[tuple[int, int]], rng: np.random.RandomState) -> tuple[Any, Any]:
-        """Float32 tensors (windows, prefix outputs) of (crop, image index) picks, each with a random
-        one of the cached windows."""
+    def batch(self, picks: list[tuple[int, int]], rng: np.random.RandomState) -> list[Any]:
+        """Float32 tensors (prefix outputs, windows, targets or None) of (crop, image index) picks, each
+        with a random one of the cached windows."""
         import torch
 
         chosen = [(self.train[c][rng.randint(len(self.train[c]))], i) for c, i in picks]
-        return tuple(
-            torch.from_numpy(np.stack([s[part][i] for s, i in chosen]).astype(np.float32)) for part in (0, 1)
-        )
+        return [
+            None
+            if chosen[0][0][part] is None
+            else torch.from_numpy(np.stack([s[part][i] for s, i in chosen]).astype(np.float32))
+            for part in (0, 1, 2)
+        ]
 
 
 def _gmic_cache(model: Any, train_items, val_items, spec, options: TrainOptions, log) -> _GmicCache:
+    from core.models.resnet import resnet22_output_size
+
     t0 = time.time()
     stages, n = options.unfreeze_stages, len(train_items)
+    map_size = resnet22_output_size(*spec.config["input_size"]["CC"], first_layer_padding=3)
     train_in = [
         [
             _prefix_outputs(
@@ -763,6 +794,7 @@ def _gmic_cache(model: Any, train_items, val_items, spec, options: TrainOptions,
                 c,
                 [None if sd is None else sd + i for i in range(n)],
                 windows=np.float16,
+                target_size=map_size if options.saliency_target else None,
             )
             for sd in _window_seeds(options)
         ]
@@ -787,7 +819,7 @@ def _gmic_cached_scores(model: Any, cache: _GmicCache, stages: int, batch_size: 
     device, out = model_device(model), []
     with torch.inference_mode():
         for s in range(0, len(cache.val[0]), batch_size):
-            w, h = (torch.from_numpy(a[s : s + batch_size]).to(device) for a in cache.val)
+            h, w = (torch.from_numpy(a[s : s + batch_size]).to(device) for a in cache.val[:2])
             out.append(_gmic_top(model, w, h, stages)["y_fusion"].double().cpu().numpy())
     return np.concatenate(out)
 
@@ -939,9 +971,11 @@ def train(options: TrainOptions, *, log: Callable[[str], None] = print) -> Train
             "train: --freeze-trunk needs "
             + ("--init-trunk" if arch == "dmv" else "--init (a GMIC checkpoint)")
         )
-    if options.freeze_trunk and (options.patch_size or options.saliency_target):
+    if options.freeze_trunk and options.patch_size:
+        raise ModelError("train: --freeze-trunk trains on whole windows, without --patch-size")
+    if options.ema and arch == "dmv" and options.freeze_trunk:
         raise ModelError(
-            "train: --freeze-trunk trains on whole windows, without --patch-size or --saliency-target"
+            "train: --ema is for training with live windows or GMIC --freeze-trunk, not DMV heads"
         )
     if options.unfreeze_stages and not (options.freeze_trunk and 0 < options.unfreeze_stages <= 5):
         raise ModelError("train: --unfreeze-stages is 1..5 (of the column's 5 stages) with --freeze-trunk")
@@ -1041,7 +1075,8 @@ def train(options: TrainOptions, *, log: Callable[[str], None] = print) -> Train
             masks = None
             if cache is not None:
                 picks = [(_crop_index(train_items[i], rng, options.augment_prob), i) for i in idx]
-                w, h = cache.batch(picks, rng)
+                h, w, targets = cache.batch(picks, rng)
+                masks = None if targets is None else targets.to(device)
                 y = torch.tensor([[train_items[i].benign, train_items[i].malignant] for i in idx])
                 out = _gmic_top(model, w.to(device), h.to(device), stages)
             else:
