@@ -29,7 +29,7 @@ from core.phantom.dicom import write_view
 from core.phantom.findings import Finding, draw_finding, sample_finding
 
 #: Bump when the rendering changes, so cached cohorts are regenerated.
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 VIEW_ORDER = (("L", "CC"), ("R", "CC"), ("L", "MLO"), ("R", "MLO"))
 FINDINGS_COLUMNS = (
     "exam_id", "image_id", "laterality", "view", "finding_id", "kind", "pathology", "row", "col",
@@ -217,9 +217,11 @@ def render_view(
     records: list[dict] = []
     for finding in spec.findings[laterality]:
         records += draw_finding(pixels, mask, geom, finding, view_seed)
-    # detector noise: quantum (variance proportional to signal) plus electronic
+    # detector noise: quantum (variance proportional to signal) plus electronic; the texture's rare negative
+    # tails (< -53) made the variance negative and the pixel NaN before the signal was floored at 0 here
     noise = rng.standard_normal(pixels.shape, dtype=np.float32)
-    std = np.multiply(pixels, np.float32(0.3))
+    std = np.maximum(pixels, np.float32(0.0))
+    std *= np.float32(0.3)
     std += np.float32(16.0)
     np.sqrt(std, out=std)
     noise *= std
