@@ -450,3 +450,41 @@ def test_cached_saliency_targets_mark_the_findings(tiny_data):
             malignant.crops[0], malignant.geometry, model.spec, rng=rng, augment=rng is not None
         )
         np.testing.assert_allclose(windows[0], plain, atol=1e-5)
+
+
+def test_extra_training_cohorts_join_the_train_split_only(tiny_data, tmp_path):
+    """--extra-train adds every image of another synthetic cohort (another seed) to the training split;
+    validation and test stay the main cohort's, and a cohort that shares exams with it is refused."""
+    from core.models.train import _window_seeds
+
+    opts = TrainOptions(
+        arch="gmic",
+        out=str(tmp_path / "x.pt"),
+        cohort="tiny",
+        extra_train=["tiny-1"],
+        epochs=1,
+        spacing_mm=1.0,
+        input_size={"CC": (96, 64), "MLO": (96, 64)},
+        samples_per_epoch=4,
+        batch_size=4,
+        threads=1,
+    )
+    logs: list[str] = []
+    train(opts, log=logs.append)
+    info = create_model("gmic", weights=opts.out, device="cpu").spec.config["training"]
+    main_items = load_items(tiny_data, create_model("gmic", weights=opts.out).spec, [], log=lambda _: None)
+    n_main_train = sum(it.split == "train" for it in main_items)
+    assert info["n_train"] == n_main_train + 24  # the 6 four-view exams of tiny-1, all splits
+    assert (info["n_val"], info["n_test"]) == (8, 8)
+    assert info["extra_train"] == ["tiny-1"] and "--extra-train tiny-1" in info["command"]
+    assert any("24 more training images from tiny-1" in line for line in logs)
+    with pytest.raises(ModelError, match="already in the training data or in the main cohort"):
+        train(dataclasses.replace(opts, extra_train=["tiny-1", "tiny-1"]), log=lambda _: None)
+    with pytest.raises(ModelError, match="already in"):
+        train(dataclasses.replace(opts, extra_train=[str(tiny_data)]), log=lambda _: None)
+    with pytest.raises(ModelError, match="manifest not found"):
+        train(dataclasses.replace(opts, extra_train=["tiny-one"]), log=lambda _: None)
+    assert len(_window_seeds(dataclasses.replace(opts, window_samples=1))) == 2
+    assert "--window-samples 1" in command_line(dataclasses.replace(opts, window_samples=1))
+    with pytest.raises(ModelError, match="--window-samples must be 0 or more"):
+        train(dataclasses.replace(opts, window_samples=-1))

@@ -25,7 +25,19 @@ def register(subparsers) -> None:
         "same weights on the same machine.",
     )
     p.add_argument("arch", choices=["gmic", "dmv"])
-    p.add_argument("--cohort", default="demo", help="'demo', 'tiny' or a manifest CSV (default demo)")
+    p.add_argument(
+        "--cohort",
+        default="demo",
+        help="'demo', 'tiny', another seed of one as 'demo-SEED', or a manifest CSV (default demo)",
+    )
+    p.add_argument(
+        "--extra-train",
+        action="append",
+        default=[],
+        metavar="COHORT",
+        help="a further cohort (same forms, e.g. demo-1) whose images, all splits, are training images; "
+        "validation and test stay those of --cohort (repeatable)",
+    )
     p.add_argument("--epochs", type=int, default=6, help="maximum epochs (default 6)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="checkpoint to write, e.g. assets/weights/gmic-demo.pt")
@@ -79,14 +91,24 @@ def register(subparsers) -> None:
     )
     p.add_argument("--init-trunk", help="DMV: start both columns from this GMIC (ds_net) or DMV checkpoint")
     p.add_argument(
-        "--freeze-trunk", action="store_true", help="DMV: train only the heads (needs --init-trunk)"
+        "--freeze-trunk",
+        action="store_true",
+        help="keep the ResNet-22 trunk fixed (DMV: needs --init-trunk, trains the heads; GMIC: needs --init, "
+        "trains saliency, local and fusion networks on cached windows)",
     )
     p.add_argument(
         "--unfreeze-stages",
         type=int,
         default=0,
-        help="DMV with --freeze-trunk: also train the last N (1-5) of the columns' 5 stages and their final "
-        "batch norm, on cached outputs of the frozen stages (default 0: the heads only)",
+        help="with --freeze-trunk: also train the last N (1-5) of the trunk's 5 stages and its final "
+        "batch norm, on cached outputs of the frozen stages (default 0)",
+    )
+    p.add_argument(
+        "--window-samples",
+        type=int,
+        default=4,
+        help="with --freeze-trunk: noisy windows cached per training image besides the deterministic one "
+        "(default 4; the cache holds 1 + N windows of every image in memory)",
     )
     p.add_argument("--max-minutes", type=float, help="stop after the epoch that passes this time budget")
     p.add_argument("--test-samples", type=int, default=10, help="DMV augmented windows at test time")
@@ -112,6 +134,7 @@ def run(args: argparse.Namespace) -> int:
         arch=args.arch,
         out=args.out,
         cohort=args.cohort,
+        extra_train=list(args.extra_train),
         epochs=args.epochs,
         seed=args.seed,
         lr=args.lr,
@@ -133,6 +156,7 @@ def run(args: argparse.Namespace) -> int:
         init_trunk=args.init_trunk,
         freeze_trunk=args.freeze_trunk,
         unfreeze_stages=args.unfreeze_stages,
+        window_samples=args.window_samples,
         test_samples=args.test_samples,
         threads=args.threads,
         cache=not args.no_cache,

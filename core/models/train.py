@@ -54,20 +54,27 @@ DEMO_INPUT_SIZE = {
     "dmv": {"CC": (336, 224), "MLO": (336, 224)},
 }
 DEMO_GMIC_CROP = (40, 40)
+#: Noisy windows per image (the model's window noise, seeded) cached for frozen-trunk training (DMV and
+#: GMIC ``--freeze-trunk``) by default, besides the deterministic one.
+TRUNK_WINDOW_SAMPLES = 4
 
 
 @dataclass
 class TrainOptions:
     """What :func:`train` does. Lengths in pixels of the resampled image, spacing in mm, time in minutes.
 
-    ``cohort`` is ``"demo"``/``"tiny"`` (synthetic cohorts of :func:`core.phantom.ensure_cohort`) or the
-    path of a manifest CSV with train/val/test splits. ``augment`` entries are ``"name:parameter"`` with a
+    ``cohort`` is ``"demo"``/``"tiny"`` (synthetic cohorts of :func:`core.phantom.ensure_cohort`; another
+    seed as ``"demo-3"``) or the path of a manifest CSV with train/val/test splits. Every image of the
+    ``extra_train`` cohorts (same forms) joins the training split; their exams must not occur in
+    ``cohort``. ``window_samples`` is the number of noisy windows per image cached for frozen-trunk
+    training. ``augment`` entries are ``"name:parameter"`` with a
     name of :data:`core.perturb.PERTURBATIONS` (e.g. ``"lowpass:2.0"``, radius in cycles/mm).
     """
 
     arch: str
     out: str
     cohort: str = "demo"
+    extra_train: list[str] = field(default_factory=list)
     epochs: int = 6
     seed: int = 0
     lr: float = 3e-4
@@ -87,6 +94,7 @@ class TrainOptions:
     init_trunk: str | None = None
     freeze_trunk: bool = False
     unfreeze_stages: int = 0
+    window_samples: int = TRUNK_WINDOW_SAMPLES
     max_minutes: float | None = None
     test_samples: int = 10
     threads: int | None = 1
@@ -161,14 +169,17 @@ class ImageItem:
 
 
 def _manifest_path(cohort: str) -> Path:
-    if cohort in ("demo", "tiny"):
+    """The manifest of a synthetic cohort (``"demo"``, ``"tiny"``, ``"demo-3"`` for seed 3) or a CSV path."""
+    preset, _, seed = cohort.partition("-")
+    if preset in ("demo", "tiny") and (not seed or seed.isdigit()):
         from core.phantom import ensure_cohort
 
-        return ensure_cohort(cohort)
+        return ensure_cohort(preset, int(seed or 0))
     path = Path(cohort).expanduser()
     if not path.is_file():
         raise ModelError(
-            f"{path}: cohort manifest not found (use 'demo', 'tiny' or the path of a manifest CSV)"
+            f"{path}: cohort manifest not found "
+            "(use 'demo', 'tiny', 'demo-SEED' or the path of a manifest CSV)"
         )
     return path
 
@@ -278,6 +289,30 @@ def _pool(workers: int) -> Iterator[Any]:
 
     with ProcessPoolExecutor(workers) as pool:
         yield pool
+
+
+def _extra_train_items(
+    items: list[ImageItem], spec: Any, augment: list[tuple[str, float]], options: TrainOptions, log
+) -> list[ImageItem]:
+    """Every image of the ``options.extra_train`` cohorts, relabelled as training images; an image or
+    exam that is also in ``items`` (the main cohort) or in two of them is refused, since it could leak a
+    validation or test patient into training."""
+    seen = {it.exam_id for it in items}
+    out = []
+    for cohort in options.extra_train:
+        manifest = _manifest_path(cohort)
+        extra = load_items(manifest, spec, augment, cache=options.cache, workers=options.workers, log=log)
+        clash = sorted({it.exam_id for it in extra} & seen)
+        if clash:
+            raise ModelError(
+                f"--extra-train {cohort}: exam {clash[0]} (and {len(clash) - 1} more) is already in the "
+                "training data or in the main cohort; extra cohorts need their own patients"
+            )
+        seen |= {it.exam_id for it in extra}
+        out += [dataclasses.replace(it, split="train") for it in extra]
+    if out:
+        log(f"{len(out)} more training images from {', '.join(options.extra_train)}")
+    return out
 
 
 def _read_findings(manifest: Path) -> dict[str, list[tuple[float, float, str]]]:
@@ -653,11 +688,6 @@ def _load_trunk(model: Any, path: str) -> None:
         column.load_state_dict(sub)
 
 
-#: Noisy windows per image (the model's window noise, seeded) cached for frozen-trunk training (DMV and
-#: GMIC ``--freeze-trunk``), besides the deterministic one.
-TRUNK_WINDOW_SAMPLES = 4
-
-
 def _column_prefix(column: Any, x: Any, stages: int) -> Any:
     """The frozen part of a ResNet-22 column (DMV column or GMIC ``ds_net``): its output before the last
     ``stages`` stages (1..5), or the column's output (N, 256, h, w) when ``stages`` is 0."""
@@ -730,9 +760,9 @@ def _prefix_outputs(
 
 
 def _window_seeds(options: TrainOptions) -> list[int | None]:
-    """Seeds of the cached windows per image: None (deterministic), then :data:`TRUNK_WINDOW_SAMPLES`
+    """Seeds of the cached windows per image: None (deterministic), then ``options.window_samples``
     noisy ones (offset by the image or exam index)."""
-    return [None] + [options.seed * 100_000 + 10_000 * (k + 1) for k in range(TRUNK_WINDOW_SAMPLES)]
+    return [None] + [options.seed * 100_000 + 10_000 * (k + 1) for k in range(options.window_samples)]
 
 
 def _dmv_prefix_inputs(
@@ -842,7 +872,7 @@ def _dmv_top(model: Any, feats: list[Any], stages: int) -> dict[str, Any]:
 def _train_dmv_top(model, spec, train_exams, val_exams, options, rng, log):
     """Train the DMV heads (and the last ``options.unfreeze_stages`` column stages) on cached outputs of the
     frozen trunk; returns (history, best). Training samples are the deterministic window or one of
-    :data:`TRUNK_WINDOW_SAMPLES` noisy windows per image, of the clean crop or (``augment_prob``) a
+    ``options.window_samples`` noisy windows per image, of the clean crop or (``augment_prob``) a
     perturbed one."""
     import torch
 
@@ -977,12 +1007,15 @@ def train(options: TrainOptions, *, log: Callable[[str], None] = print) -> Train
         raise ModelError(
             "train: --ema is for training with live windows or GMIC --freeze-trunk, not DMV heads"
         )
+    if options.window_samples < 0:
+        raise ModelError(f"train: --window-samples must be 0 or more, not {options.window_samples}")
     if options.unfreeze_stages and not (options.freeze_trunk and 0 < options.unfreeze_stages <= 5):
         raise ModelError("train: --unfreeze-stages is 1..5 (of the column's 5 stages) with --freeze-trunk")
     model.to(device)
     manifest = _manifest_path(options.cohort)
     items = load_items(manifest, spec, augment, cache=options.cache, workers=options.workers, log=log)
     split = {s: [it for it in items if it.split == s] for s in ("train", "val", "test")}
+    split["train"] += _extra_train_items(items, spec, augment, options, log)
     if not split["train"]:
         raise ModelError(f"{manifest}: no image in the train split")
     if options.patch_size and (arch != "gmic" or not any(it.findings for it in split["train"])):
@@ -1164,7 +1197,8 @@ def train(options: TrainOptions, *, log: Callable[[str], None] = print) -> Train
     log(f"best epoch {best[2]} ({val_name} AUC {best[0]:.4f}); test malignant AUC {test_auc}")
 
     config["training"] = {
-        "cohort": options.cohort if options.cohort in ("demo", "tiny") else Path(options.cohort).name,
+        "cohort": _cohort_name(options.cohort),
+        "extra_train": [_cohort_name(c) for c in options.extra_train],
         "command": command_line(options),
         "seed": options.seed,
         "epochs_run": len(history),
@@ -1199,15 +1233,23 @@ def train(options: TrainOptions, *, log: Callable[[str], None] = print) -> Train
     )
 
 
+def _cohort_name(cohort: str) -> str:
+    """A cohort as the training record names it: the synthetic cohort's name or the manifest's file name."""
+    return Path(cohort).name if Path(cohort).suffix else cohort
+
+
 def command_line(options: TrainOptions) -> str:
     """The ``mammo-robust train`` command that reproduces ``options``."""
     parts = ["mammo-robust", "train", options.arch, "--cohort", options.cohort]
     parts += ["--epochs", str(options.epochs), "--seed", str(options.seed), "--out", options.out]
     for item in options.augment:
         parts += ["--augment", item]
+    for cohort in options.extra_train:
+        parts += ["--extra-train", cohort]
     defaults = TrainOptions(arch=options.arch, out=options.out)
     names = ("lr", "batch_size", "spacing_mm", "augment_prob", "samples_per_epoch", "patience", "max_minutes")
     names += ("patch_size", "saliency_l1", "saliency_target", "ema", "init", "init_trunk", "unfreeze_stages")
+    names += ("window_samples",)
     for name in (*names, "test_samples", "K", "threads"):
         value = getattr(options, name)
         if value != getattr(defaults, name):
