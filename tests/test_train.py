@@ -212,6 +212,31 @@ def test_crop_cache_in_worker_processes_equals_serial(tiny_data):
         )
 
 
+def test_worker_processes_after_a_parallel_torch_op(tiny_data):
+    """Reading crops in worker processes after torch has run a parallel CPU op (as a run with
+    --extra-train does once its model is built): forked workers used to hang in OpenMP; spawned ones
+    finish. Run in a child process, so that a hang fails the test instead of stalling the suite."""
+    import subprocess
+    import sys
+
+    script = f"""
+import pathlib, torch, torch.nn.functional as F
+from core.models.registry import build_model
+from core.models.train import load_items
+torch.set_num_threads(2)
+F.interpolate(torch.rand(1, 1, 1500, 1000), size=(500, 333), mode="bilinear", antialias=True)
+spec = build_model("gmic", config={{"input_size": [96, 64], "spacing_mm": 1.0}}).spec
+items = load_items(pathlib.Path({str(tiny_data)!r}), spec, [], cache=False, workers=2, log=lambda _: None)
+print(len(items))
+"""
+    try:
+        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=150)
+    except subprocess.TimeoutExpired:
+        pytest.fail("load_items with 2 worker processes hung after a parallel torch op")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split()[-1] == "24"
+
+
 def test_init_continues_from_a_checkpoint_and_checks_its_geometry(tiny_data, tmp_path):
     def options(out: str, arch: str = "gmic", **changes) -> TrainOptions:
         small = dict(spacing_mm=1.0, input_size={"CC": (96, 64), "MLO": (96, 64)}, threads=1, half=False)

@@ -205,7 +205,7 @@ def _cache_key(manifest: Path, spec: Any, augment: list[tuple[str, float]]) -> s
 
 
 def load_items(
-    manifest: Path,
+    manifest: str | Path,
     spec: Any,
     augment: list[tuple[str, float]],
     *,
@@ -221,6 +221,7 @@ def load_items(
     from core.manifest import read_manifest
     from core.paths import data_dir
 
+    manifest = Path(manifest)
     df = read_manifest(manifest)
     findings = _read_findings(manifest)
     cache_file = data_dir() / "train-cache" / f"{_cache_key(manifest, spec, augment)}.npz"
@@ -277,7 +278,11 @@ def _load_item(job: tuple) -> ImageItem:
 
 @contextmanager
 def _pool(workers: int) -> Iterator[Any]:
-    """An executor with ``map``: in-process for one worker, else a process pool (results in input order)."""
+    """An executor with ``map``: in-process for one worker, else a process pool (results in input order).
+
+    The pool's processes are spawned, not forked: a child forked after torch has run a parallel CPU op
+    waits forever in the OpenMP barrier of its first parallel op (the resampling), which a training run
+    that loads its ``--extra-train`` cohorts after building the model did."""
     if workers <= 1:
 
         class _Serial:
@@ -285,10 +290,19 @@ def _pool(workers: int) -> Iterator[Any]:
 
         yield _Serial()
         return
+    import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    with ProcessPoolExecutor(workers) as pool:
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_one_thread) as pool:
         yield pool
+
+
+def _one_thread() -> None:
+    """Worker initialiser: one torch thread per process (the workers already share the cores)."""
+    import torch
+
+    torch.set_num_threads(1)
 
 
 def _extra_train_items(
