@@ -67,8 +67,8 @@ class TrainOptions:
     seed as ``"demo-3"``) or the path of a manifest CSV with train/val/test splits. Every image of the
     ``extra_train`` cohorts (same forms) joins the training split; their exams must not occur in
     ``cohort``. ``window_samples`` is the number of noisy windows per image cached for frozen-trunk
-    training. ``augment`` entries are ``"name:parameter"`` with a
-    name of :data:`core.perturb.PERTURBATIONS` (e.g. ``"lowpass:2.0"``, radius in cycles/mm).
+    training. ``augment`` entries are ``"name:parameter"`` with a name of
+    :data:`core.perturb.PERTURBATIONS` (e.g. ``"lowpass:2.0"``, radius in cycles/mm).
     """
 
     arch: str
@@ -308,9 +308,9 @@ def _one_thread() -> None:
 def _extra_train_items(
     items: list[ImageItem], spec: Any, augment: list[tuple[str, float]], options: TrainOptions, log
 ) -> list[ImageItem]:
-    """Every image of the ``options.extra_train`` cohorts, relabelled as training images; an image or
-    exam that is also in ``items`` (the main cohort) or in two of them is refused, since it could leak a
-    validation or test patient into training."""
+    """Every image of the ``options.extra_train`` cohorts, relabelled as training images. An exam id that is
+    also in ``items`` (the main cohort) or in two of them is refused: it could leak a validation or test
+    patient into training."""
     seen = {it.exam_id for it in items}
     out = []
     for cohort in options.extra_train:
