@@ -496,8 +496,9 @@ def test_extra_training_cohorts_join_the_train_split_only(tiny_data, tmp_path):
     )
     logs: list[str] = []
     train(opts, log=logs.append)
-    info = create_model("gmic", weights=opts.out, device="cpu").spec.config["training"]
-    main_items = load_items(tiny_data, create_model("gmic", weights=opts.out).spec, [], log=lambda _: None)
+    spec = create_model("gmic", weights=opts.out, device="cpu").spec
+    info = spec.config["training"]
+    main_items = load_items(tiny_data, spec, [], log=lambda _: None)
     n_main_train = sum(it.split == "train" for it in main_items)
     assert info["n_train"] == n_main_train + 24  # the 6 four-view exams of tiny-1, all splits
     assert (info["n_val"], info["n_test"]) == (8, 8)
