@@ -514,3 +514,52 @@ def test_extra_training_cohorts_join_the_train_split_only(tiny_data, tmp_path):
     assert "--window-samples 1" in command_line(dataclasses.replace(opts, window_samples=1))
     with pytest.raises(ModelError, match="--window-samples must be 0 or more"):
         train(dataclasses.replace(opts, window_samples=-1))
+
+
+def test_dense_pretraining_on_finding_masks(tiny_data, tmp_path):
+    """--dense-target trains ds_net on finding masks of patches: the malignant share of the patches shows a
+    malignant finding, the kept state's recorded validation AUC is the stage-3 score of that state, the
+    early stages move, and the mode's checks hold."""
+    from core.models.dense_pretrain import MALIGNANT_SHARE, _patch, _Windows, balanced_bce, train_dense
+    from core.models.registry import build_model
+    from core.models.train import _auc
+
+    small = dict(spacing_mm=0.5, input_size={"CC": (160, 112), "MLO": (160, 112)}, threads=1, half=False)
+    opts = TrainOptions(
+        arch="gmic", out=str(tmp_path / "d.pt"), cohort=str(tiny_data), epochs=2, patch_size=64,
+        dense_target=True, samples_per_epoch=8, batch_size=4, lr=1e-3, **small,
+    )  # fmt: skip
+    config = {"input_size": {"CC": [160, 112], "MLO": [160, 112]}, "spacing_mm": 0.5, "demo": True}
+    config.update(crop_shape=[40, 40], K=6, percent_t=0.05)
+    model = build_model("gmic", None, config)
+    items = load_items(tiny_data, model.spec, [], log=lambda _: None)
+    train_items = [it for it in items if it.split == "train"]
+    val = [it for it in items if it.split == "val"]
+
+    windows = _Windows(train_items, model.spec, 0.0)
+    pools = tuple([i for i, it in enumerate(train_items) if any(f[2] == p for f in it.findings)] for p in
+                  ("benign", "malignant"))  # fmt: skip
+    rng = np.random.RandomState(0)
+    patches = [_patch(windows, pools, 64, rng) for _ in range(200)]
+    assert all(p.shape == (64, 64) and m.shape == (2, 64, 64) for p, m in patches)
+    assert np.mean([m[1].any() for _, m in patches]) >= MALIGNANT_SHARE - 0.1
+
+    masks = torch.zeros(1, 2, 64, 64)
+    masks[0, 1, 20:30, 20:30] = 1
+    good = torch.where(torch.nn.functional.adaptive_max_pool2d(masks, (4, 4)) > 0.5, 20.0, -20.0)
+    assert balanced_bce(good, masks) < 1e-3 < 10 < balanced_bce(-good, masks)
+
+    before = model.ds_net.first_conv.weight.detach().clone()
+    history, best, score = train_dense(model, model.spec, train_items, val, opts, rng, log=lambda _: None)
+    assert [r["epoch"] for r in history] == [1, 2] and np.isfinite(history[-1]["train_loss"])
+    assert not torch.equal(before, model.ds_net.first_conv.weight)
+    assert _auc(score(val), [it.malignant for it in val]) == pytest.approx(best[0], abs=1e-4)
+
+    result = train(opts, log=lambda _: None)
+    assert "--dense-target" in command_line(opts) and "--patch-size 64" in command_line(opts)
+    d = create_model("gmic", weights=tmp_path / "d.pt", device="cpu")
+    assert d.spec.config["training"]["dense_target"] and result.test_auc is not None
+    with pytest.raises(ModelError, match="--dense-target is for GMIC with --patch-size"):
+        train(dataclasses.replace(opts, patch_size=0))
+    with pytest.raises(ModelError, match="--dense-target is for GMIC with --patch-size"):
+        train(dataclasses.replace(opts, arch="dmv"))

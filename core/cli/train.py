@@ -83,6 +83,13 @@ def register(subparsers) -> None:
         "findings (findings.csv of a synthetic cohort; default 0 = image labels only)",
     )
     p.add_argument(
+        "--dense-target",
+        action="store_true",
+        help="GMIC with --patch-size: pretrain the global network and saliency layer on the cohort's finding "
+        "masks (a stage-3 head per 1/32 cell, the saliency map per 1/64 cell; findings.csv of a synthetic "
+        "cohort), validated by the stage-3 head's highest malignant cell per window",
+    )
+    p.add_argument(
         "--ema",
         type=float,
         default=0.0,
@@ -151,6 +158,7 @@ def run(args: argparse.Namespace) -> int:
         patch_size=args.patch_size,
         saliency_l1=args.saliency_l1,
         saliency_target=args.saliency_target,
+        dense_target=args.dense_target,
         ema=args.ema,
         init=args.init,
         init_trunk=args.init_trunk,

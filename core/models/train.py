@@ -90,6 +90,7 @@ class TrainOptions:
     patch_size: int = 0
     saliency_l1: float = 0.0
     saliency_target: float = 0.0
+    dense_target: bool = False
     ema: float = 0.0
     init_trunk: str | None = None
     freeze_trunk: bool = False
@@ -1017,6 +1018,8 @@ def train(options: TrainOptions, *, log: Callable[[str], None] = print) -> Train
         )
     if options.freeze_trunk and options.patch_size:
         raise ModelError("train: --freeze-trunk trains on whole windows, without --patch-size")
+    if options.dense_target and (arch != "gmic" or not options.patch_size or options.ema):
+        raise ModelError("train: --dense-target is for GMIC with --patch-size (and without --ema)")
     if options.ema and arch == "dmv" and options.freeze_trunk:
         raise ModelError(
             "train: --ema is for training with live windows or GMIC --freeze-trunk, not DMV heads"
@@ -1105,9 +1108,14 @@ def train(options: TrainOptions, *, log: Callable[[str], None] = print) -> Train
         n_epoch = options.samples_per_epoch or len(train_exams)
 
     frozen = arch == "dmv" and options.freeze_trunk
+    dense_score = None
     if frozen:
         val_exams = list(_exams(split[val_name]).values())
         history, best = _train_dmv_top(model, spec, train_exams, val_exams, options, rng, log)
+    elif options.dense_target:
+        from core.models.dense_pretrain import train_dense
+
+        history, best, dense_score = train_dense(model, spec, train_items, split[val_name], options, rng, log)
     elif options.init:
         val_auc = validate()
         history.append({"epoch": 0, "train_loss": None, "val_auc": _round(val_auc), "minutes": 0.0})
@@ -1158,7 +1166,7 @@ def train(options: TrainOptions, *, log: Callable[[str], None] = print) -> Train
         return sum(-(w * (y * out[h][..., 1] + (1 - y) * out[h][..., 0])).mean() for h in ("CC", "MLO"))
 
     with ThreadPoolExecutor(max(1, options.workers)) as threads:
-        for epoch in range(1, 0 if frozen else options.epochs + 1):
+        for epoch in range(1, 0 if frozen or dense_score is not None else options.epochs + 1):
             model.train()
             order = _balanced_order(flags, n_epoch, rng)
             losses = []
@@ -1200,9 +1208,12 @@ def train(options: TrainOptions, *, log: Callable[[str], None] = print) -> Train
     test_auc = test_breast_auc = None
     if split["test"]:
         if arch == "gmic":
-            scores = _gmic_scores(model, split["test"], spec, options.batch_size)
-            test_auc = _auc(scores[:, 1], [it.malignant for it in split["test"]])
-            test_breast_auc = _breast_auc(split["test"], scores[:, 1])
+            if dense_score is not None:  # the stage-3 score the dense stage was validated with
+                malignant = dense_score(split["test"])
+            else:
+                malignant = _gmic_scores(model, split["test"], spec, options.batch_size)[:, 1]
+            test_auc = _auc(malignant, [it.malignant for it in split["test"]])
+            test_breast_auc = _breast_auc(split["test"], malignant)
         else:
             test_exams = list(_exams(split["test"]).values())
             crops = [{v: (e[v].crops[0], e[v].geometry) for v in pp.VIEWS} for e in test_exams]
@@ -1225,6 +1236,7 @@ def train(options: TrainOptions, *, log: Callable[[str], None] = print) -> Train
         "augment": list(options.augment),
         "augment_prob": options.augment_prob if options.augment else 0.0,
         "patch_size": options.patch_size,
+        "dense_target": options.dense_target,
         "init_trunk": Path(options.init_trunk).name if options.init_trunk else None,
         "freeze_trunk": options.freeze_trunk,
         "unfreeze_stages": options.unfreeze_stages,
@@ -1270,6 +1282,8 @@ def command_line(options: TrainOptions) -> str:
             parts += [f"--{name.replace('_', '-')}", str(value)]
     if options.freeze_trunk:
         parts.append("--freeze-trunk")
+    if options.dense_target:
+        parts.append("--dense-target")
     if tuple(options.crop_shape) != tuple(defaults.crop_shape):
         parts += ["--crop-shape", "x".join(str(v) for v in options.crop_shape)]
     if options.input_size is not None:
