@@ -155,7 +155,7 @@ def train_dense(
     """
     import torch
 
-    from core.models.train import _auc, _cpu_state, _schedule, model_device
+    from core.models.train import _auc, _cpu_state, _schedule, model_device, should_stop
 
     device = model_device(model)
     net = model.ds_net
@@ -211,11 +211,7 @@ def train_dense(
             best, best_head, bad = (score, _cpu_state(model), epoch), _cpu_state(head), 0
         else:
             bad += 1
-            if bad >= options.patience:
-                log(f"early stop after epoch {epoch}")
-                break
-        if options.max_minutes is not None and minutes >= options.max_minutes:
-            log(f"time budget of {options.max_minutes} min reached")
+        if should_stop(bad, minutes, options, log):
             break
     head.load_state_dict(best_head)
     model.load_state_dict(best[1])

@@ -565,6 +565,18 @@ def _schedule(total_steps: int) -> Callable[[int], float]:
     return factor
 
 
+def should_stop(bad_epochs: int, minutes: float, options: TrainOptions, log: Callable[[str], None]) -> bool:
+    """Whether training ends after this epoch: ``options.patience`` epochs without a better validation AUC,
+    or ``options.max_minutes`` (minutes since the start) used up; logs the reason."""
+    if bad_epochs >= options.patience:
+        log(f"early stop: no improvement for {bad_epochs} epochs")
+        return True
+    if options.max_minutes is not None and minutes >= options.max_minutes:
+        log(f"time budget of {options.max_minutes} min reached")
+        return True
+    return False
+
+
 def _balanced_order(flags: np.ndarray, n: int, rng: np.random.RandomState) -> np.ndarray:
     """``n`` indices drawn with probability inversely proportional to the frequency of their flag (0/1)."""
     flags = np.asarray(flags).astype(int)
@@ -1192,15 +1204,8 @@ def train(options: TrainOptions, *, log: Callable[[str], None] = print) -> Train
                 f"epoch {epoch}: loss {row['train_loss']:.4f}, {val_name} malignant AUC {row['val_auc']}, "
                 f"{elapsed:.1f} min"
             )
-            if keep_if_best(epoch, val_auc):
-                bad_epochs = 0
-            else:
-                bad_epochs += 1
-                if bad_epochs >= options.patience:
-                    log(f"early stop: no improvement for {bad_epochs} epochs")
-                    break
-            if options.max_minutes is not None and elapsed >= options.max_minutes:
-                log(f"time budget of {options.max_minutes} min reached")
+            bad_epochs = 0 if keep_if_best(epoch, val_auc) else bad_epochs + 1
+            if should_stop(bad_epochs, elapsed, options, log):
                 break
 
     model.load_state_dict(best[1])
