@@ -520,9 +520,9 @@ def test_dense_pretraining_on_finding_masks(tiny_data, tmp_path):
     """--dense-target trains ds_net on finding masks of patches: the malignant share of the patches shows a
     malignant finding, the kept state's recorded validation AUC is the stage-3 score of that state, the
     early stages move, and the mode's checks hold."""
-    from core.models.dense_pretrain import MALIGNANT_SHARE, _patch, _Windows, balanced_bce, train_dense
+    from core.models.dense_pretrain import MALIGNANT_SHARE, _patch, _Windows, train_dense
     from core.models.registry import build_model
-    from core.models.train import _auc
+    from core.models.train import _auc, saliency_target_loss
 
     small = dict(spacing_mm=0.5, input_size={"CC": (160, 112), "MLO": (160, 112)}, threads=1, half=False)
     opts = TrainOptions(
@@ -547,7 +547,12 @@ def test_dense_pretraining_on_finding_masks(tiny_data, tmp_path):
     masks = torch.zeros(1, 2, 64, 64)
     masks[0, 1, 20:30, 20:30] = 1
     good = torch.where(torch.nn.functional.adaptive_max_pool2d(masks, (4, 4)) > 0.5, 20.0, -20.0)
-    assert balanced_bce(good, masks) < 1e-3 < 10 < balanced_bce(-good, masks)
+    assert (
+        saliency_target_loss(good, masks, logits=True)
+        < 1e-3
+        < 10
+        < saliency_target_loss(-good, masks, logits=True)
+    )
 
     before = model.ds_net.first_conv.weight.detach().clone()
     history, best, score = train_dense(model, model.spec, train_items, val, opts, rng, log=lambda _: None)

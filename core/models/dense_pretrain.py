@@ -9,8 +9,9 @@ trains ``ds_net`` (GMIC's ResNet-22) and its saliency layer on those masks:
   :data:`core.models.train.FINDING_RADIUS_MM`), flipped upside down at random: half of them around a
   malignant finding, 15 % around a benign one, the rest anywhere in a random window (background, skin line
   and chest wall included, which is where patch-trained maps raised false alarms);
-* two class-balanced cross-entropies (:func:`balanced_bce`): a 1x1 head on the output of stage 3 (1/32 of
-  the input; the head is discarded afterwards) and GMIC's own saliency layer on the column's output (1/64);
+* two class-balanced cross-entropies (:func:`core.models.train.saliency_target_loss` on logits): a 1x1
+  head on the output of stage 3 (1/32 of the input; the head is discarded afterwards) and GMIC's own
+  saliency layer on the column's output (1/64);
 * before each validation the batch-norm statistics are re-estimated on whole training windows, since
   patches have other statistics than the windows the model sees at inference;
 * validation: malignant AUC per image of the highest stage-3 cell probability on whole validation windows.
@@ -33,18 +34,6 @@ DENSE_STAGES = 4
 MALIGNANT_SHARE, BENIGN_SHARE = 0.5, 0.15
 #: Whole training windows used to re-estimate the batch-norm statistics before each validation.
 RECALIBRATION_WINDOWS = 192
-
-
-def balanced_bce(logits: Any, masks: Any) -> Any:
-    """Class-balanced binary cross-entropy of a map of logits (N, 2, h, w) against finding masks (N, 2, H, W)
-    in [0, 1]: a cell's target is 1 where a mask reaches into the cell's share of the input (max pooling);
-    positive and negative cells are averaged separately and the two means added."""
-    import torch.nn.functional as F
-
-    target = (F.adaptive_max_pool2d(masks, logits.shape[-2:]) > 0.5).float()
-    loss = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
-    neg = 1 - target
-    return (loss * neg).sum() / neg.sum().clamp(min=1) + (loss * target).sum() / target.sum().clamp(min=1)
 
 
 class _Windows:
@@ -96,8 +85,9 @@ def _dense_forward(model: Any, head: Any, x: Any) -> tuple[Any, Any]:
     from core.models.train import _column_prefix, _column_suffix
 
     net = model.ds_net
-    h = _column_prefix(net, x, len(net.layer_list) - DENSE_STAGES)
-    return head(h), model.left_postprocess_net(_column_suffix(net, h, len(net.layer_list) - DENSE_STAGES))
+    rest = len(net.layer_list) - DENSE_STAGES
+    h = _column_prefix(net, x, rest)
+    return head(h), model.left_postprocess_net(_column_suffix(net, h, rest))
 
 
 def _recalibrate(model: Any, head: Any, windows: _Windows, device: Any) -> None:
@@ -155,14 +145,13 @@ def train_dense(
     """
     import torch
 
-    from core.models.train import _auc, _cpu_state, _schedule, model_device, should_stop
+    from core.models.train import _auc, _cpu_state, _schedule, model_device, saliency_target_loss, should_stop
 
     device = model_device(model)
     net = model.ds_net
+    channels = net.layer_list[DENSE_STAGES - 1][-1].conv2.out_channels
     head = torch.nn.Sequential(
-        torch.nn.BatchNorm2d(net.layer_list[DENSE_STAGES - 1][-1].conv2.out_channels),
-        torch.nn.ReLU(),
-        torch.nn.Conv2d(net.layer_list[DENSE_STAGES - 1][-1].conv2.out_channels, 2, 1),
+        torch.nn.BatchNorm2d(channels), torch.nn.ReLU(), torch.nn.Conv2d(channels, 2, 1)
     ).to(device)
     windows = _Windows(train_items, spec, options.augment_prob)
     pools = (
@@ -188,7 +177,9 @@ def train_dense(
             x = torch.from_numpy(np.stack([p for p, _ in pairs]))[:, None].to(device)
             masks = torch.from_numpy(np.stack([m for _, m in pairs])).to(device)
             stage3, saliency = _dense_forward(model, head, x)
-            loss = balanced_bce(stage3, masks) + balanced_bce(saliency, masks)
+            loss = saliency_target_loss(stage3, masks, logits=True) + saliency_target_loss(
+                saliency, masks, logits=True
+            )
             opt.zero_grad()
             loss.backward()
             opt.step()

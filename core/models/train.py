@@ -533,23 +533,23 @@ def _train_windows(
     return np.stack(list(threads.map(lambda j: _window(j[0], spec, j[1], augment_prob, True), jobs)))
 
 
-def saliency_target_loss(saliency_map: Any, masks: Any) -> Any:
-    """Class-balanced cross-entropy of GMIC's saliency map (N, 2, h, w) against finding masks (N, 2, H, W).
+def saliency_target_loss(saliency_map: Any, masks: Any, *, logits: bool = False) -> Any:
+    """Class-balanced cross-entropy of GMIC's saliency map (N, 2, h, w) against finding masks (N, 2, H, W);
+    with ``logits`` the map holds logits instead of probabilities (the dense stage's maps).
 
     A cell's target is 1 where a finding's disc reaches into the cell's share of the input (max-pooled
     mask > 0.5), else 0. Positive and negative cells are averaged separately and the two means added, so the
     one to four finding cells of a window weigh as much as its ~75 others.
     """
-    import torch
     import torch.nn.functional as F
 
     target = (F.adaptive_max_pool2d(masks, saliency_map.shape[-2:]) > 0.5).float()
-    s = saliency_map.clamp(1e-6, 1 - 1e-6)
-    pos, neg = target, 1 - target
-    loss = -(neg * torch.log(1 - s)).sum() / neg.sum().clamp(min=1)
-    if pos.sum() > 0:
-        loss = loss - (pos * torch.log(s)).sum() / pos.sum()
-    return loss
+    if logits:
+        loss = F.binary_cross_entropy_with_logits(saliency_map, target, reduction="none")
+    else:
+        loss = F.binary_cross_entropy(saliency_map.clamp(1e-6, 1 - 1e-6), target, reduction="none")
+    neg = 1 - target
+    return (loss * neg).sum() / neg.sum().clamp(min=1) + (loss * target).sum() / target.sum().clamp(min=1)
 
 
 def _schedule(total_steps: int) -> Callable[[int], float]:
