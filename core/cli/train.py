@@ -134,7 +134,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from core.models.train import TrainOptions, train
+    from core.training import TrainOptions, train
 
     size = None if args.input_size is None else {"CC": args.input_size, "MLO": args.input_size}
     options = TrainOptions(

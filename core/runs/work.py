@@ -296,7 +296,9 @@ def score_items(
         Rows with the scores-table columns plus ``condition`` (:attr:`Condition.key`) and ``unit`` (the
         image id, or ``exam|L`` / ``exam|R``). Same inputs give the same rows.
     """
-    from core.models.predict import crop_for_model, gmic_forward, predict_dmv_crops, prepare_input
+    from core.models.forward import gmic_forward
+    from core.models.inputs import crop_for_model, prepare_input
+    from core.models.predict import predict_dmv_crops
 
     t_start = time.perf_counter()
     timings = timings if timings is not None else Timings()
@@ -404,7 +406,7 @@ def _breast_labels(item: WorkItem, lat: str) -> tuple[int, int]:
 def _geometry(mam, spec, row: ImageRow, view: str | None = None):
     """The model crop and window position of the clean image (reused for every condition)."""
     from core.errors import ExplorerError
-    from core.models.predict import prepare_geometry
+    from core.models.inputs import prepare_geometry
 
     try:
         return prepare_geometry(mam, spec, view=view)
