@@ -60,6 +60,11 @@ class Perturbation:
         The parameter value that leaves images unchanged, or None where no value does (high-pass).
     description : str
         One line for people.
+    label : str
+        The perturbation's name for people (``"low-pass"``...), as pages and figures show it.
+    spectral : bool
+        A Fourier filter: it takes a ``kind`` (``"ideal"``, ``"gaussian"``) and has display previews
+        (:meth:`core.perturb.PreparedImage.preview`).
     """
 
     name: str
@@ -69,6 +74,8 @@ class Perturbation:
     identity_parameter: float | None
     description: str
     _function: Callable[[np.ndarray, tuple[float, float], float, int], np.ndarray] = field(repr=False)
+    label: str = ""
+    spectral: bool = False
 
     def parameter_for(self, severity: int) -> float | None:
         """Parameter at ``severity`` (0..5); severity 0 gives :attr:`identity_parameter`."""
@@ -103,6 +110,8 @@ PERTURBATIONS: dict[str, Perturbation] = {
             math.inf,
             "ideal low-pass filter: keep frequencies with |f| <= radius",
             lambda x, s, r, seed: lowpass(x, s, r),
+            label="low-pass",
+            spectral=True,
         ),
         Perturbation(
             "highpass",
@@ -112,6 +121,8 @@ PERTURBATIONS: dict[str, Perturbation] = {
             None,
             "ideal high-pass filter: remove frequencies with |f| <= radius",
             lambda x, s, r, seed: highpass(x, s, r),
+            label="high-pass",
+            spectral=True,
         ),
         Perturbation(
             "noise",
@@ -121,6 +132,7 @@ PERTURBATIONS: dict[str, Perturbation] = {
             0.0,
             "additive Gaussian noise with standard deviation std",
             lambda x, s, std, seed: gaussian_noise(x, std, seed),
+            label="Gaussian noise",
         ),
         Perturbation(
             "shuffle",
@@ -130,6 +142,7 @@ PERTURBATIONS: dict[str, Perturbation] = {
             1.0,
             "cut into grid x grid patches and shuffle them",
             _shuffle,
+            label="patch shuffle",
         ),
     )
 }

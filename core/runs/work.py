@@ -4,13 +4,13 @@
 conditions into score rows; :func:`change_norms` is the first pass of the matched baseline. Neither touches
 the store, so a distributed engine can map them over batches and reduce the results.
 
-Per image: the mammogram is loaded once; the image's Fourier spectrum is computed once
-(:class:`core.perturb.FourierFilter`) and reused for every low-/high-pass radius. The model side is one call
-per architecture of :mod:`core.models`: :func:`core.models.predict.prepare_unit` turns an image (GMIC) or
-exam (DMV) and its perturbed versions into model inputs (the crop and window position of the clean image
-reused for every condition), :func:`core.models.forward.score_units` forwards them ``batch_size`` at a time
-and names the results. This module knows nothing of views, windows or label layouts: it loads, perturbs,
-runs threads and writes rows.
+Per image: the mammogram is loaded once and perturbed through one :class:`core.perturb.PreparedImage`,
+whose Fourier spectrum is computed at most once and reused for every low-/high-pass radius. The model side
+is one call per architecture of :mod:`core.models`: :func:`core.models.predict.prepare_unit` turns an image
+(GMIC) or exam (DMV) and its perturbed versions into model inputs (the crop and window position of the
+clean image reused for every condition), :func:`core.models.forward.score_units` forwards them
+``batch_size`` at a time and names the results. This module knows nothing of views, windows or label
+layouts: it loads, perturbs, runs threads and writes rows.
 """
 
 from __future__ import annotations
@@ -132,66 +132,36 @@ def _load(row: ImageRow):
     return replace(mam, laterality=row.laterality, view=row.view)
 
 
-class _ImagePerturber:
-    """Applies conditions to one image, computing its spectrum at most once."""
+def _pixels(image, cond: Condition, image_id: str) -> np.ndarray:
+    """One image (a :class:`core.perturb.PreparedImage`) under one condition, in model units: the image
+    itself when unperturbed, else the registry perturbation or the matched noise with the image's seed."""
+    from core.perturb import PERTURBATIONS
 
-    def __init__(self, mammogram, image_id: str) -> None:
-        self.mam = mammogram
-        self.image_id = image_id
-        self._fourier = None
+    if cond.perturbation == UNPERTURBED:
+        return image.pixels
+    seed = image_seed(cond.seed, image_id)
+    if cond.is_matched:
+        return image.matched_noise(cond.parameter, seed=seed)
+    if cond.perturbation not in PERTURBATIONS:
+        raise RunError(f"unknown perturbation {cond.perturbation!r}")
+    return image.apply(cond.perturbation, cond.parameter, seed=seed)
 
-    def pixels(self, cond: Condition) -> np.ndarray:
-        from core.perturb import PERTURBATIONS, FourierFilter, matched_noise
 
-        px, spacing = self.mam.pixels, self.mam.spacing_mm
-        if cond.perturbation == UNPERTURBED:
-            return px
-        if cond.is_matched:
-            return matched_noise(px, cond.parameter, seed=image_seed(cond.seed, self.image_id))
-        if cond.perturbation in ("lowpass", "highpass"):
-            if self._fourier is None:
-                self._fourier = FourierFilter(px, spacing, workers=1)
-            f = self._fourier
-            return f.lowpass(cond.parameter) if cond.perturbation == "lowpass" else f.highpass(cond.parameter)
-        if cond.perturbation not in PERTURBATIONS:
-            raise RunError(f"unknown perturbation {cond.perturbation!r}")
-        return PERTURBATIONS[cond.perturbation].apply(
-            px, spacing, cond.parameter, image_seed(cond.seed, self.image_id)
-        )
+def _prepared(row: ImageRow):
+    """The row's mammogram and its :class:`core.perturb.PreparedImage` (one FFT at most, one thread)."""
+    from core.perturb import PreparedImage
 
-    def mammogram(self, cond: Condition):
-        return self.mam if cond.perturbation == UNPERTURBED else replace(self.mam, pixels=self.pixels(cond))
+    mam = _load(row)
+    return mam, PreparedImage(mam.pixels, mam.spacing_mm, workers=1)
 
 
 def _image_norms(row: ImageRow, targets: Sequence[Condition]) -> list[float]:
-    """``||P(x) - x||_2`` of one image for each target condition (model units).
-
-    Ideal filters by Parseval, from one float64 real FFT: the change of a low-pass is the image's part
-    above the radius, that of a high-pass the part at or below it, so its squared norm is the sum of
-    ``|X|^2`` over those bins (columns 1..n/2-1 of the half spectrum counted twice) divided by the pixel
-    count. No inverse FFT is needed. Other perturbations are applied and subtracted.
-    """
-    import scipy.fft as sfft
-
-    from core.perturb import frequency_grid
-
-    pert = _ImagePerturber(_load(row), row.image_id)
-    base = pert.mam.pixels.astype(np.float64)
-    power = freq = None
-    out = []
-    for cond in targets:
-        if cond.perturbation in ("lowpass", "highpass"):
-            if power is None:
-                spec = sfft.rfft2(base, workers=1)
-                power = spec.real**2 + spec.imag**2
-                power[:, 1 : (base.shape[1] + 1) // 2] *= 2  # bins standing for their conjugate twins too
-                freq = frequency_grid(base.shape, pert.mam.spacing_mm)
-            removed = freq > cond.parameter if cond.perturbation == "lowpass" else freq <= cond.parameter
-            out.append(float(np.sqrt(power[removed].sum() / base.size)))
-        else:
-            diff = (pert.pixels(cond).astype(np.float64) - base).ravel()
-            out.append(float(np.sqrt(np.dot(diff, diff))))
-    return out
+    """``||P(x) - x||_2`` of one image for each target condition (model units;
+    :meth:`core.perturb.PreparedImage.change_norm`: the ideal filters by Parseval, without inverse FFT)."""
+    _, image = _prepared(row)
+    return [
+        image.change_norm(c.perturbation, c.parameter, seed=image_seed(c.seed, row.image_id)) for c in targets
+    ]
 
 
 def change_norms(
@@ -335,10 +305,13 @@ def score_items(
         raise RunError(f"unknown model architecture {spec.arch!r}")
 
     def prepare(item: WorkItem):
-        perts = [_ImagePerturber(_load(r), r.image_id) for r in item.images]
-        images = [_image_inputs(p.mam, spec, r) for p, r in zip(perts, item.images, strict=True)]
-        versions = ((c, [p.pixels(c) for p in perts]) for c in conditions)
-        return item, prepare_unit(images, versions, samples=dmv_samples, seed=0)
+        loaded = [_prepared(r) for r in item.images]
+        inputs = [_image_inputs(mam, spec, r) for (mam, _), r in zip(loaded, item.images, strict=True)]
+        versions = (
+            (c, [_pixels(image, c, r.image_id) for (_, image), r in zip(loaded, item.images, strict=True)])
+            for c in conditions
+        )
+        return item, prepare_unit(inputs, versions, samples=dmv_samples, seed=0)
 
     def on_forward(seconds: float, n_inputs: int) -> None:
         timings.forward_s += seconds
