@@ -37,7 +37,7 @@ import numpy as np
 import scipy.fft as sfft
 from scipy import ndimage
 
-from core.errors import ExplorerError
+from core.errors import SpectrumError
 from core.validate import image_2d, spacing_pair
 
 __all__ = [
@@ -50,10 +50,6 @@ __all__ = [
     "fit_power_law",
     "breast_mask",
 ]
-
-
-class SpectrumError(ExplorerError):
-    """Bad input to a spectrum function (not a 2-D finite image, bad spacing, no breast region...)."""
 
 
 @dataclass(frozen=True)

@@ -26,12 +26,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.errors import ExplorerError
-
-
-class ModelError(ExplorerError):
-    """A model, its weights or its input cannot be used (message names the file or object and the problem)."""
-
+from core.errors import ModelError
 
 _LAZY = {
     "create_model": "core.models.registry",

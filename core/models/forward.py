@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from core.models import ModelError
+from core.errors import ModelError
 from core.models.inputs import EXAM_VIEWS, DmvInputs, GmicInputs
 
 DMV_LABELS = ("left_benign", "right_benign", "left_malignant", "right_malignant")

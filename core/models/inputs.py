@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from core.models import ModelError
+from core.errors import ModelError
 from core.models import preprocess as pp
 
 #: The four views of a DMV exam, in the order of its inputs and of the official label layout.

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from core.models import ModelError
+from core.errors import ModelError
 from core.models.forward import Score, dmv_mean_probs, gmic_forward, score_units
 from core.models.inputs import (
     EXAM_VIEWS,

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from core.models import ModelError
+from core.errors import PreprocessError
 
 #: NYU constants, in pixels of the stored image (about 0.1 mm per pixel).
 EROSION_ITERATIONS = 100
@@ -44,10 +44,6 @@ DMV_WINDOW = {"CC": (2677, 1942), "MLO": (2974, 1748)}
 GMIC_WINDOW = {"CC": (2944, 1920), "MLO": (2944, 1920)}
 
 VIEWS = ("L-CC", "R-CC", "L-MLO", "R-MLO")
-
-
-class PreprocessError(ModelError):
-    """An image cannot be put through the NYU preprocessing (empty breast mask, wrong shape, ...)."""
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ Every function returns a new float32 array and never modifies its input; the sam
 seed give the same bytes.
 """
 
-from core.perturb._checks import PerturbationError
+from core.errors import PerturbationError
 from core.perturb.fourier import FourierFilter, frequency_grid, highpass, lowpass, preview_shape
 from core.perturb.noise import gaussian_noise, matched_noise
 from core.perturb.prepared import PreparedImage

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.perturb._checks import PerturbationError, as_image, as_kind, as_radius, as_spacing
-from core.perturb.fourier import FourierFilter, frequency_grid
+from core import validate
+from core.errors import PerturbationError
+from core.perturb.fourier import KINDS, FourierFilter, frequency_grid
 from core.perturb.noise import matched_noise
 from core.perturb.registry import PERTURBATIONS, Perturbation
 
@@ -41,11 +42,11 @@ class PreparedImage:
     """
 
     def __init__(self, pixels: np.ndarray, spacing_mm: tuple[float, float], *, workers: int = -1) -> None:
-        self._spacing = as_spacing(spacing_mm, "PreparedImage")
+        self._spacing = validate.spacing_pair(spacing_mm, "PreparedImage", PerturbationError)
         if isinstance(workers, bool) or not isinstance(workers, int) or workers == 0 or workers < -1:
             raise PerturbationError(f"PreparedImage: workers must be -1 (all cores) or >= 1, got {workers!r}")
         self._workers = workers
-        self._pixels = as_image(pixels, "PreparedImage")
+        self._pixels = validate.image_2d(pixels, "PreparedImage", PerturbationError)
         self._fourier: FourierFilter | None = None
         self._power: tuple[np.ndarray, np.ndarray] | None = None
 
@@ -106,7 +107,7 @@ class PreparedImage:
         """
         entry = self._entry(name, kind)
         if entry.spectral:
-            radius, f = as_radius(parameter, name), self.fourier
+            radius, f = validate.frequency(parameter, name, PerturbationError), self.fourier
             return f.lowpass(radius, kind) if name == "lowpass" else f.highpass(radius, kind)
         return entry.apply(self._pixels, self._spacing, parameter, seed)
 
@@ -126,7 +127,7 @@ class PreparedImage:
         """
         entry = self._entry(name, kind)
         if entry.spectral and kind == "ideal":
-            radius = as_radius(parameter, name)
+            radius = validate.frequency(parameter, name, PerturbationError)
             power, freq = self._power_spectrum()
             removed = freq > radius if name == "lowpass" else freq <= radius
             return float(np.sqrt(power[removed].sum() / self._pixels.size))
@@ -156,7 +157,7 @@ class PreparedImage:
                 f"PreparedImage: unknown perturbation {name!r}; known: {', '.join(PERTURBATIONS)}"
             )
         entry = PERTURBATIONS[name]
-        kind = as_kind(kind, name)
+        kind = validate.choice(kind, KINDS, "kind", name, PerturbationError)
         if kind != "ideal" and not entry.spectral:
             raise PerturbationError(
                 f"PreparedImage({name}): kind {kind!r} applies to the Fourier filters only"

@@ -34,7 +34,8 @@ from types import MappingProxyType
 
 import numpy as np
 
-from core.perturb._checks import PerturbationError, as_count, as_image, as_seed, as_spacing
+from core import validate
+from core.errors import PerturbationError
 from core.perturb.fourier import highpass, lowpass
 from core.perturb.noise import gaussian_noise
 from core.perturb.shuffle import patch_shuffle
@@ -91,12 +92,12 @@ class Perturbation:
         self, pixels: np.ndarray, spacing_mm: tuple[float, float], parameter: float, seed: int = 0
     ) -> np.ndarray:
         """Perturb ``pixels`` (model units; not modified) with this parameter; new float32 array."""
-        spacing = as_spacing(spacing_mm, self.name)
-        return self._function(pixels, spacing, parameter, as_seed(seed, self.name))
+        spacing = validate.spacing_pair(spacing_mm, self.name, PerturbationError)
+        return self._function(pixels, spacing, parameter, validate.seed(seed, self.name, PerturbationError))
 
 
 def _shuffle(pixels: np.ndarray, spacing_mm: tuple[float, float], grid: float, seed: int) -> np.ndarray:
-    return patch_shuffle(pixels, as_count(grid, "grid", "shuffle"), seed)
+    return patch_shuffle(pixels, validate.count(grid, "grid", "shuffle", PerturbationError), seed)
 
 
 PERTURBATIONS: dict[str, Perturbation] = {
@@ -193,7 +194,7 @@ def perturb(
     if severity is not None:
         parameter = entry.parameter_for(severity)
         if severity == 0:
-            as_spacing(spacing_mm, name)
-            as_seed(seed, name)
-            return np.array(as_image(pixels, name), dtype=np.float32, copy=True)
+            validate.spacing_pair(spacing_mm, name, PerturbationError)
+            validate.seed(seed, name, PerturbationError)
+            return np.array(validate.image_2d(pixels, name, PerturbationError), dtype=np.float32, copy=True)
     return entry.apply(pixels, spacing_mm, parameter, seed)  # type: ignore[arg-type]
