@@ -62,3 +62,12 @@ def structure_modules() -> list[str]:
             parts = parts[:-1]
         names.append(".".join(parts))
     return names
+
+
+def test_every_subcommand_module_registers_its_command():
+    """A missing or broken subcommand module is an error, never silently left out of the command line."""
+    from core.cli import SUBCOMMAND_MODULES, build_parser
+
+    parser = build_parser()
+    commands = next(a for a in parser._actions if a.dest == "command").choices
+    assert set(commands) == set(SUBCOMMAND_MODULES)

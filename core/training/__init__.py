@@ -30,8 +30,27 @@ chain file -> imaging -> perturb -> models -> runs -> metrics; nothing in the ch
 * :mod:`~core.training.loop`        :func:`train`.
 """
 
-from core.training.data import ImageItem, load_items
-from core.training.loop import train
-from core.training.options import TrainOptions, TrainResult, command_line, parse_augment
+from __future__ import annotations
 
-__all__ = ["ImageItem", "TrainOptions", "TrainResult", "command_line", "load_items", "parse_augment", "train"]
+from typing import Any
+
+_LAZY = {
+    "ImageItem": "core.training.data",
+    "load_items": "core.training.data",
+    "train": "core.training.loop",
+    "TrainOptions": "core.training.options",
+    "TrainResult": "core.training.options",
+    "command_line": "core.training.options",
+    "parse_augment": "core.training.options",
+}
+
+__all__ = list(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy, as in core.models: `mammo-robust train --help` reads the option defaults without numpy or torch.
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'core.training' has no attribute {name!r}")

@@ -9,12 +9,14 @@ from typing import Any
 
 from core.models import ModelError
 
-#: Defaults of the demo weights: 0.6 mm pixels (NYU constants / 6), windows of 202 x 134 mm covering the
-#: synthetic 200 x 128 mm detector, GMIC patches of 24 x 24 mm (NYU: 25.6 mm).
-DEMO_SPACING_MM = 0.6
+#: Defaults: the geometry of the shipped demo weights (``assets/weights``), 0.3 mm pixels (NYU constants / 3)
+#: and windows of 672 x 448 px = 202 x 134 mm covering the synthetic 200 x 128 mm detector; GMIC patches of
+#: 40 x 40 px (12 mm; the shipped GMIC was trained with ``--crop-shape 48x48 --K 4``, see
+#: ``docs/demo-weights.md``).
+DEMO_SPACING_MM = 0.3
 DEMO_INPUT_SIZE = {
-    "gmic": {"CC": (336, 224), "MLO": (336, 224)},
-    "dmv": {"CC": (336, 224), "MLO": (336, 224)},
+    "gmic": {"CC": (672, 448), "MLO": (672, 448)},
+    "dmv": {"CC": (672, 448), "MLO": (672, 448)},
 }
 DEMO_GMIC_CROP = (40, 40)
 #: Noisy windows per image (the model's window noise, seeded) cached for frozen-trunk training (DMV and
