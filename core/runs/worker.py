@@ -22,24 +22,11 @@ import traceback
 from collections.abc import Callable
 
 from core.errors import ExplorerError
+from core.runs.cohort import resolve_manifest
 from core.runs.config import RunConfig, RunError
 from core.runs.grid import base_conditions, matched_conditions, matched_targets, norm_key
 from core.runs.store import RunStore
 from core.runs.work import Timings, WorkItem, change_norms, score_items, work_items
-
-
-def resolve_manifest(config: RunConfig):
-    """The manifest DataFrame of a run (a built-in cohort name is generated on first use)."""
-    from core.manifest import read_manifest
-    from core.phantom.cohort import PRESETS, ensure_cohort
-
-    path = ensure_cohort(config.manifest) if config.manifest in PRESETS else config.manifest
-    df = read_manifest(path)
-    if config.split is not None:
-        df = df[df["split"] == config.split]
-        if df.empty:
-            raise RunError(f"{path}: no image in split {config.split!r}")
-    return df
 
 
 def estimate_work(config: RunConfig) -> dict:

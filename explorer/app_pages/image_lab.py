@@ -15,7 +15,6 @@ from core import display
 from core.errors import ExplorerError
 from core.perturb import PERTURBATIONS
 from explorer.ui import lab, loaders
-from explorer.ui.chrome import ensure_app
 from explorer.ui.source import ImageRef, current_image
 
 
@@ -356,5 +355,4 @@ def render() -> None:
         st.error(str(exc))
 
 
-if not ensure_app("Image lab"):
-    render()
+render()

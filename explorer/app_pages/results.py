@@ -14,7 +14,6 @@ import pandas as pd
 import streamlit as st
 
 from core.errors import ExplorerError
-from explorer.ui.chrome import ensure_app
 
 
 @st.cache_data(max_entries=4, show_spinner="Loading scores...")
@@ -42,8 +41,7 @@ def _table1(run_id: str, n_rows: int, n_resamples: int, level: str) -> pd.DataFr
 @st.cache_data(max_entries=4, show_spinner=False)
 def _image_paths(run_id: str) -> dict[str, str]:
     """image_id -> file of the run's cohort (empty for imported tables, which have no images here)."""
-    from core.runs import RunStore
-    from core.runs.worker import resolve_manifest
+    from core.runs import RunStore, resolve_manifest
 
     try:
         df = resolve_manifest(RunStore.open(run_id).config())
@@ -286,5 +284,4 @@ def render() -> None:
         )
 
 
-if not ensure_app("Results"):
-    render()
+render()
