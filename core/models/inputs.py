@@ -180,7 +180,7 @@ def prepare_geometry(mammogram: Any, spec: Any, *, view: str | None = None) -> G
     """
     params = pipeline_params(spec)
     pixels, lat, angle, spacing = _fields(mammogram, view)
-    angle = pp._view_angle(angle, _label(mammogram))
+    angle = pp.view_angle(angle, _label(mammogram))
     img = resample(pixels, spacing, params)
     crop = pp.crop_breast(
         img, lat, erosion_iterations=params.erosion_iterations, buffer=params.buffer, name=_label(mammogram)

@@ -295,7 +295,6 @@ def score_items(
         Rows with the scores-table columns plus ``condition`` (:attr:`Condition.key`) and ``unit`` (the
         image id, or ``exam|L`` / ``exam|R``). Same inputs give the same rows.
     """
-    from core.models.forward import score_units
     from core.models.predict import RESULT_LEVEL, prepare_unit
 
     t_start = time.perf_counter()
@@ -313,6 +312,23 @@ def score_items(
         )
         return item, prepare_unit(inputs, versions, samples=dmv_samples, seed=0)
 
+    rows: list[dict] = []
+    try:
+        for item, scores in _scored(model, items, prepare, batch_size, timings, should_stop, prep_workers):
+            rows += _rows(spec.arch, weights_label, item, scores)
+    except _Stopped:
+        return []
+    timings.total_s += time.perf_counter() - t_start
+    return rows
+
+
+def _scored(
+    model, items: Sequence[WorkItem], prepare, batch_size: int, timings: Timings, should_stop, workers
+):
+    """``(item, scores)`` in item order: items prepared in threads, scored in this one; raises
+    :class:`_Stopped` (after cancelling the pending preparations) when ``should_stop`` says so."""
+    from core.models.forward import score_units
+
     def on_forward(seconds: float, n_inputs: int) -> None:
         timings.forward_s += seconds
         timings.n_inputs += n_inputs
@@ -322,8 +338,7 @@ def score_items(
     # and hence the scores, do not depend on the number of threads. An exam holds 4 images x all conditions
     # of crops (about 1 GB at the official size with 14 conditions), so at most two are prepared ahead.
     exams = any(len(item.images) > 1 for item in items)
-    n_workers = min(2, _n_workers(prep_workers)) if exams else _n_workers(prep_workers)
-    rows: list[dict] = []
+    n_workers = min(2, _n_workers(workers)) if exams else _n_workers(workers)
     with ThreadPoolExecutor(max_workers=n_workers) as pool:
 
         def prepared():
@@ -334,13 +349,10 @@ def score_items(
                 yield item, unit
 
         try:
-            for item, scores in score_units(model, prepared(), batch_size=batch_size, on_forward=on_forward):
-                rows += _rows(spec.arch, weights_label, item, scores)
+            yield from score_units(model, prepared(), batch_size=batch_size, on_forward=on_forward)
         except _Stopped:
             pool.shutdown(wait=True, cancel_futures=True)
-            return []
-    timings.total_s += time.perf_counter() - t_start
-    return rows
+            raise
 
 
 def _breast_labels(item: WorkItem, lat: str) -> tuple[int, int]:
