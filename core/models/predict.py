@@ -46,6 +46,13 @@ UNIT_VIEWS: dict[str, tuple[str, ...] | None] = {"gmic": None, "dmv": EXAM_VIEWS
 RESULT_LEVEL = {"gmic": "image", "dmv": "breast"}
 
 
+def inputs_per_image(arch: str, *, samples: int = 0) -> int:
+    """Model inputs (windows) fed per image and pixel version: GMIC one, DMV ``max(1, samples)``."""
+    if arch not in UNIT_VIEWS:
+        raise ModelError(f"unknown model architecture {arch!r}")
+    return 1 if UNIT_VIEWS[arch] is None else max(1, int(samples))
+
+
 def prepare_unit(
     images: Sequence[ImageInputs],
     versions: Iterable[tuple[Hashable, Sequence[np.ndarray]]],
