@@ -9,6 +9,7 @@ from typing import Any
 
 
 def write_curves(history: list[dict[str, Any]], csv_path: Path, png_path: Path, title: str) -> Path | None:
+    """The history as CSV and a PNG plot; the PNG's path, or None when it could not be drawn."""
     keys = list(history[0]) if history else ["epoch"]
     with open(csv_path, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=keys)

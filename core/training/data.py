@@ -27,6 +27,8 @@ from core.models.inputs import EXAM_VIEWS, Geometry, crop_for_model, image_to_cr
 
 @dataclass
 class ImageItem:
+    """One training image: ids, view (``"L-CC"``...), split, labels, its crops and the clean geometry."""
+
     image_id: str
     exam_id: str
     view: str  # "L-CC" ...
@@ -261,6 +263,7 @@ def _read_cache(path: Path) -> list[ImageItem]:
 
 
 def exams(items: list[ImageItem]) -> dict[str, dict[str, ImageItem]]:
+    """Exam id -> {view: item} of the exams that hold all four views."""
     exams: dict[str, dict[str, ImageItem]] = {}
     for it in items:
         exams.setdefault(it.exam_id, {})[it.view] = it

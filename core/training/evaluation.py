@@ -12,6 +12,7 @@ from core.training.windows import window
 
 
 def auc(scores, labels) -> float | None:
+    """AUC of ``scores`` for 0/1 ``labels`` (:func:`core.metrics.auc.auc`); None with only one class."""
     labels = np.asarray(labels).astype(int)
     if labels.size == 0 or labels.min() == labels.max():
         return None
@@ -21,6 +22,7 @@ def auc(scores, labels) -> float | None:
 
 
 def gmic_scores(model, items, spec, batch_size) -> np.ndarray:
+    """GMIC's (n, 2) [benign, malignant] probabilities on each item's deterministic clean window."""
     out = []
     model.eval()
     for s in range(0, len(items), batch_size):
@@ -30,6 +32,7 @@ def gmic_scores(model, items, spec, batch_size) -> np.ndarray:
 
 
 def breast_auc(items: list[ImageItem], malignant_scores: np.ndarray) -> float | None:
+    """Malignant AUC per breast: the mean of its images' scores against the breast's label."""
     breasts: dict[tuple[str, str], list] = {}
     for it, s in zip(items, malignant_scores, strict=True):
         breasts.setdefault((it.exam_id, it.view[0]), [it.malignant, []])[1].append(s)
@@ -38,17 +41,19 @@ def breast_auc(items: list[ImageItem], malignant_scores: np.ndarray) -> float | 
 
 
 def dmv_labels(exam: dict[str, ImageItem]) -> np.ndarray:
-    # label order left_benign, right_benign, left_malignant, right_malignant
+    """An exam's labels in DMV's order left_benign, right_benign, left_malignant, right_malignant."""
     return np.array(
         [exam["L-CC"].benign, exam["R-CC"].benign, exam["L-CC"].malignant, exam["R-CC"].malignant]
     )
 
 
 def dmv_auc(probs: np.ndarray, labels: np.ndarray) -> float | None:
+    """Malignant AUC over the breasts of (n, 4) probabilities and labels in DMV's label order."""
     return auc(probs[:, 2:].ravel(), labels[:, 2:].ravel()) if len(probs) else None
 
 
 def dmv_val_probs(model, exams, spec) -> np.ndarray:
+    """DMV's (n, 4) probabilities on each exam's deterministic clean windows."""
     model.eval()
     out = []
     for exam in exams:

@@ -147,6 +147,8 @@ class GmicCache:
 
 
 def gmic_cache(model: Any, train_items, val_items, spec, options: TrainOptions, log) -> GmicCache:
+    """The :class:`GmicCache` of GMIC ``--freeze-trunk`` training: every crop and cached window of the
+    training images, the deterministic windows of the validation images."""
     from core.models.resnet import resnet22_output_size
 
     t0 = time.time()
@@ -181,6 +183,7 @@ def gmic_top(model: Any, windows: Any, prefix: Any, stages: int) -> dict[str, An
 
 
 def gmic_cached_scores(model: Any, cache: GmicCache, stages: int, batch_size: int) -> np.ndarray:
+    """GMIC's (n, 2) ``y_fusion`` on the cached validation windows and prefix outputs."""
     import torch
 
     model.eval()

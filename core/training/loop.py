@@ -180,6 +180,7 @@ class _Training:
         return dmv_auc(dmv_val_probs(scored, val_exams, self.spec), val_labels)
 
     def keep_if_best(self, epoch: int, val_auc: float | None) -> bool:
+        """Keep a CPU copy of the scored state if ``val_auc`` beats the best so far; whether it did."""
         score = -1.0 if val_auc is None else val_auc
         if score > self.best[0] or self.best[1] is None:
             self.best = (score, cpu_state(self.scored), epoch)

@@ -64,6 +64,7 @@ def balanced_order(flags: np.ndarray, n: int, rng: np.random.RandomState) -> np.
 
 
 def bce(prob, target, pos_weight):
+    """Binary cross-entropy of probabilities, positives weighted by ``pos_weight`` (per label)."""
     import torch
 
     prob = prob.clamp(1e-6, 1 - 1e-6)
