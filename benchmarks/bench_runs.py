@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from core.models import create_model
-    from core.models.predict import gmic_forward
+    from core.models.forward import gmic_forward
     from core.runs import RunConfig, RunStore, create_run, execute_run
 
     cfg = RunConfig(

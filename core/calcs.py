@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage
 
-from core.errors import ExplorerError
+from core.errors import CalcError
 from core.spectrum import breast_mask
 from core.validate import image_2d, spacing_pair
 
@@ -68,10 +68,6 @@ ANNULUS_DIAMETERS = (1.5, 3.0)
 """Inner and outer radius of the background annulus, in speck diameters from the speck's centre."""
 
 _SQRT2 = math.sqrt(2.0)
-
-
-class CalcError(ExplorerError):
-    """Bad input to a calcification function (image, spacing, centre, size, radius...)."""
 
 
 @dataclass(frozen=True)

@@ -15,14 +15,10 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from core.errors import ExplorerError
+from core.errors import DisplayError
 
 MODEL_MAX = 4095.0
 STUDY_RADIUS = 2.0  # cycles/mm: the low-/high-pass radius of the study's Table 1
-
-
-class DisplayError(ExplorerError):
-    """Bad input to a display helper (empty array, non-positive window width, ...)."""
 
 
 def _as_2d(pixels: np.ndarray, what: str = "image") -> np.ndarray:

@@ -16,10 +16,12 @@ if str(_ROOT) not in sys.path:
 
 import streamlit as st  # noqa: E402
 
-from explorer.ui.chrome import app_running, register_page  # noqa: E402
+from explorer.ui.chrome import register_page  # noqa: E402
 from explorer.ui.source import sidebar_source  # noqa: E402
 
-PAGES = Path(__file__).resolve().parent / "pages"
+# Not "pages": Streamlit would run a folder of that name as a version-1 multipage app, each page without
+# this script, until st.navigation is first called.
+PAGES = Path(__file__).resolve().parent / "app_pages"
 
 
 def main(default_page: str = "Image lab") -> None:
@@ -45,8 +47,7 @@ def main(default_page: str = "Image lab") -> None:
     st.sidebar.title("Mammo Robustness Explorer")
     # Drawn on every page: Streamlit forgets the state of widgets a run does not draw.
     sidebar_source()
-    with app_running():
-        nav.run()
+    nav.run()
 
 
 def _page(file: str, title: str, icon: str, default_page: str):

@@ -14,8 +14,8 @@ def open_page(page: str = "Image lab", state: dict | None = None, timeout: float
     """An AppTest of the whole app opened on ``page`` (a page title), not yet run.
 
     The app is started from a two-line main script that calls ``explorer.app.main(default_page=...)``:
-    ``AppTest.switch_page`` would run a file of ``explorer/pages/`` on its own (Streamlit's pages-folder
-    convention), without the main script and its sidebar.
+    ``AppTest.switch_page`` would run a file of ``explorer/app_pages/`` on its own, without the main script
+    and its sidebar.
     """
     from streamlit.testing.v1 import AppTest
 

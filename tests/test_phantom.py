@@ -11,6 +11,7 @@ import pandas as pd
 import pydicom
 import pytest
 
+from core.imaging.write import MG_FOR_PRESENTATION as MAMMO_FOR_PRESENTATION
 from core.manifest import read_manifest
 from core.phantom import (
     GENERATOR_VERSION,
@@ -22,7 +23,6 @@ from core.phantom import (
     sample_exams,
 )
 from core.phantom.cohort import VIEW_ORDER
-from core.phantom.dicom import MAMMO_FOR_PRESENTATION
 
 
 @pytest.fixture(scope="module")

@@ -10,15 +10,9 @@ import torch
 
 from core.imaging import Mammogram
 from core.models import ModelError
-from core.models.predict import (
-    DMV_LABELS,
-    pipeline_params,
-    predict_dmv,
-    predict_gmic,
-    prepare_geometry,
-    prepare_input,
-    resample,
-)
+from core.models.forward import DMV_LABELS
+from core.models.inputs import pipeline_params, prepare_geometry, prepare_input, resample
+from core.models.predict import predict_dmv, predict_gmic
 from core.models.preprocess import PreprocessError
 from core.models.registry import build_model
 

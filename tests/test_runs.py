@@ -322,7 +322,8 @@ def test_dmv_run_with_augmented_samples_equals_direct_prediction(data_dir, tiny_
     from core.imaging import load_mammogram
     from core.manifest import read_manifest
     from core.models import create_model
-    from core.models.predict import crop_for_model, predict_dmv_crops
+    from core.models.inputs import crop_for_model
+    from core.models.predict import predict_dmv_crops
 
     cfg = RunConfig(
         model="dmv", manifest=str(tiny_manifest), weights=str(dmv_weights), perturbations={},

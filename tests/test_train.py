@@ -11,7 +11,7 @@ import torch
 
 from core.cli import main
 from core.models import ModelError, create_model
-from core.models.train import TrainOptions, command_line, load_items, parse_augment, train
+from core.training import TrainOptions, command_line, load_items, parse_augment, train
 
 SMALL = ["--spacing-mm", "1.0", "--input-size", "96x64", "--batch-size", "4", "--threads", "1"]
 
@@ -141,9 +141,10 @@ def test_bad_training_input(tiny_data, tmp_path, capsys):
 @pytest.mark.parametrize("laterality, view", [("L", "CC"), ("R", "CC"), ("R", "MLO")])
 def test_finding_coordinates_follow_resample_crop_flip_and_window(laterality, view):
     from core.imaging import Mammogram
-    from core.models.predict import crop_for_model, window_from_crop
+    from core.models.inputs import crop_for_model, window_from_crop
+    from core.models.inputs import window_offset as _window_offset
     from core.models.registry import build_model
-    from core.models.train import _findings_in_crop, _window_offset
+    from core.training.data import _findings_in_crop
 
     h, w = 600, 400
     yy, xx = np.mgrid[0:h, 0:w]
@@ -222,7 +223,7 @@ def test_worker_processes_after_a_parallel_torch_op(tiny_data):
     script = f"""
 import pathlib, torch, torch.nn.functional as F
 from core.models.registry import build_model
-from core.models.train import load_items
+from core.training import load_items
 torch.set_num_threads(2)
 F.interpolate(torch.rand(1, 1, 1500, 1000), size=(500, 333), mode="bilinear", antialias=True)
 spec = build_model("gmic", config={{"input_size": [96, 64], "spacing_mm": 1.0}}).spec
@@ -259,7 +260,7 @@ def test_init_continues_from_a_checkpoint_and_checks_its_geometry(tiny_data, tmp
 
 def test_training_device_and_schedule():
     from core.models.registry import resolve_device
-    from core.models.train import _schedule
+    from core.training.objectives import lr_schedule as _schedule
 
     assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
     assert resolve_device("cpu").type == "cpu"
@@ -278,16 +279,13 @@ def test_saliency_target_masks_follow_the_window_noise():
     """The finding masks are cut with the same window noise as the image: the window channel equals the plain
     augmented window, and the malignant mark sits on the bright finding, wherever the noise moved it."""
     from core.imaging import Mammogram
-    from core.models.predict import crop_for_model
+    from core.models.inputs import crop_for_model
     from core.models.registry import build_model
-    from core.models.train import (
-        ImageItem,
-        _findings_in_crop,
-        _window,
-        _window_and_target,
-        finding_masks,
-        saliency_target_loss,
-    )
+    from core.training.data import ImageItem, _findings_in_crop
+    from core.training.objectives import saliency_target_loss
+    from core.training.windows import finding_masks
+    from core.training.windows import window as _window
+    from core.training.windows import window_and_target as _window_and_target
 
     h, w = 600, 400
     yy, xx = np.mgrid[0:h, 0:w]
@@ -373,7 +371,10 @@ def test_frozen_trunk_dmv_with_unfrozen_last_stage(tiny_data, tmp_path):
     """--unfreeze-stages 1 trains the last column stage on cached trunk outputs: the early stages stay
     GMIC's, the last one moves, and the validation AUC of the training record is the one the whole saved
     model gives on the deterministic validation windows."""
-    from core.models.train import _dmv_auc, _dmv_labels, _dmv_val_probs, _exams
+    from core.training.data import exams as _exams
+    from core.training.evaluation import dmv_auc as _dmv_auc
+    from core.training.evaluation import dmv_labels as _dmv_labels
+    from core.training.evaluation import dmv_val_probs as _dmv_val_probs
 
     small = dict(spacing_mm=0.5, input_size={"CC": (160, 112), "MLO": (160, 112)}, threads=1, half=False)
     gmic = TrainOptions(arch="gmic", out=str(tmp_path / "g.pt"), cohort=str(tiny_data), epochs=1, **small)
@@ -415,7 +416,8 @@ def test_gmic_on_cached_trunk_outputs(tiny_data, tmp_path):
     """GMIC with --freeze-trunk trains its last global stage, saliency and local networks on cached
     windows and ds_net outputs; the early stages stay those of --init, and the recorded validation AUC is
     the saved model's own on the deterministic validation windows."""
-    from core.models.train import _auc, _gmic_scores
+    from core.training.evaluation import auc as _auc
+    from core.training.evaluation import gmic_scores as _gmic_scores
 
     small = dict(spacing_mm=0.5, input_size={"CC": (160, 112), "MLO": (160, 112)}, threads=1, half=False)
     start = TrainOptions(arch="gmic", out=str(tmp_path / "a.pt"), cohort=str(tiny_data), epochs=1, **small)
@@ -452,10 +454,10 @@ def test_gmic_on_cached_trunk_outputs(tiny_data, tmp_path):
 def test_cached_saliency_targets_mark_the_findings(tiny_data):
     """The cached saliency targets of frozen-trunk GMIC training: the findings' cells, cut with the same
     window noise as the cached window, pooled to the saliency map; none for an image without findings."""
-    from core.models.predict import window_from_crop
+    from core.models.inputs import window_from_crop
     from core.models.registry import build_model
     from core.models.resnet import resnet22_output_size
-    from core.models.train import _prefix_outputs
+    from core.training.frozen import prefix_outputs as _prefix_outputs
 
     size = {"CC": (160, 112), "MLO": (160, 112)}
     config = {"input_size": size, "spacing_mm": 0.5, "demo": True, "crop_shape": [40, 40], "K": 4}
@@ -480,7 +482,7 @@ def test_cached_saliency_targets_mark_the_findings(tiny_data):
 def test_extra_training_cohorts_join_the_train_split_only(tiny_data, tmp_path):
     """--extra-train adds every image of another synthetic cohort (another seed) to the training split;
     validation and test stay the main cohort's, and a cohort that shares exams with it is refused."""
-    from core.models.train import _window_seeds
+    from core.training.frozen import window_seeds as _window_seeds
 
     opts = TrainOptions(
         arch="gmic",
@@ -520,9 +522,10 @@ def test_dense_pretraining_on_finding_masks(tiny_data, tmp_path):
     """--dense-target trains ds_net on finding masks of patches: the malignant share of the patches shows a
     malignant finding, the kept state's recorded validation AUC is the stage-3 score of that state, the
     early stages move, and the mode's checks hold."""
-    from core.models.dense_pretrain import MALIGNANT_SHARE, _patch, _Windows, train_dense
     from core.models.registry import build_model
-    from core.models.train import _auc, saliency_target_loss
+    from core.training.dense import MALIGNANT_SHARE, _patch, _Windows, train_dense
+    from core.training.evaluation import auc as _auc
+    from core.training.objectives import saliency_target_loss
 
     small = dict(spacing_mm=0.5, input_size={"CC": (160, 112), "MLO": (160, 112)}, threads=1, half=False)
     opts = TrainOptions(

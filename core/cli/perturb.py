@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from core.imaging import MammogramError, load_mammogram, save_dicom, save_png
-    from core.perturb import highpass, lowpass, perturb
+    from core.perturb import PERTURBATIONS, PreparedImage
 
     out = Path(args.out)
     suffix = out.suffix.lower()
@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     if not out.parent.is_dir():
         raise MammogramError(f"{out}: the folder {out.parent} does not exist")
     name, parameter, what = _choice(args)
-    if args.kind is not None and name not in ("lowpass", "highpass"):
+    if args.kind is not None and not PERTURBATIONS[name].spectral:
         raise MammogramError(f"{args.file}: --kind applies to --lowpass and --highpass only")
     if not np.isfinite(args.offset):
         raise MammogramError(f"{args.file}: --offset must be a finite number")
@@ -75,12 +75,9 @@ def run(args: argparse.Namespace) -> int:
     mammogram = load_mammogram(
         args.file, spacing_mm=args.spacing, correct_magnification=args.correct_magnification
     )
-    if kind == "ideal":
-        pixels = perturb(mammogram.pixels, mammogram.spacing_mm, name, parameter=parameter, seed=args.seed)
-    else:
-        function = lowpass if name == "lowpass" else highpass
-        pixels = function(mammogram.pixels, mammogram.spacing_mm, parameter, kind=kind)
-    if name in ("lowpass", "highpass"):
+    image = PreparedImage(mammogram.pixels, mammogram.spacing_mm)
+    pixels = image.apply(name, parameter, kind=kind, seed=args.seed)
+    if PERTURBATIONS[name].spectral:
         what += f" ({kind})"
     if args.offset:
         pixels = pixels + np.float32(args.offset)

@@ -56,7 +56,8 @@ def run(args: argparse.Namespace) -> int:
 
     from core.imaging import load_mammogram
     from core.models import ModelError, create_model
-    from core.models.predict import DMV_LABELS, predict_dmv, predict_gmic
+    from core.models.forward import DMV_LABELS
+    from core.models.predict import predict_dmv, predict_gmic
 
     args.arch, args.files = args.arch_and_files[0].lower(), args.arch_and_files[1:]
     if args.arch not in ("gmic", "dmv"):

@@ -16,19 +16,58 @@ def _size(text: str) -> tuple[int, int]:
 
 
 def register(subparsers) -> None:
+    from core.training.options import DEMO_INPUT_SIZE, TrainOptions
+
+    defaults = TrainOptions(arch="gmic", out="")  # the options' defaults, shown in the help
+    size = "x".join(str(v) for v in DEMO_INPUT_SIZE["gmic"]["CC"])
     p = subparsers.add_parser(
         "train",
         help="train GMIC or DMV (view-wise, image only) on a cohort manifest",
         description="Train a reduced-size GMIC or DMV on the built-in synthetic cohort (or a manifest with "
         "train/val/test splits), with early stopping on the validation split, and write a mammo-robust/1 "
         "checkpoint with its training curves (CSV and PNG) and test AUC. Seeded: the same command gives the "
-        "same weights on the same machine.",
+        "same weights on the same machine. Defaults: the geometry of the shipped demo weights "
+        f"({defaults.spacing_mm:g} mm pixels, {size} windows).",
     )
     p.add_argument("arch", choices=["gmic", "dmv"])
+    _data_options(p, defaults)
+    p.add_argument("--out", required=True, help="checkpoint to write, e.g. assets/weights/gmic-demo.pt")
+    p.add_argument(
+        "--epochs", type=int, default=defaults.epochs, help=f"maximum epochs (default {defaults.epochs})"
+    )
+    p.add_argument("--seed", type=int, default=defaults.seed)
+    p.add_argument("--lr", type=float, default=defaults.lr, help="Adam learning rate")
+    p.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    p.add_argument(
+        "--spacing-mm",
+        type=float,
+        default=defaults.spacing_mm,
+        help=f"model pixel spacing in mm (default {defaults.spacing_mm:g})",
+    )
+    p.add_argument("--input-size", type=_size, help=f"model window ROWSxCOLS for all views (default {size})")
+    p.add_argument("--K", type=int, default=defaults.K, help="GMIC patches per image")
+    crop = "x".join(str(v) for v in defaults.crop_shape)
+    p.add_argument("--crop-shape", type=_size, help=f"GMIC patch ROWSxCOLS in model pixels (default {crop})")
+    p.add_argument(
+        "--samples-per-epoch", type=int, help="training samples per epoch (default: the train split)"
+    )
+    p.add_argument(
+        "--patience",
+        type=int,
+        default=defaults.patience,
+        help="epochs without validation gain before stopping",
+    )
+    _mode_options(p, defaults)
+    _run_options(p, defaults)
+    p.set_defaults(func=run)
+
+
+def _data_options(p: argparse.ArgumentParser, defaults) -> None:
     p.add_argument(
         "--cohort",
-        default="demo",
-        help="'demo', 'tiny', another seed of one as 'demo-SEED', or a manifest CSV (default demo)",
+        default=defaults.cohort,
+        help="'demo', 'tiny', another seed of one as 'demo-SEED', or a manifest CSV "
+        f"(default {defaults.cohort})",
     )
     p.add_argument(
         "--extra-train",
@@ -38,9 +77,6 @@ def register(subparsers) -> None:
         help="a further cohort (same forms, e.g. demo-1) whose images, all splits, are training images; "
         "validation and test stay those of --cohort (repeatable)",
     )
-    p.add_argument("--epochs", type=int, default=6, help="maximum epochs (default 6)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", required=True, help="checkpoint to write, e.g. assets/weights/gmic-demo.pt")
     p.add_argument(
         "--augment",
         action="append",
@@ -48,17 +84,16 @@ def register(subparsers) -> None:
         metavar="NAME:PARAM",
         help="perturbation augmentation from the core.perturb registry, e.g. lowpass:2.0 (repeatable)",
     )
-    p.add_argument("--augment-prob", type=float, default=0.5, help="share of samples perturbed (default 0.5)")
-    p.add_argument("--lr", type=float, default=3e-4, help="Adam learning rate")
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--spacing-mm", type=float, default=0.6, help="model pixel spacing in mm (default 0.6)")
-    p.add_argument("--input-size", type=_size, help="model window ROWSxCOLS for all views (default 336x224)")
-    p.add_argument("--K", type=int, default=6, help="GMIC patches per image")
-    p.add_argument("--crop-shape", type=_size, help="GMIC patch ROWSxCOLS in model pixels (default 40x40)")
     p.add_argument(
-        "--samples-per-epoch", type=int, help="training samples per epoch (default: the train split)"
+        "--augment-prob",
+        type=float,
+        default=defaults.augment_prob,
+        help=f"share of samples perturbed (default {defaults.augment_prob:g})",
     )
-    p.add_argument("--patience", type=int, default=2, help="epochs without validation gain before stopping")
+
+
+def _mode_options(p: argparse.ArgumentParser, defaults) -> None:
+    """Training modes: patches, saliency targets, dense pretraining, EMA, initial weights, frozen trunk."""
     p.add_argument(
         "--patch-size",
         type=int,
@@ -113,28 +148,39 @@ def register(subparsers) -> None:
     p.add_argument(
         "--window-samples",
         type=int,
-        default=4,
+        default=defaults.window_samples,
         help="with --freeze-trunk: noisy windows cached per training image besides the deterministic one "
-        "(default 4; the cache holds 1 + N windows of every image in memory)",
+        f"(default {defaults.window_samples}; the cache holds 1 + N windows of every image in memory)",
     )
+
+
+def _run_options(p: argparse.ArgumentParser, defaults) -> None:
+    """Budget, test-time samples and where the work runs."""
     p.add_argument("--max-minutes", type=float, help="stop after the epoch that passes this time budget")
-    p.add_argument("--test-samples", type=int, default=10, help="DMV augmented windows at test time")
     p.add_argument(
-        "--threads", type=int, default=1, help="torch CPU threads (default 1: faster on a shared machine)"
+        "--test-samples", type=int, default=defaults.test_samples, help="DMV augmented windows at test time"
     )
-    p.add_argument("--device", default="auto", help="auto (CUDA when present, else CPU), cpu, cuda or cuda:N")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=defaults.threads,
+        help="torch CPU threads (default 1: faster on a shared machine)",
+    )
+    p.add_argument(
+        "--device", default=defaults.device, help="auto (CUDA when present, else CPU), cpu, cuda or cuda:N"
+    )
     p.add_argument(
         "--workers",
         type=int,
-        default=1,
+        default=defaults.workers,
         help="processes that read the images for the crop cache, threads that build training windows",
     )
     p.add_argument("--no-cache", action="store_true", help="do not read or write the preprocessed-crop cache")
-    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from core.models.train import TrainOptions, train
+    from core.training import TrainOptions, train
+    from core.training.options import DEMO_GMIC_CROP
 
     size = None if args.input_size is None else {"CC": args.input_size, "MLO": args.input_size}
     options = TrainOptions(
@@ -149,7 +195,7 @@ def run(args: argparse.Namespace) -> int:
         spacing_mm=args.spacing_mm,
         input_size=size,
         K=args.K,
-        crop_shape=args.crop_shape or (40, 40),
+        crop_shape=args.crop_shape or DEMO_GMIC_CROP,
         augment=list(args.augment),
         augment_prob=args.augment_prob,
         samples_per_epoch=args.samples_per_epoch,

@@ -24,6 +24,7 @@ import warnings
 
 import numpy as np
 
+from core.errors import NotDicomError
 from core.imaging.mammogram import (
     DEFAULT_SPACING_MM,
     MODEL_MAX,
@@ -132,10 +133,6 @@ JPEG_12_BIT_PACKAGE = "pylibjpeg-libjpeg (pip install pylibjpeg pylibjpeg-libjpe
 
 TOMOSYNTHESIS_SOP_CLASSES = {"1.2.840.10008.5.1.4.1.1.13.1.3", "1.2.840.10008.5.1.4.1.1.13.1.4"}
 _STUDY_KEY_SALT = b"mammo-robust study key v1"
-
-
-class NotDicomError(MammogramError):
-    """Raised by :func:`read_dicom` when the bytes do not parse as a DICOM dataset at all."""
 
 
 def is_part10(data: bytes) -> bool:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from core.errors import ExplorerError
+from core.errors import MammogramError
 
 DEFAULT_SPACING_MM = 0.1
 """Pixel spacing (mm, both axes) assumed when neither the file nor the caller gives one."""
@@ -24,10 +24,6 @@ MAX_PIXELS = 100_000_000
 
 MIN_SIDE = 8
 """Smallest accepted image side in pixels: anything smaller is not a mammogram."""
-
-
-class MammogramError(ExplorerError):
-    """An image file (or array) that cannot be read as a mammogram; the message names the file and why."""
 
 
 def to_model_units(values: np.ndarray, bits_stored: int) -> np.ndarray:

@@ -85,6 +85,55 @@ def set_pixels_12bit(ds, stored: np.ndarray) -> None:
     ds.PixelData = np.ascontiguousarray(stored).astype("<u2", copy=False).tobytes()
 
 
+def mammography_dataset(
+    stored: np.ndarray,
+    *,
+    sop_uid: str,
+    implementation_uid: str | None = None,
+    implementation_version: str | None = None,
+    **attributes: object,
+):
+    """The one DICOM dataset builder of the project (``save_dicom``, the synthetic cohort): a Digital
+    Mammography X-Ray Image, For Presentation, Explicit VR Little Endian, with 12-bit MONOCHROME2 pixels.
+
+    Parameters
+    ----------
+    stored : 2-D integer array
+        Stored values 0..4095 (:func:`set_pixels_12bit`).
+    sop_uid : str
+        SOP Instance UID (also the file meta's MediaStorageSOPInstanceUID).
+    implementation_uid, implementation_version : str, optional
+        The file meta's ImplementationClassUID (default pydicom's) and ImplementationVersionName.
+    **attributes
+        Further data elements by DICOM keyword (``PatientID="..."``...).
+
+    Returns
+    -------
+    pydicom.dataset.Dataset
+        Ready for ``save_as(path, enforce_file_format=True)``.
+    """
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian
+
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID = MG_FOR_PRESENTATION
+    ds.file_meta.MediaStorageSOPInstanceUID = sop_uid
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.file_meta.ImplementationClassUID = implementation_uid or PYDICOM_IMPLEMENTATION_UID
+    if implementation_version:
+        ds.file_meta.ImplementationVersionName = implementation_version
+    ds.SpecificCharacterSet = "ISO_IR 100"
+    ds.SOPClassUID = MG_FOR_PRESENTATION
+    ds.SOPInstanceUID = sop_uid
+    ds.Modality = "MG"
+    ds.PresentationIntentType = "FOR PRESENTATION"
+    for keyword, value in attributes.items():
+        setattr(ds, keyword, value)
+    set_pixels_12bit(ds, stored)
+    return ds
+
+
 def save_dicom(
     image: Mammogram | np.ndarray,
     path: str | os.PathLike,
@@ -122,9 +171,7 @@ def save_dicom(
     -------
     pathlib.Path
     """
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.sequence import Sequence
-    from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian, generate_uid
+    from pydicom.uid import generate_uid
 
     path = Path(path)
     label = str(path)
@@ -141,44 +188,70 @@ def save_dicom(
     if spacing is None and template is not None:
         spacing, spacing_source = template.spacing_mm, template.spacing_source
     meta = template.metadata if template is not None else {}
+    ds = mammography_dataset(arr, sop_uid=generate_uid(), **_derived_attributes(meta.get("study_key")))
+    _describe(ds, meta, derivation, series_description)
+    _geometry(ds, template, meta, spacing, spacing_source, clipped)
+    try:
+        ds.save_as(path, enforce_file_format=True)
+    except OSError as exc:
+        raise MammogramError(f"{label}: cannot write the DICOM ({exc.strerror or exc})") from exc
+    return path
+
+
+def _derived_attributes(study_key: str | None) -> dict[str, object]:
+    """The fixed attributes of a derived image: no patient identifiers, new UIDs (the study's derived from
+    ``study_key`` when there is one), today's content date, model units as stored values."""
+    from pydicom.uid import generate_uid
 
     now = _dt.datetime.now()
-    sop_uid = generate_uid()
-    ds = Dataset()
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.MediaStorageSOPClassUID = MG_FOR_PRESENTATION
-    ds.file_meta.MediaStorageSOPInstanceUID = sop_uid
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.file_meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
-    ds.SpecificCharacterSet = "ISO_IR 100"
-    ds.SOPClassUID = MG_FOR_PRESENTATION
-    ds.SOPInstanceUID = sop_uid
-    ds.ImageType = ["DERIVED", "SECONDARY"]
-    ds.Modality = "MG"
-    ds.PatientName = ""
-    ds.PatientID = ""
-    ds.PatientBirthDate = ""
-    ds.PatientSex = ""
-    ds.PatientIdentityRemoved = "YES"
-    ds.DeidentificationMethod = "mammo-robust: written without patient identifiers"
-    key = meta.get("study_key")
-    ds.StudyInstanceUID = generate_uid(entropy_srcs=["mammo-robust study", key]) if key else generate_uid()
-    ds.SeriesInstanceUID = generate_uid()
-    ds.StudyDate = ds.StudyTime = ds.AccessionNumber = ds.StudyID = ds.ReferringPhysicianName = ""
-    ds.ContentDate = now.strftime("%Y%m%d")
-    ds.ContentTime = now.strftime("%H%M%S")
-    ds.SeriesNumber = 900
-    ds.InstanceNumber = 1
-    ds.Manufacturer = "mammo-robustness-explorer"
+    study_uid = generate_uid(entropy_srcs=["mammo-robust study", study_key]) if study_key else generate_uid()
+    return dict(
+        ImageType=["DERIVED", "SECONDARY"],
+        PatientName="",
+        PatientID="",
+        PatientBirthDate="",
+        PatientSex="",
+        PatientIdentityRemoved="YES",
+        DeidentificationMethod="mammo-robust: written without patient identifiers",
+        StudyInstanceUID=study_uid,
+        SeriesInstanceUID=generate_uid(),
+        StudyDate="",
+        StudyTime="",
+        AccessionNumber="",
+        StudyID="",
+        ReferringPhysicianName="",
+        ContentDate=now.strftime("%Y%m%d"),
+        ContentTime=now.strftime("%H%M%S"),
+        SeriesNumber=900,
+        InstanceNumber=1,
+        Manufacturer="mammo-robustness-explorer",
+        RescaleIntercept="0",
+        RescaleSlope="1",
+        RescaleType="US",
+        PresentationLUTShape="IDENTITY",
+    )
+
+
+def _describe(ds, meta: dict[str, str], derivation: str | None, series_description: str | None) -> None:
+    """The source equipment, burned-in annotation flag, derivation and series description."""
+    from pydicom.sequence import Sequence
+
     if meta.get("Manufacturer"):
         ds.ContributingEquipmentSequence = Sequence([_contributing(meta)])
-    ds.PresentationIntentType = "FOR PRESENTATION"
     if meta.get("BurnedInAnnotation"):
         ds.BurnedInAnnotation = meta["BurnedInAnnotation"]
     if derivation:
         ds.DerivationDescription = derivation[:1024]
     if series_description or derivation:
         ds.SeriesDescription = (series_description or derivation or "")[:64]
+
+
+def _geometry(ds, template, meta, spacing, spacing_source: str, clipped: int) -> None:
+    """Laterality, orientation, view, spacing (a measured one as its own tag, an assumed one only in
+    ImageComments), clipping note and display window."""
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+
     if template is not None and template.laterality:
         ds.ImageLaterality = template.laterality
     if meta.get("PatientOrientation"):  # row and column directions, e.g. "A\\R": part of the geometry
@@ -207,21 +280,10 @@ def save_dicom(
         comments.append(f"{clipped} pixels clipped to 0..4095")
     if comments:
         ds.ImageComments = "; ".join(comments)[:10240]
-
-    set_pixels_12bit(ds, arr)
-    ds.RescaleIntercept = "0"
-    ds.RescaleSlope = "1"
-    ds.RescaleType = "US"
-    ds.PresentationLUTShape = "IDENTITY"
     if template is not None and template.window is not None:
         centre, width = template.window
         ds.WindowCenter = f"{centre:.6g}"
         ds.WindowWidth = f"{max(width, 1.0):.6g}"
-    try:
-        ds.save_as(path, enforce_file_format=True)
-    except OSError as exc:
-        raise MammogramError(f"{label}: cannot write the DICOM ({exc.strerror or exc})") from exc
-    return path
 
 
 def _contributing(meta: dict[str, str]):

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from core.errors import ExplorerError
+from core.errors import ManifestError
 
 COLUMNS: tuple[str, ...] = (
     "image_id",
@@ -48,10 +48,6 @@ VIEWS = ("CC", "MLO")
 SPLITS = ("train", "val", "test")
 #: Canonical view order of an exam (NYU convention).
 EXAM_VIEWS = (("L", "CC"), ("R", "CC"), ("L", "MLO"), ("R", "MLO"))
-
-
-class ManifestError(ExplorerError):
-    """A manifest (or the source it is built from) cannot be read at all."""
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ Start from a scores table (:data:`SCORE_COLUMNS`; see :func:`read_scores`), then
 with :func:`write_report` (``mammo-robust report``).
 """
 
+from core.errors import MetricsError
 from core.metrics.auc import (
     DEFAULT_RESAMPLES,
     AucEstimate,
@@ -24,7 +25,6 @@ from core.metrics.auc import (
     roc_curve,
     structural_components,
 )
-from core.metrics.errors import MetricsError
 from core.metrics.report import Report, write_report
 from core.metrics.scores import (
     CONDITION_COLUMNS,

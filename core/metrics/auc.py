@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import norm
 
-from core.metrics.errors import MetricsError
+from core.errors import MetricsError
 
 DEFAULT_RESAMPLES = 2000
 # Bootstrap work is done in chunks of resamples so that the count matrices stay under ~32 MB.

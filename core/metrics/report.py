@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from core.errors import MetricsError
 from core.metrics.auc import DEFAULT_RESAMPLES
-from core.metrics.errors import MetricsError
 from core.metrics.figures import auc_vs_severity_figure, roc_figure, write_html, write_png
 from core.metrics.scores import UNPERTURBED, read_scores, validate_scores
 from core.metrics.tables import auc_table, auc_vs_severity, roc_points, table1

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from core.metrics.errors import MetricsError
+from core.errors import MetricsError
 
 SCORE_COLUMNS = (
     "model",

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 import numpy as np
 import pandas as pd
 
+from core.errors import MetricsError
 from core.metrics.auc import (
     DEFAULT_RESAMPLES,
     delong_test,
@@ -21,7 +22,6 @@ from core.metrics.auc import (
     resample_indices,
     roc_curve,
 )
-from core.metrics.errors import MetricsError
 from core.metrics.scores import (
     CONDITION_COLUMNS,
     LEVELS,

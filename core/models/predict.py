@@ -1,20 +1,15 @@
-"""Model inputs and predictions: GMIC per image, DMV per breast.
+"""One scoring call per architecture, and the predictions of the command line.
 
-The NYU pipeline of :mod:`core.models.preprocess` is applied at the scale the weights expect
-(``model.spec``, a :class:`core.models.registry.ModelSpec`):
+* :func:`score_image`: GMIC's benign/malignant probabilities for one image under many pixel versions;
+* :func:`score_exam`: DMV's per-breast probabilities for one four-view exam under many pixel versions;
+* :func:`prepare_unit`: the model inputs of either, without a model (:mod:`core.models.inputs`), and
+  :func:`core.models.forward.score_units`, the batched forward pass over a stream of prepared units, for
+  callers that prepare in other threads or processes (``core.runs``);
+* :func:`predict_gmic` (per image, ensembles) and :func:`predict_dmv` (per breast, NYU test-time
+  augmentation): ``mammo-robust predict``.
 
-* Official weights (``spec.spacing_mm is None`` and ``spec.downsample == 1``): the stored pixels are used as
-  they are, with the NYU constants (erosion 100 px, buffer 50 px, DMV noise 100 px) and the official windows.
-* Reduced-size demo weights: the image is first resampled to ``spec.spacing_mm`` (from the mammogram's own
-  spacing) or reduced by ``spec.downsample``, with an antialiased bilinear filter whose weights are
-  non-negative (so the background stays exactly 0 away from the breast). The NYU pixel constants are divided
-  by the scale factor ``f = spacing_mm / 0.1`` (the NYU images have about 0.1 mm pixels) or ``f = downsample``
-  and rounded; the window is ``spec.input_size``. Everything else (crop, flip, optimal centre, noise,
-  bicubic resize, standardisation) is unchanged.
-
-Perturbations are applied by the caller to ``mammogram.pixels`` in model units, before this pipeline. A
-perturbation that makes the background non-zero (noise) breaks the NYU crop; pass the geometry of the clean
-image (:func:`prepare_geometry`) to apply the same crop and window to the perturbed pixels.
+Results are named (:class:`core.models.forward.Score`: version key, laterality, benign, malignant), so a
+caller needs to know nothing of views, windows or label layouts.
 
 DMV test-time augmentation: by default each exam gets its own ``numpy.random.RandomState(seed)``, so an exam's
 scores do not depend on which other exams are in the call (same numbers one by one or batched). The official
@@ -25,273 +20,134 @@ per view (L-CC, R-CC, L-MLO, R-MLO) the generator gives ``randint(0, 1)``, ``uni
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
-from core.models import ModelError
-from core.models import preprocess as pp
+from core.errors import ModelError
+from core.models.forward import Score, dmv_mean_probs, gmic_forward, score_units
+from core.models.inputs import (
+    EXAM_VIEWS,
+    DmvInputs,
+    Geometry,
+    GmicInputs,
+    ImageInputs,
+    crop_for_model,
+    dmv_inputs,
+    dmv_windows,
+    gmic_inputs,
+    prepare_input,
+)
 
-NYU_REFERENCE_SPACING_MM = 0.1
-DMV_LABELS = ("left_benign", "right_benign", "left_malignant", "right_malignant")
-
-
-@dataclass(frozen=True)
-class PipelineParams:
-    """Pixel constants of the NYU pipeline at the scale of a model's weights.
-
-    Attributes
-    ----------
-    scale : float
-        Factor by which the stored image is reduced before cropping (1 = official pipeline).
-    spacing_mm : float or None
-        Target pixel spacing in mm, when the weights ask for one (the image is resampled to it).
-    window : dict
-        Model input (rows, cols) per view angle ``"CC"``/``"MLO"``.
-    erosion_iterations, buffer : int
-        Crop constants in pixels of the resampled image (NYU: 100 and 50).
-    max_crop_noise : (int, int)
-        DMV window location noise in pixels (NYU: (100, 100)).
-    max_crop_size_noise : int
-        DMV window size noise in pixels (NYU: 100).
-    """
-
-    scale: float
-    spacing_mm: float | None
-    window: dict[str, tuple[int, int]]
-    erosion_iterations: int
-    buffer: int
-    max_crop_noise: tuple[int, int]
-    max_crop_size_noise: int
+#: Images per scoring unit: GMIC scores each image on its own, DMV a four-view exam.
+UNIT_VIEWS: dict[str, tuple[str, ...] | None] = {"gmic": None, "dmv": EXAM_VIEWS}
+#: What one result stands for: an image (GMIC) or a breast (DMV).
+RESULT_LEVEL = {"gmic": "image", "dmv": "breast"}
 
 
-def pipeline_params(spec: Any) -> PipelineParams:
-    """The :class:`PipelineParams` of a :class:`~core.models.registry.ModelSpec` (or of a model's spec)."""
-    spec = getattr(spec, "spec", spec)
-    spacing = getattr(spec, "spacing_mm", None)
-    downsample = float(getattr(spec, "downsample", 1.0) or 1.0)
-    if spacing is not None:
-        if not float(spacing) > 0:
-            raise ModelError(f"model spec: spacing_mm must be positive, got {spacing!r}")
-        scale = float(spacing) / NYU_REFERENCE_SPACING_MM
-    else:
-        if downsample < 1:
-            raise ModelError(f"model spec: downsample must be >= 1, got {downsample}")
-        scale = downsample
-    window = {k.upper(): (int(v[0]), int(v[1])) for k, v in dict(spec.input_size).items()}
-
-    def px(value: float) -> int:
-        return max(1, int(round(value / scale))) if scale != 1 else int(value)
-
-    return PipelineParams(
-        scale=scale,
-        spacing_mm=None if spacing is None else float(spacing),
-        window=window,
-        erosion_iterations=px(pp.EROSION_ITERATIONS),
-        buffer=px(pp.CROP_BUFFER),
-        max_crop_noise=(px(pp.DMV_MAX_CROP_NOISE[0]), px(pp.DMV_MAX_CROP_NOISE[1])),
-        max_crop_size_noise=px(pp.DMV_MAX_CROP_SIZE_NOISE),
-    )
+def inputs_per_image(arch: str, *, samples: int = 0) -> int:
+    """Model inputs (windows) fed per image and pixel version: GMIC one, DMV ``max(1, samples)``."""
+    if arch not in UNIT_VIEWS:
+        raise ModelError(f"unknown model architecture {arch!r}")
+    return 1 if UNIT_VIEWS[arch] is None else max(1, int(samples))
 
 
-def _label(mammogram: Any) -> str:
-    return str(getattr(mammogram, "source_name", None) or "mammogram")
-
-
-def _fields(mammogram: Any, view: str | None = None) -> tuple[np.ndarray, str, str, tuple[float, float]]:
-    if not hasattr(mammogram, "pixels"):
-        raise ModelError(
-            "expected a core.imaging.Mammogram (pixels, laterality, view, spacing_mm), got "
-            f"{type(mammogram).__name__}"
-        )
-    name = _label(mammogram)
-    lat = getattr(mammogram, "laterality", None) or (view[0] if view else None)
-    angle = getattr(mammogram, "view", None) or (view.split("-")[-1] if view else None)
-    if lat is None or angle is None:
-        raise ModelError(
-            f"{name}: laterality and view are needed (L/R, CC/MLO) to preprocess for the NYU models"
-        )
-    spacing = getattr(mammogram, "spacing_mm", None) or (NYU_REFERENCE_SPACING_MM, NYU_REFERENCE_SPACING_MM)
-    return np.asarray(mammogram.pixels), str(lat), str(angle), (float(spacing[0]), float(spacing[1]))
-
-
-def resample(pixels: np.ndarray, spacing_mm: tuple[float, float], params: PipelineParams) -> np.ndarray:
-    """Resample a stored image to the scale of ``params`` (identity at scale 1); float32 out.
-
-    Antialiased bilinear (triangle filter with non-negative weights): the zero background stays exactly zero
-    away from the breast, as the crop needs.
-    """
-    if params.spacing_mm is None and params.scale == 1:
-        return np.asarray(pixels, dtype=np.float32)
-    import torch
-    import torch.nn.functional as F
-
-    if params.spacing_mm is not None:
-        factors = (params.spacing_mm / spacing_mm[0], params.spacing_mm / spacing_mm[1])
-    else:
-        factors = (params.scale, params.scale)
-    h, w = pixels.shape
-    shape = (max(1, int(round(h / factors[0]))), max(1, int(round(w / factors[1]))))
-    if shape == (h, w):
-        return np.asarray(pixels, dtype=np.float32)
-    x = torch.from_numpy(np.ascontiguousarray(pixels, dtype=np.float32))[None, None]
-    out = F.interpolate(x, size=shape, mode="bilinear", antialias=True, align_corners=False)
-    return out[0, 0].numpy()
-
-
-@dataclass(frozen=True)
-class Geometry:
-    """Where the model window of one image lies: computed once on the clean image, reusable on perturbed ones.
-
-    Attributes
-    ----------
-    window_location : (top, bottom, left, right)
-        The breast crop in the resampled image.
-    laterality, view : str
-        ``"L"``/``"R"`` and ``"CC"``/``"MLO"``.
-    center : (int, int)
-        Optimal window centre on the flipped crop.
-    resampled_shape : (int, int)
-        Shape of the resampled image the crop refers to.
-    """
-
-    window_location: tuple[int, int, int, int]
-    laterality: str
-    view: str
-    center: tuple[int, int]
-    resampled_shape: tuple[int, int]
-
-
-def prepare_geometry(mammogram: Any, spec: Any, *, view: str | None = None) -> Geometry:
-    """Crop and optimal centre of one mammogram for a model spec (spec 0.5, 0.6), at the spec's scale.
-
-    Raises
-    ------
-    PreprocessError
-        If the breast cannot be cropped (see :func:`core.models.preprocess.crop_breast`).
-    """
-    params = pipeline_params(spec)
-    pixels, lat, angle, spacing = _fields(mammogram, view)
-    angle = pp._view_angle(angle, _label(mammogram))
-    img = resample(pixels, spacing, params)
-    crop = pp.crop_breast(
-        img, lat, erosion_iterations=params.erosion_iterations, buffer=params.buffer, name=_label(mammogram)
-    )
-    flipped = pp.flip_for_model(crop.pixels, lat)
-    center = pp.best_center(
-        flipped,
-        angle,
-        params.window[angle],
-        rightmost_x=crop.rightmost_points[1],
-        bottommost_y=crop.bottommost_points[0],
-        name=_label(mammogram),
-    )
-    return Geometry(crop.window_location, lat.upper()[:1], angle, center, img.shape)
-
-
-def crop_for_model(
-    mammogram: Any, spec: Any, *, geometry: Geometry | None = None, view: str | None = None
-) -> tuple[np.ndarray, Geometry]:
-    """The resampled, cropped and flipped image (float32, model units) and its :class:`Geometry`.
-
-    This is everything before the window; :func:`window_from_crop` cuts (possibly augmented) windows from it.
-    """
-    params = pipeline_params(spec)
-    pixels, _, _, spacing = _fields(mammogram, view)
-    if geometry is None:
-        geometry = prepare_geometry(mammogram, spec, view=view)
-    img = resample(pixels, spacing, params)
-    if img.shape != tuple(geometry.resampled_shape):
-        raise ModelError(
-            f"{_label(mammogram)}: the image ({img.shape}) does not match the geometry it is given "
-            f"({geometry.resampled_shape})"
-        )
-    top, bottom, left, right = geometry.window_location
-    return pp.flip_for_model(img[top:bottom, left:right], geometry.laterality), geometry
-
-
-def window_from_crop(
-    crop: np.ndarray,
-    geometry: Geometry,
-    spec: Any,
+def prepare_unit(
+    images: Sequence[ImageInputs],
+    versions: Iterable[tuple[Hashable, Sequence[np.ndarray]]],
     *,
-    rng: np.random.RandomState | None = None,
-    augment: bool = False,
-    name: str | None = None,
-    standardise: bool = True,
-) -> np.ndarray:
-    """Standardised model window (rows, cols) float32 from a :func:`crop_for_model` crop (spec 0.7).
-
-    With ``augment`` the DMV location and size noise is drawn from ``rng`` (required then). With
-    ``standardise=False`` the window is returned as cut, and the crop may be (rows, cols, channels): auxiliary
-    channels (e.g. finding masks) are cut and resized together with the image in channel 0.
-    """
-    params = pipeline_params(spec)
-    if augment and rng is None:
-        raise ModelError("augment=True needs a numpy RandomState rng")
-    window = pp.extract_window(
-        crop,
-        geometry.view,
-        params.window[geometry.view],
-        geometry.center,
-        rng=rng,
-        max_crop_noise=params.max_crop_noise if augment else (0, 0),
-        max_crop_size_noise=params.max_crop_size_noise if augment else 0,
-        name=name,
-    )
-    return pp.standardise(window) if standardise else window
-
-
-def prepare_input(
-    mammogram: Any,
-    spec: Any,
-    *,
-    geometry: Geometry | None = None,
-    rng: np.random.RandomState | None = None,
-    augment: bool = False,
-    view: str | None = None,
-) -> np.ndarray:
-    """The standardised model input of one mammogram: (rows, cols) float32, window of ``spec.input_size``.
+    samples: int = 0,
+    seed: int = 0,
+) -> GmicInputs | DmvInputs:
+    """Model inputs of one scoring unit under several pixel versions, without a model.
 
     Parameters
     ----------
-    mammogram : core.imaging.Mammogram
-        Pixels in model units (already perturbed if wanted), with laterality, view and spacing.
-    spec : ModelSpec or model
-        What the weights expect (``model.spec``).
-    geometry : Geometry, optional
-        Crop and centre to use (e.g. from the unperturbed image); computed from ``mammogram`` when None.
-    rng : numpy.random.RandomState, optional
-        Generator for the DMV augmentation noise (required when ``augment``).
-    augment : bool
-        Apply DMV's window location and size noise (100 px each at the NYU scale).
-    view : str, optional
-        ``"L-CC"`` etc., used when the mammogram does not carry laterality/view.
+    images : sequence of ImageInputs
+        One image (GMIC) or the four views of an exam in any order (DMV), each prepared for ``model.spec``.
+    versions : iterable of (key, pixels per image)
+        The pixel versions (model units, same shapes as the images), consumed one at a time.
+    samples, seed : int
+        DMV augmented windows per view (0: one centred window) and their seed (the same for every version).
     """
-    crop, geometry = crop_for_model(mammogram, spec, geometry=geometry, view=view)
-    return window_from_crop(crop, geometry, spec, rng=rng, augment=augment, name=_label(mammogram))
+    arch = images[0].spec.arch if images else None
+    if arch == "gmic":
+        if len(images) != 1:
+            raise ModelError(f"GMIC scores one image at a time, got {len(images)}")
+        return gmic_inputs(images[0], ((key, pixels[0]) for key, pixels in versions))
+    if arch == "dmv":
+        return dmv_inputs(images, versions, samples=samples, seed=seed)
+    raise ModelError(f"prepare_unit: unknown model architecture {arch!r}")
 
 
-def model_device(model: Any) -> Any:
-    """The torch device of a model's parameters (the CPU for a model without any)."""
-    import torch
+def score_image(
+    model: Any,
+    mammogram: Any,
+    versions: Mapping[Hashable, np.ndarray] | Iterable[tuple[Hashable, np.ndarray]],
+    *,
+    batch_size: int = 8,
+) -> list[Score]:
+    """GMIC's probabilities for one image under many pixel versions.
 
-    try:
-        return next(model.parameters()).device
-    except StopIteration:
-        return torch.device("cpu")
+    Parameters
+    ----------
+    model : GMIC module
+        With ``model.spec`` (:func:`core.models.create_model`).
+    mammogram : core.imaging.Mammogram
+        The clean image: its crop and window position are used for every version.
+    versions : mapping or iterable of (key, pixels)
+        Pixel versions of the image in model units (e.g. perturbed), same shape.
+    batch_size : int
+        Versions per forward pass.
+
+    Returns
+    -------
+    list of Score
+        One per version, in order, named by its key.
+    """
+    items = versions.items() if isinstance(versions, Mapping) else versions
+    unit = prepare_unit([ImageInputs(mammogram, model.spec)], ((k, [px]) for k, px in items))
+    return next(score_units(model, [(None, unit)], batch_size=batch_size))[1]
 
 
-def gmic_forward(model: Any, inputs: np.ndarray) -> np.ndarray:
-    """GMIC ``y_fusion`` for a batch of prepared inputs ``(N, H, W)``: (N, 2) [benign, malignant] float64."""
-    import torch
+def score_exam(
+    model: Any,
+    exam: Mapping[str, Any],
+    versions: Mapping[Hashable, Mapping[str, np.ndarray]]
+    | Iterable[tuple[Hashable, Mapping[str, np.ndarray]]],
+    *,
+    samples: int = 0,
+    seed: int = 0,
+    batch_size: int = 8,
+) -> list[Score]:
+    """DMV's per-breast probabilities for one four-view exam under many pixel versions.
 
-    x = torch.from_numpy(np.ascontiguousarray(inputs, dtype=np.float32))[:, None]
-    with torch.inference_mode():
-        out = model(x.to(model_device(model)))
-    return out["y_fusion"].double().cpu().numpy()
+    Parameters
+    ----------
+    model : SplitBreastModel
+        With ``model.spec``.
+    exam : mapping
+        ``"L-CC"``, ``"R-CC"``, ``"L-MLO"``, ``"R-MLO"`` -> clean :class:`core.imaging.Mammogram`.
+    versions : mapping or iterable of (key, {view: pixels})
+        Pixel versions of the four views in model units.
+    samples, seed : int
+        Augmented windows per view (0: one centred window) and their seed, the same for every version.
+    batch_size : int
+        Samples per forward pass.
+
+    Returns
+    -------
+    list of Score
+        Two per version (left breast, then right), in order.
+    """
+    views = _exam_views(exam, 0)
+    images = [ImageInputs(views[v], model.spec, view=v) for v in EXAM_VIEWS]
+    items = versions.items() if isinstance(versions, Mapping) else versions
+    unit = prepare_unit(
+        images, ((k, [px[v] for v in EXAM_VIEWS]) for k, px in items), samples=samples, seed=seed
+    )
+    return next(score_units(model, [(None, unit)], batch_size=batch_size))[1]
 
 
 def predict_gmic(
@@ -343,38 +199,22 @@ def predict_gmic(
     return out / len(models)
 
 
-def dmv_forward(model: Any, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
-    """DMV per-sample probabilities (N, 4) from inputs {view: (N, H, W)}: mean of the CC and MLO heads."""
-    import torch
-
-    dev = model_device(model)
-    batch = {
-        v: torch.from_numpy(np.ascontiguousarray(inputs[v], dtype=np.float32))[:, None].to(dev)
-        for v in pp.VIEWS
-    }
-    with torch.inference_mode():
-        out = model(batch)
-    cc = torch.exp(out["CC"][..., 1]).double()
-    mlo = torch.exp(out["MLO"][..., 1]).double()
-    return ((cc + mlo) / 2).cpu().numpy()
-
-
 def _exam_views(exam: Mapping[str, Any], index: int) -> dict[str, Any]:
     if not isinstance(exam, Mapping):
         raise ModelError(
             f"exam {index}: expected a mapping from 'L-CC', 'R-CC', 'L-MLO', 'R-MLO' to mammograms"
         )
-    missing = [v for v in pp.VIEWS if v not in exam]
+    missing = [v for v in EXAM_VIEWS if v not in exam]
     if missing:
         raise ModelError(f"exam {index}: missing view(s) {', '.join(missing)}; DMV needs all four")
-    for v in pp.VIEWS:
+    for v in EXAM_VIEWS:
         m = exam[v]
         lat, angle = getattr(m, "laterality", None), getattr(m, "view", None)
         if isinstance(m, tuple):  # (crop, geometry) from crop_for_model
             lat, angle = m[1].laterality, m[1].view
         if (lat and lat != v[0]) or (angle and str(angle).upper() != v[2:]):
             raise ModelError(f"exam {index}: the image under {v} is a {lat}-{angle} view")
-    return {v: exam[v] for v in pp.VIEWS}
+    return {v: exam[v] for v in EXAM_VIEWS}
 
 
 def predict_dmv(
@@ -425,7 +265,7 @@ def predict_dmv(
                 v: crop_for_model(
                     views[v], spec, geometry=None if geometries is None else geometries[e][v], view=v
                 )
-                for v in pp.VIEWS
+                for v in EXAM_VIEWS
             }
         )
     return predict_dmv_crops(
@@ -447,24 +287,11 @@ def predict_dmv_crops(
         raise ModelError(
             f"predict_dmv: samples must be >= 0 and batch_size >= 1, got {samples}, {batch_size}"
         )
-    spec = model.spec
-    augment = samples > 0
-    n_samples = max(samples, 1)
     shared = np.random.RandomState(seed) if shared_rng else None
     out = np.zeros((len(exams), 4))
     for e, exam in enumerate(exams):
         views = _exam_views(exam, e)
         rng = shared if shared is not None else np.random.RandomState(seed)
-        windows: dict[str, list[np.ndarray]] = {v: [] for v in pp.VIEWS}
-        for _ in range(n_samples):
-            for v in pp.VIEWS:
-                crop, geo = views[v]
-                if augment:
-                    rng.randint(0, 1)  # which image of the view (NYU exam lists may hold several)
-                windows[v].append(window_from_crop(crop, geo, spec, rng=rng, augment=augment, name=v))
-        total = np.zeros(4)
-        for start in range(0, n_samples, batch_size):
-            chunk = {v: np.stack(windows[v][start : start + batch_size]) for v in pp.VIEWS}
-            total += dmv_forward(model, chunk).sum(axis=0)
-        out[e] = total / n_samples
+        windows = dmv_windows(views, model.spec, samples=samples, rng=rng)
+        out[e] = dmv_mean_probs(model, windows, batch_size=batch_size)
     return out

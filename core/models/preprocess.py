@@ -16,10 +16,10 @@ perturbation is applied by the caller before this pipeline, i.e. before standard
 are in pixels of the array handed in; :class:`PipelineScale` rescales the NYU pixel constants for reduced
 size demo models (see ``docs/demo-weights.md``).
 
-The erosion and dilation of 100 iterations with the 3x3 cross are computed exactly as taxicab distance
-thresholds (a pixel survives ``k`` erosions iff its city-block distance to the background, counting the
-outside of the image as background, exceeds ``k``); ``tests/test_preprocess.py`` checks this against the
-iterative ``scipy.ndimage`` definition.
+The erosion and dilation of 100 iterations with the 3x3 cross (:mod:`core.models.imageops`) are computed
+exactly as taxicab distance thresholds (a pixel survives ``k`` erosions iff its city-block distance to the
+background, counting the outside of the image as background, exceeds ``k``); ``tests/test_preprocess.py``
+checks this against the iterative ``scipy.ndimage`` definition.
 """
 
 from __future__ import annotations
@@ -27,9 +27,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage
 
-from core.models import ModelError
+from core.errors import PreprocessError
+from core.models.imageops import dilate_cross, erode_cross, largest_component, resize_bicubic
 
 #: NYU constants, in pixels of the stored image (about 0.1 mm per pixel).
 EROSION_ITERATIONS = 100
@@ -44,10 +44,6 @@ DMV_WINDOW = {"CC": (2677, 1942), "MLO": (2974, 1748)}
 GMIC_WINDOW = {"CC": (2944, 1920), "MLO": (2944, 1920)}
 
 VIEWS = ("L-CC", "R-CC", "L-MLO", "R-MLO")
-
-
-class PreprocessError(ModelError):
-    """An image cannot be put through the NYU preprocessing (empty breast mask, wrong shape, ...)."""
 
 
 @dataclass(frozen=True)
@@ -96,7 +92,8 @@ def _check_image(pixels: np.ndarray, name: str | None) -> np.ndarray:
     return arr
 
 
-def _view_angle(view: str, name: str | None = None) -> str:
+def view_angle(view: str, name: str | None = None) -> str:
+    """``"CC"`` or ``"MLO"`` from a view name (``"L-CC"``, ``"mlo"``...); PreprocessError for others."""
     v = str(view).upper()
     if "CC" in v:
         return "CC"
@@ -124,40 +121,6 @@ def facing_mode(laterality: str, horizontal_flip: str = "NO") -> str:
     if flip == "YES":
         faces_right = not faces_right
     return "right" if faces_right else "left"
-
-
-def erode_cross(mask: np.ndarray, iterations: int) -> np.ndarray:
-    """Binary erosion with the 3x3 cross repeated ``iterations`` times, outside of the image = background.
-
-    Equal to ``scipy.ndimage.binary_erosion(mask, iterations=iterations)`` but in one taxicab distance
-    transform instead of ``iterations`` passes.
-    """
-    mask = np.asarray(mask, dtype=bool)
-    if iterations <= 0:
-        return mask.copy()
-    padded = np.pad(mask, 1, constant_values=False)
-    dist = ndimage.distance_transform_cdt(padded, metric="taxicab")
-    return dist[1:-1, 1:-1] > iterations
-
-
-def dilate_cross(mask: np.ndarray, iterations: int) -> np.ndarray:
-    """Binary dilation with the 3x3 cross repeated ``iterations`` times (= scipy's ``binary_dilation``)."""
-    mask = np.asarray(mask, dtype=bool)
-    if iterations <= 0 or not mask.any():
-        return mask.copy()
-    # City-block distance to the nearest foreground pixel; a rectangle is convex for the L1 metric, so the
-    # distance inside the image equals the unconstrained one.
-    dist = ndimage.distance_transform_cdt(~mask, metric="taxicab")
-    return dist <= iterations
-
-
-def largest_component(mask: np.ndarray) -> np.ndarray | None:
-    """Largest 4-connected foreground component of ``mask`` (the first one on ties); None if there is none."""
-    labels, count = ndimage.label(mask)
-    if count == 0:
-        return None
-    sizes = np.bincount(labels.ravel())[1:]
-    return labels == int(np.argmax(sizes)) + 1
 
 
 def crop_breast(
@@ -197,17 +160,7 @@ def crop_breast(
     img = _check_image(pixels, name)
     mode = facing_mode(laterality, horizontal_flip)
     height, width = img.shape
-    foreground = img > 0
-    if not foreground.any():
-        raise PreprocessError(f"{_name(name)}: the image has no pixel above 0, so there is no breast to crop")
-    eroded = erode_cross(foreground, erosion_iterations)
-    component = largest_component(eroded)
-    if component is None:
-        raise PreprocessError(
-            f"{_name(name)}: nothing is left of the foreground after {erosion_iterations} erosions; the "
-            "breast is too small or the image is not a mammogram on an exactly-zero background"
-        )
-    mask = dilate_cross(component, erosion_iterations)
+    mask = _breast_mask(img, erosion_iterations, name)
 
     rows = np.flatnonzero(mask.any(axis=1))
     cols = np.flatnonzero(mask.any(axis=0))
@@ -231,7 +184,34 @@ def crop_breast(
     else:
         bottom_xs = bottom_xs - left
 
-    cropped_mask = mask[top:bottom, left:right]
+    return CropResult(
+        pixels=img[top:bottom, left:right],
+        window_location=(top, bottom, left, right),
+        rightmost_points=_rightmost_points(mask[top:bottom, left:right], mode, name),
+        bottommost_points=(int(bottom_y), (int(bottom_xs[0]), int(bottom_xs[-1]))),
+        distance_from_starting_side=int(distance),
+        mode=mode,
+    )
+
+
+def _breast_mask(img: np.ndarray, erosion_iterations: int, name: str | None) -> np.ndarray:
+    """Foreground ``img > 0``, eroded, its largest component, dilated back (spec 0.5)."""
+    foreground = img > 0
+    if not foreground.any():
+        raise PreprocessError(f"{_name(name)}: the image has no pixel above 0, so there is no breast to crop")
+    eroded = erode_cross(foreground, erosion_iterations)
+    component = largest_component(eroded)
+    if component is None:
+        raise PreprocessError(
+            f"{_name(name)}: nothing is left of the foreground after {erosion_iterations} erosions; the "
+            "breast is too small or the image is not a mammogram on an exactly-zero background"
+        )
+    return dilate_cross(component, erosion_iterations)
+
+
+def _rightmost_points(cropped_mask: np.ndarray, mode: str, name: str | None) -> tuple[tuple[int, int], int]:
+    """((first row, last row), column) of the mask's outermost column below its top third, in the frame of
+    the crop flipped to face right."""
     ignore = int(cropped_mask.shape[0] * RIGHTMOST_IGNORE_RATIO)
     search = cropped_mask[ignore:]
     has_value = np.flatnonzero(search.any(axis=0))
@@ -241,15 +221,7 @@ def crop_breast(
     rightmost_ys = np.flatnonzero(search[:, rightmost_x]) + ignore
     if mode == "left":
         rightmost_x = cropped_mask.shape[1] - rightmost_x
-
-    return CropResult(
-        pixels=img[top:bottom, left:right],
-        window_location=(top, bottom, left, right),
-        rightmost_points=((int(rightmost_ys[0]), int(rightmost_ys[-1])), rightmost_x),
-        bottommost_points=(int(bottom_y), (int(bottom_xs[0]), int(bottom_xs[-1]))),
-        distance_from_starting_side=int(distance),
-        mode=mode,
-    )
+    return (int(rightmost_ys[0]), int(rightmost_ys[-1])), rightmost_x
 
 
 def flip_for_model(pixels: np.ndarray, laterality: str, horizontal_flip: str = "NO") -> np.ndarray:
@@ -297,7 +269,7 @@ def best_center(
         The centre; it may lie outside the crop (the window is later shifted or padded).
     """
     img = _check_image(cropped, name)
-    angle = _view_angle(view, name)
+    angle = view_angle(view, name)
     hw, ww = int(window_shape[0]), int(window_shape[1])
     cx = int(rightmost_x) - ww // 2 - 1
     if angle == "MLO":
@@ -334,52 +306,6 @@ def best_center(
 
 # --------------------------------------------------------------------------------------------------------
 # Window extraction (spec 0.7)
-
-
-def _cubic_weights(frac: np.ndarray, a: float = -0.75) -> np.ndarray:
-    """Keys cubic convolution weights for taps -1, 0, 1, 2 at fractional offsets ``frac`` (OpenCV a=-0.75)."""
-    x = frac[:, None] + np.array([1.0, 0.0, -1.0, -2.0])
-    ax = np.abs(x)
-    w = np.where(
-        ax <= 1,
-        ((a + 2) * ax - (a + 3)) * ax * ax + 1,
-        np.where(ax < 2, ((a * ax - 5 * a) * ax + 8 * a) * ax - 4 * a, 0.0),
-    )
-    return w
-
-
-def _resize_axis(arr: np.ndarray, out_len: int, axis: int) -> np.ndarray:
-    in_len = arr.shape[axis]
-    scale = in_len / out_len
-    pos = (np.arange(out_len) + 0.5) * scale - 0.5
-    base = np.floor(pos).astype(np.int64)
-    weights = _cubic_weights(pos - base)
-    idx = np.clip(base[:, None] + np.arange(-1, 3), 0, in_len - 1)  # replicate border
-    moved = np.moveaxis(arr, axis, 0)
-    extra = (slice(None),) + (None,) * (moved.ndim - 1)
-    out = weights[:, 0][extra] * moved[idx[:, 0]]
-    for k in range(1, 4):
-        out += weights[:, k][extra] * moved[idx[:, k]]
-    return np.moveaxis(out, 0, axis)
-
-
-def resize_bicubic(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Bicubic resize matching OpenCV ``cv2.resize(..., interpolation=INTER_CUBIC)`` for float images.
-
-    Keys kernel with a = -0.75, half-pixel centres (``src = (dst + 0.5) * in/out - 0.5``), replicated border,
-    no antialiasing. Implemented in numpy (float64 internally, float32 out); opencv is not a dependency.
-
-    Parameters
-    ----------
-    image : np.ndarray
-        2-D array (rows, cols) or 3-D (rows, cols, channels).
-    shape : (int, int)
-        Output (rows, cols).
-    """
-    arr = np.asarray(image, dtype=np.float64)
-    out = _resize_axis(arr, int(shape[0]), 0)
-    out = _resize_axis(out, int(shape[1]), 1)
-    return out.astype(np.float32)
 
 
 def _pad_axis(size: int, window: int, margin: int, both_sides: bool) -> tuple[int, int, int, int]:
@@ -441,20 +367,36 @@ def extract_window(
     img = np.asarray(image)
     if img.ndim not in (2, 3) or img.shape[0] == 0 or img.shape[1] == 0:
         raise PreprocessError(f"{_name(name)}: expected a non-empty 2-D crop, got shape {img.shape}")
-    angle = _view_angle(view, name)
+    angle = view_angle(view, name)
     hw, ww = int(window_shape[0]), int(window_shape[1])
     noise_y, noise_x = int(max_crop_noise[0]), int(max_crop_noise[1])
     size_noise = int(max_crop_size_noise)
     if rng is None:
         rng = np.random.RandomState(0)
 
-    cy, cx = int(center[0]), int(center[1])
-    top, left = cy - hw // 2, cx - ww // 2
-    bottom, right = top + hw, left + ww
+    margins = (noise_y + size_noise, noise_x + size_noise)
+    img, box = _place_window(img, angle, (hw, ww), (int(center[0]), int(center[1])), margins)
+    if (noise_y, noise_x) != (0, 0):
+        box = _location_noise(box, img.shape[:2], (noise_y, noise_x), rng)
+    top, bottom, left, right = _size_noise(box, img.shape[:2], (hw, ww), size_noise, rng)
 
+    window = img[top:bottom, left:right].astype(np.float32, copy=False)
+    if window.shape[:2] != (hw, ww):
+        window = resize_bicubic(window, (hw, ww))
+    return np.array(window, dtype=np.float32, copy=True)
+
+
+def _place_window(
+    img: np.ndarray, angle: str, shape: tuple[int, int], center: tuple[int, int], margins: tuple[int, int]
+) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """The crop, zero-padded where it is too small for the window plus its noise margins, and the window's
+    (top, bottom, left, right) around ``center``, shifted inside it."""
+    hw, ww = shape
+    top, left = center[0] - hw // 2, center[1] - ww // 2
+    bottom, right = top + hw, left + ww
     height, width = img.shape[:2]
     pad_top = pad_bottom = pad_left = pad_right = 0
-    margin_y, margin_x = noise_y + size_noise, noise_x + size_noise
+    margin_y, margin_x = margins
     if angle == "CC" and height < hw + 2 * margin_y:
         top, bottom, pad_top, pad_bottom = _pad_axis(height, hw, margin_y, True)
     elif angle == "MLO" and height < hw + margin_y:
@@ -465,25 +407,44 @@ def extract_window(
         widths = [(pad_top, pad_bottom), (pad_left, pad_right)] + [(0, 0)] * (img.ndim - 2)
         img = np.pad(img, widths)
         height, width = img.shape[:2]
-
     top, bottom = _shift_inside(top, bottom, height, hw)
     left, right = _shift_inside(left, right, width, ww)
+    return img, (top, bottom, left, right)
 
-    if (noise_y, noise_x) != (0, 0):
-        u = rng.uniform(low=-1.0, high=1.0, size=2)
-        if top == 0:
-            u[0] = abs(u[0])
-        elif bottom == height:
-            u[0] = -abs(u[0])
-        if left == 0:
-            u[1] = abs(u[1])
-        elif right == width:
-            u[1] = -abs(u[1])
-        amp_y = min(noise_y, height - bottom if u[0] >= 0 else top)
-        amp_x = min(noise_x, width - right if u[1] >= 0 else left)
-        dy, dx = int(np.round(amp_y * u[0])), int(np.round(amp_x * u[1]))
-        top, bottom, left, right = top + dy, bottom + dy, left + dx, right + dx
 
+def _location_noise(
+    box: tuple[int, int, int, int], size: tuple[int, int], noise: tuple[int, int], rng: np.random.RandomState
+) -> tuple[int, int, int, int]:
+    """The window shifted by up to ``noise`` pixels (rows, cols), away from the edges it touches."""
+    top, bottom, left, right = box
+    height, width = size
+    u = rng.uniform(low=-1.0, high=1.0, size=2)
+    if top == 0:
+        u[0] = abs(u[0])
+    elif bottom == height:
+        u[0] = -abs(u[0])
+    if left == 0:
+        u[1] = abs(u[1])
+    elif right == width:
+        u[1] = -abs(u[1])
+    amp_y = min(noise[0], height - bottom if u[0] >= 0 else top)
+    amp_x = min(noise[1], width - right if u[1] >= 0 else left)
+    dy, dx = int(np.round(amp_y * u[0])), int(np.round(amp_x * u[1]))
+    return top + dy, bottom + dy, left + dx, right + dx
+
+
+def _size_noise(
+    box: tuple[int, int, int, int],
+    size: tuple[int, int],
+    shape: tuple[int, int],
+    size_noise: int,
+    rng: np.random.RandomState,
+) -> tuple[int, int, int, int]:
+    """Each border moved by up to ``size_noise`` pixels (scaled to the window's aspect); always draws
+    ``uniform(size=4)``."""
+    top, bottom, left, right = box
+    height, width = size
+    hw, ww = shape
     u4 = rng.uniform(low=-1.0, high=1.0, size=4)
     s = min(size_noise, top, height - bottom, left, width - right)
     if hw >= ww:
@@ -494,11 +455,7 @@ def extract_window(
     bottom += int(np.round(amp_y * u4[1]))
     left += int(np.round(amp_x * u4[2]))
     right += int(np.round(amp_x * u4[3]))
-
-    window = img[top:bottom, left:right].astype(np.float32, copy=False)
-    if window.shape[:2] != (hw, ww):
-        window = resize_bicubic(window, (hw, ww))
-    return np.array(window, dtype=np.float32, copy=True)
+    return top, bottom, left, right
 
 
 def standardise(window: np.ndarray) -> np.ndarray:

@@ -6,16 +6,20 @@ Public names (see ``docs/architecture.md``):
   (one forward FFT, then any number of radii and display-size previews), :func:`preview_shape`;
 - :func:`gaussian_noise`, :func:`matched_noise`, :func:`patch_shuffle`;
 - :data:`PERTURBATIONS` (``"lowpass"``, ``"highpass"``, ``"noise"``, ``"shuffle"``, each a
-  :class:`Perturbation` with a severity grid 1..5) and :func:`perturb`;
+  :class:`Perturbation` with a label, a unit and a severity grid 1..5): the one list of perturbations every
+  page and command reads; :func:`perturb`;
+- :class:`PreparedImage`: one image perturbed many times (its FFT taken once): any registry perturbation
+  with its kind and seed, matched noise, the change norms of the matched baseline, display previews;
 - :class:`PerturbationError`, the :class:`core.errors.ExplorerError` raised for bad images or parameters.
 
 Every function returns a new float32 array and never modifies its input; the same input, parameters and
 seed give the same bytes.
 """
 
-from core.perturb._checks import PerturbationError
+from core.errors import PerturbationError
 from core.perturb.fourier import FourierFilter, frequency_grid, highpass, lowpass, preview_shape
 from core.perturb.noise import gaussian_noise, matched_noise
+from core.perturb.prepared import PreparedImage
 from core.perturb.registry import PERTURBATIONS, SEVERITIES, Perturbation, perturb
 from core.perturb.shuffle import patch_shuffle
 
@@ -25,6 +29,7 @@ __all__ = [
     "FourierFilter",
     "Perturbation",
     "PerturbationError",
+    "PreparedImage",
     "frequency_grid",
     "gaussian_noise",
     "highpass",

@@ -21,9 +21,11 @@ from collections.abc import Iterable, Iterator
 import numpy as np
 import scipy.fft as sfft
 
-from core.perturb._checks import PerturbationError, as_count, as_image, as_kind, as_radius, as_spacing
+from core import validate
+from core.errors import PerturbationError
 
 MODES = ("lowpass", "highpass")
+KINDS = ("ideal", "gaussian")
 _MAX_CACHED_PREVIEW_SIZES = 4
 
 
@@ -96,11 +98,11 @@ class FourierFilter:
     """
 
     def __init__(self, pixels: np.ndarray, spacing_mm: tuple[float, float], *, workers: int = -1) -> None:
-        self._spacing = as_spacing(spacing_mm, "FourierFilter")
+        self._spacing = validate.spacing_pair(spacing_mm, "FourierFilter", PerturbationError)
         if isinstance(workers, bool) or not isinstance(workers, int) or workers == 0 or workers < -1:
             raise PerturbationError(f"FourierFilter: workers must be -1 (all cores) or >= 1, got {workers!r}")
         self._workers = workers
-        image = as_image(pixels, "FourierFilter")
+        image = validate.image_2d(pixels, "FourierFilter", PerturbationError)
         # Keep a private copy (the identity results return it), unless the conversion already made one.
         self._pixels = image.copy() if np.may_share_memory(image, pixels) else image
         self._pixels.flags.writeable = False
@@ -138,11 +140,15 @@ class FourierFilter:
 
     def lowpass(self, radius: float, kind: str = "ideal") -> np.ndarray:
         """Keep the frequencies within ``radius`` cycles/mm; full-size float32 image in model units."""
-        return self._filter(as_radius(radius, "FourierFilter.lowpass"), "lowpass", kind)
+        return self._filter(
+            validate.frequency(radius, "FourierFilter.lowpass", PerturbationError), "lowpass", kind
+        )
 
     def highpass(self, radius: float, kind: str = "ideal") -> np.ndarray:
         """Remove the frequencies within ``radius`` cycles/mm (exact complement of :meth:`lowpass`)."""
-        return self._filter(as_radius(radius, "FourierFilter.highpass"), "highpass", kind)
+        return self._filter(
+            validate.frequency(radius, "FourierFilter.highpass", PerturbationError), "highpass", kind
+        )
 
     def sweep(
         self, radii: Iterable[float], mode: str = "lowpass", kind: str = "ideal"
@@ -153,8 +159,8 @@ class FourierFilter:
         """
         where = f"FourierFilter.sweep({mode})"
         mode = _as_mode(mode, where)
-        kind = as_kind(kind, where)
-        checked = [as_radius(r, where) for r in radii]
+        kind = validate.choice(kind, KINDS, "kind", where, PerturbationError)
+        checked = [validate.frequency(r, where, PerturbationError) for r in radii]
         return ((r, self._filter(r, mode, kind)) for r in checked)
 
     def preview_shape(self, max_side: int) -> tuple[int, int]:
@@ -207,8 +213,8 @@ class FourierFilter:
         """
         where = f"FourierFilter.preview({mode})"
         mode = _as_mode(mode, where)
-        kind = as_kind(kind, where)
-        radius = as_radius(radius, where)
+        kind = validate.choice(kind, KINDS, "kind", where, PerturbationError)
+        radius = validate.frequency(radius, where, PerturbationError)
         h, w = self.preview_shape(max_side)
         if (h, w) == self.shape:
             return self._filter(radius, mode, kind)
@@ -231,7 +237,7 @@ class FourierFilter:
     def _filter(self, radius: float, mode: str, kind: str) -> np.ndarray:
         where = f"FourierFilter.{mode}"
         mode = _as_mode(mode, where)
-        kind = as_kind(kind, where)
+        kind = validate.choice(kind, KINDS, "kind", where, PerturbationError)
         trivial = self._trivial(radius, mode, kind)
         if trivial == "identity":
             return self._pixels.copy()
@@ -298,7 +304,7 @@ def preview_shape(shape: tuple[int, int], max_side: int) -> tuple[int, int]:
     the factor 197, takes about five times as long as 784 = 2**4 * 7**2). Preview pixels may therefore
     be up to 1 % from square; their size in mm is ``spacing * (H / h, W / w)`` per axis.
     """
-    max_side = as_count(max_side, "max_side", "preview_shape")
+    max_side = validate.count(max_side, "max_side", "preview_shape", PerturbationError)
     rows, cols = (int(n) for n in shape)
     if max(rows, cols) <= max_side:
         return rows, cols
@@ -348,8 +354,8 @@ def lowpass(
     PerturbationError
         Bad image, spacing, radius (negative, NaN) or kind.
     """
-    radius = as_radius(radius, "lowpass")
-    kind = as_kind(kind, "lowpass")
+    radius = validate.frequency(radius, "lowpass", PerturbationError)
+    kind = validate.choice(kind, KINDS, "kind", "lowpass", PerturbationError)
     return FourierFilter(pixels, spacing_mm).lowpass(radius, kind)
 
 
@@ -362,8 +368,8 @@ def highpass(
     float32 rounding. The output has zero mean for any radius (the DC term is always removed) and may be
     negative. The study used ``radius = 2.0``.
     """
-    radius = as_radius(radius, "highpass")
-    kind = as_kind(kind, "highpass")
+    radius = validate.frequency(radius, "highpass", PerturbationError)
+    kind = validate.choice(kind, KINDS, "kind", "highpass", PerturbationError)
     return FourierFilter(pixels, spacing_mm).highpass(radius, kind)
 
 

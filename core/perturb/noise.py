@@ -6,7 +6,8 @@ import math
 
 import numpy as np
 
-from core.perturb._checks import as_image, as_nonnegative, as_seed
+from core import validate
+from core.errors import PerturbationError
 
 
 def _unit_noise(shape: tuple[int, ...], seed: int) -> np.ndarray:
@@ -40,9 +41,9 @@ def gaussian_noise(pixels: np.ndarray, std: float = 1600.0, seed: int = 0) -> np
     PerturbationError
         Bad image, a negative or non-finite ``std``, or a bad seed.
     """
-    image = as_image(pixels, "gaussian_noise")
-    std = as_nonnegative(std, "std", "gaussian_noise")
-    seed = as_seed(seed, "gaussian_noise")
+    image = validate.image_2d(pixels, "gaussian_noise", PerturbationError)
+    std = validate.nonnegative(std, "std", "gaussian_noise", PerturbationError)
+    seed = validate.seed(seed, "gaussian_noise", PerturbationError)
     if std == 0:
         return image.copy()
     noise = _unit_noise(image.shape, seed)
@@ -81,9 +82,9 @@ def matched_noise(pixels: np.ndarray, norm: float, seed: int = 0) -> np.ndarray:
     PerturbationError
         Bad image, a negative or non-finite ``norm``, or a bad seed.
     """
-    image = as_image(pixels, "matched_noise")
-    norm = as_nonnegative(norm, "norm", "matched_noise")
-    seed = as_seed(seed, "matched_noise")
+    image = validate.image_2d(pixels, "matched_noise", PerturbationError)
+    norm = validate.nonnegative(norm, "norm", "matched_noise", PerturbationError)
+    seed = validate.seed(seed, "matched_noise", PerturbationError)
     if norm == 0:
         return image.copy()
     noise = _unit_noise(image.shape, seed).astype(np.float64)

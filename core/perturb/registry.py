@@ -34,7 +34,8 @@ from types import MappingProxyType
 
 import numpy as np
 
-from core.perturb._checks import PerturbationError, as_count, as_image, as_seed, as_spacing
+from core import validate
+from core.errors import PerturbationError
 from core.perturb.fourier import highpass, lowpass
 from core.perturb.noise import gaussian_noise
 from core.perturb.shuffle import patch_shuffle
@@ -60,6 +61,11 @@ class Perturbation:
         The parameter value that leaves images unchanged, or None where no value does (high-pass).
     description : str
         One line for people.
+    label : str
+        The perturbation's name for people (``"low-pass"``...), as pages and figures show it.
+    spectral : bool
+        A Fourier filter: it takes a ``kind`` (``"ideal"``, ``"gaussian"``) and has display previews
+        (:meth:`core.perturb.PreparedImage.preview`).
     """
 
     name: str
@@ -69,6 +75,8 @@ class Perturbation:
     identity_parameter: float | None
     description: str
     _function: Callable[[np.ndarray, tuple[float, float], float, int], np.ndarray] = field(repr=False)
+    label: str = ""
+    spectral: bool = False
 
     def parameter_for(self, severity: int) -> float | None:
         """Parameter at ``severity`` (0..5); severity 0 gives :attr:`identity_parameter`."""
@@ -84,12 +92,12 @@ class Perturbation:
         self, pixels: np.ndarray, spacing_mm: tuple[float, float], parameter: float, seed: int = 0
     ) -> np.ndarray:
         """Perturb ``pixels`` (model units; not modified) with this parameter; new float32 array."""
-        spacing = as_spacing(spacing_mm, self.name)
-        return self._function(pixels, spacing, parameter, as_seed(seed, self.name))
+        spacing = validate.spacing_pair(spacing_mm, self.name, PerturbationError)
+        return self._function(pixels, spacing, parameter, validate.seed(seed, self.name, PerturbationError))
 
 
 def _shuffle(pixels: np.ndarray, spacing_mm: tuple[float, float], grid: float, seed: int) -> np.ndarray:
-    return patch_shuffle(pixels, as_count(grid, "grid", "shuffle"), seed)
+    return patch_shuffle(pixels, validate.count(grid, "grid", "shuffle", PerturbationError), seed)
 
 
 PERTURBATIONS: dict[str, Perturbation] = {
@@ -103,6 +111,8 @@ PERTURBATIONS: dict[str, Perturbation] = {
             math.inf,
             "ideal low-pass filter: keep frequencies with |f| <= radius",
             lambda x, s, r, seed: lowpass(x, s, r),
+            label="low-pass",
+            spectral=True,
         ),
         Perturbation(
             "highpass",
@@ -112,6 +122,8 @@ PERTURBATIONS: dict[str, Perturbation] = {
             None,
             "ideal high-pass filter: remove frequencies with |f| <= radius",
             lambda x, s, r, seed: highpass(x, s, r),
+            label="high-pass",
+            spectral=True,
         ),
         Perturbation(
             "noise",
@@ -121,6 +133,7 @@ PERTURBATIONS: dict[str, Perturbation] = {
             0.0,
             "additive Gaussian noise with standard deviation std",
             lambda x, s, std, seed: gaussian_noise(x, std, seed),
+            label="Gaussian noise",
         ),
         Perturbation(
             "shuffle",
@@ -130,6 +143,7 @@ PERTURBATIONS: dict[str, Perturbation] = {
             1.0,
             "cut into grid x grid patches and shuffle them",
             _shuffle,
+            label="patch shuffle",
         ),
     )
 }
@@ -180,7 +194,7 @@ def perturb(
     if severity is not None:
         parameter = entry.parameter_for(severity)
         if severity == 0:
-            as_spacing(spacing_mm, name)
-            as_seed(seed, name)
-            return np.array(as_image(pixels, name), dtype=np.float32, copy=True)
+            validate.spacing_pair(spacing_mm, name, PerturbationError)
+            validate.seed(seed, name, PerturbationError)
+            return np.array(validate.image_2d(pixels, name, PerturbationError), dtype=np.float32, copy=True)
     return entry.apply(pixels, spacing_mm, parameter, seed)  # type: ignore[arg-type]

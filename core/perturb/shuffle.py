@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.perturb._checks import PerturbationError, as_count, as_image, as_seed
+from core import validate
+from core.errors import PerturbationError
 
 
 def patch_shuffle(pixels: np.ndarray, grid: int = 8, seed: int = 0) -> np.ndarray:
@@ -40,9 +41,9 @@ def patch_shuffle(pixels: np.ndarray, grid: int = 8, seed: int = 0) -> np.ndarra
         Bad image, a grid that is not a positive integer or is larger than the image's shorter side, or a
         bad seed.
     """
-    image = as_image(pixels, "patch_shuffle")
-    grid = as_count(grid, "grid", "patch_shuffle")
-    seed = as_seed(seed, "patch_shuffle")
+    image = validate.image_2d(pixels, "patch_shuffle", PerturbationError)
+    grid = validate.count(grid, "grid", "patch_shuffle", PerturbationError)
+    seed = validate.seed(seed, "patch_shuffle", PerturbationError)
     rows, cols = image.shape
     if grid > min(rows, cols):
         raise PerturbationError(

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from core.errors import ExplorerError
+from core.errors import PhantomError
 from core.phantom.anatomy import BreastShape, render_anatomy, view_geometry
 from core.phantom.dicom import write_view
 from core.phantom.findings import Finding, draw_finding, sample_finding
@@ -35,10 +35,6 @@ FINDINGS_COLUMNS = (
     "exam_id", "image_id", "laterality", "view", "finding_id", "kind", "pathology", "row", "col",
     "diameter_mm", "part_of",
 )  # fmt: skip
-
-
-class PhantomError(ExplorerError):
-    """A synthetic cohort cannot be generated (bad preset, bad output folder)."""
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""Write a synthetic view as a DICOM Digital Mammography X-Ray Image, For Presentation.
+"""Write a synthetic view as a DICOM Digital Mammography X-Ray Image, For Presentation (the dataset built by
+:func:`core.imaging.write.mammography_dataset`, the project's one DICOM writer).
 
 Only synthetic identifiers are written (``SYNTHETIC^...`` names, ``SYN-...`` ids, a fixed placeholder study
 date); UIDs are derived from the cohort seed and image id (``2.25.`` hash UIDs), so the same seed gives the
@@ -11,13 +12,9 @@ import hashlib
 from pathlib import Path
 
 import numpy as np
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian
 
-from core.imaging.write import set_pixels_12bit
+from core.imaging.write import mammography_dataset
 
-#: SOP class "Digital Mammography X-Ray Image Storage - For Presentation".
-MAMMO_FOR_PRESENTATION = "1.2.840.10008.5.1.4.1.1.1.2"
 _IMPLEMENTATION_UID = "2.25.176402112716134640938383040245624713857"
 _ORIENTATION = {
     ("L", "CC"): ["A", "R"],
@@ -59,45 +56,36 @@ def write_view(
     """
     if stored.dtype != np.uint16 or stored.ndim != 2 or int(stored.max(initial=0)) > 4095:
         raise ValueError(f"{path}: expected 2-D uint16 12-bit data")
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = MAMMO_FOR_PRESENTATION
-    meta.MediaStorageSOPInstanceUID = synthetic_uid(cohort_key, image_id)
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    meta.ImplementationClassUID = _IMPLEMENTATION_UID
-    meta.ImplementationVersionName = "MAMMO_ROBUST"
-
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SpecificCharacterSet = "ISO_IR 100"
-    ds.ImageType = ["DERIVED", "PRIMARY"]
-    ds.SOPClassUID = MAMMO_FOR_PRESENTATION
-    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-    ds.StudyDate = "20000101"
-    ds.ContentDate = "20000101"
-    ds.StudyTime = "000000"
-    ds.AccessionNumber = ""
-    ds.Modality = "MG"
-    ds.PresentationIntentType = "FOR PRESENTATION"
-    ds.Manufacturer = "mammo-robust synthetic phantom"
-    ds.ReferringPhysicianName = ""
-    ds.StudyDescription = "SYNTHETIC SCREENING MAMMOGRAM"
-    ds.PatientName = f"SYNTHETIC^{patient_id}"
-    ds.PatientID = patient_id
-    ds.PatientBirthDate = ""
-    ds.PatientSex = "F"
-    ds.BodyPartExamined = "BREAST"
-    ds.ImagerPixelSpacing = [f"{spacing_mm:.4g}", f"{spacing_mm:.4g}"]
-    ds.StudyInstanceUID = synthetic_uid(cohort_key, "study", exam_id)
-    ds.SeriesInstanceUID = synthetic_uid(cohort_key, "series", exam_id)
-    ds.StudyID = exam_id[-16:]
-    ds.SeriesNumber = 1
-    ds.InstanceNumber = instance_number
-    ds.PatientOrientation = _ORIENTATION[(laterality, view)]
-    ds.ImageLaterality = laterality
-    ds.Laterality = laterality
-    ds.ViewPosition = view
-    ds.WindowCenter = "2048"
-    ds.WindowWidth = "4096"
-    ds.BurnedInAnnotation = "NO"
-    set_pixels_12bit(ds, stored)
+    ds = mammography_dataset(
+        stored,
+        sop_uid=synthetic_uid(cohort_key, image_id),
+        implementation_uid=_IMPLEMENTATION_UID,
+        implementation_version="MAMMO_ROBUST",
+        ImageType=["DERIVED", "PRIMARY"],
+        StudyDate="20000101",
+        ContentDate="20000101",
+        StudyTime="000000",
+        AccessionNumber="",
+        Manufacturer="mammo-robust synthetic phantom",
+        ReferringPhysicianName="",
+        StudyDescription="SYNTHETIC SCREENING MAMMOGRAM",
+        PatientName=f"SYNTHETIC^{patient_id}",
+        PatientID=patient_id,
+        PatientBirthDate="",
+        PatientSex="F",
+        BodyPartExamined="BREAST",
+        ImagerPixelSpacing=[f"{spacing_mm:.4g}", f"{spacing_mm:.4g}"],
+        StudyInstanceUID=synthetic_uid(cohort_key, "study", exam_id),
+        SeriesInstanceUID=synthetic_uid(cohort_key, "series", exam_id),
+        StudyID=exam_id[-16:],
+        SeriesNumber=1,
+        InstanceNumber=instance_number,
+        PatientOrientation=_ORIENTATION[(laterality, view)],
+        ImageLaterality=laterality,
+        Laterality=laterality,
+        ViewPosition=view,
+        WindowCenter="2048",
+        WindowWidth="4096",
+        BurnedInAnnotation="NO",
+    )
     ds.save_as(path, enforce_file_format=True)

@@ -11,9 +11,10 @@ For the UI and scripts::
     load_scores(run_id)           # the long scores table (core.metrics.SCORE_COLUMNS)
     list_runs()                   # every run, newest first
 
-Modules: :mod:`~core.runs.config` (RunConfig), :mod:`~core.runs.grid` (conditions, matched baseline),
-:mod:`~core.runs.work` (the per-batch work as plain functions), :mod:`~core.runs.store` (SQLite WAL store),
-:mod:`~core.runs.worker` (resumable worker, queue runner).
+Modules: :mod:`~core.runs.config` (RunConfig), :mod:`~core.runs.cohort` (a run's manifest),
+:mod:`~core.runs.grid` (conditions, matched baseline), :mod:`~core.runs.work` (the per-batch work as plain
+functions), :mod:`~core.runs.store` (SQLite WAL store), :mod:`~core.runs.worker` (resumable worker, queue
+runner).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from core.runs.cohort import resolve_manifest
 from core.runs.config import RunConfig, RunError, load_config
 from core.runs.grid import Condition, base_conditions, image_seed, matched_conditions, n_conditions
 from core.runs.store import RunStatus, RunStore, list_runs, runs_dir
@@ -51,6 +53,7 @@ __all__ = [
     "list_runs",
     "load_config",
     "load_scores",
+    "resolve_manifest",
     "matched_conditions",
     "n_conditions",
     "resume_run",

@@ -8,15 +8,11 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from core.errors import ExplorerError
+from core.errors import RunError
 
 MODELS = ("gmic", "dmv")
 # Perturbations whose result depends on the seed; the filters are deterministic and run with seed 0 only.
 SEEDED = ("noise", "shuffle")
-
-
-class RunError(ExplorerError):
-    """A run configuration, store or worker problem; the message names the run or file and the problem."""
 
 
 @dataclass

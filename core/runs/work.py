@@ -4,10 +4,13 @@
 conditions into score rows; :func:`change_norms` is the first pass of the matched baseline. Neither touches
 the store, so a distributed engine can map them over batches and reduce the results.
 
-Per image: the mammogram is loaded once; the model's crop and window position are computed once on the
-clean image and reused for every condition (noise would otherwise break the NYU background crop); the
-image's Fourier spectrum is computed once (:class:`core.perturb.FourierFilter`) and reused for every
-low-/high-pass radius. Model inputs are forwarded ``batch_size`` at a time.
+Per image: the mammogram is loaded once and perturbed through one :class:`core.perturb.PreparedImage`,
+whose Fourier spectrum is computed at most once and reused for every low-/high-pass radius. The model side
+is one call per architecture of :mod:`core.models`: :func:`core.models.predict.prepare_unit` turns an image
+(GMIC) or exam (DMV) and its perturbed versions into model inputs (the crop and window position of the
+clean image reused for every condition), :func:`core.models.forward.score_units` forwards them
+``batch_size`` at a time and names the results. This module knows nothing of views, windows or label
+layouts: it loads, perturbs, runs threads and writes rows.
 """
 
 from __future__ import annotations
@@ -26,8 +29,6 @@ from core.metrics.scores import UNPERTURBED
 from core.runs.config import RunError
 from core.runs.grid import Condition, image_seed, norm_key
 
-DMV_VIEWS = ("L-CC", "R-CC", "L-MLO", "R-MLO")
-
 
 @dataclass(frozen=True)
 class ImageRow:
@@ -45,7 +46,7 @@ class ImageRow:
 
 @dataclass(frozen=True)
 class WorkItem:
-    """The unit of work: one image (GMIC) or one exam's four views in ``DMV_VIEWS`` order (DMV)."""
+    """The unit of work: one image (GMIC) or one exam's four views in the model's order (DMV)."""
 
     key: str
     images: tuple[ImageRow, ...]
@@ -99,8 +100,11 @@ def work_items(
                 label_malignant=_label(r.label_malignant),
             )
         )
+    from core.models.predict import UNIT_VIEWS
+
     problems: list[str] = []
-    if model == "gmic":
+    unit_views = UNIT_VIEWS[model]
+    if unit_views is None:
         items = [WorkItem(r.image_id, (r,)) for r in rows]
         return (items if max_images is None else items[:max_images]), problems
     exams: dict[str, dict[str, ImageRow]] = {}
@@ -108,11 +112,13 @@ def work_items(
         exams.setdefault(r.exam_id, {}).setdefault(f"{r.laterality}-{r.view}", r)
     items = []
     for exam_id, views in exams.items():
-        missing = [v for v in DMV_VIEWS if v not in views]
+        missing = [v for v in unit_views if v not in views]
         if missing:
-            problems.append(f"exam {exam_id}: missing view(s) {', '.join(missing)}; left out of the DMV run")
+            problems.append(
+                f"exam {exam_id}: missing view(s) {', '.join(missing)}; left out of the {model.upper()} run"
+            )
             continue
-        items.append(WorkItem(exam_id, tuple(views[v] for v in DMV_VIEWS)))
+        items.append(WorkItem(exam_id, tuple(views[v] for v in unit_views)))
     if max_images is not None:
         items = items[: max(1, max_images // 4)]
     return items, problems
@@ -126,66 +132,36 @@ def _load(row: ImageRow):
     return replace(mam, laterality=row.laterality, view=row.view)
 
 
-class _ImagePerturber:
-    """Applies conditions to one image, computing its spectrum at most once."""
+def _pixels(image, cond: Condition, image_id: str) -> np.ndarray:
+    """One image (a :class:`core.perturb.PreparedImage`) under one condition, in model units: the image
+    itself when unperturbed, else the registry perturbation or the matched noise with the image's seed."""
+    from core.perturb import PERTURBATIONS
 
-    def __init__(self, mammogram, image_id: str) -> None:
-        self.mam = mammogram
-        self.image_id = image_id
-        self._fourier = None
+    if cond.perturbation == UNPERTURBED:
+        return image.pixels
+    seed = image_seed(cond.seed, image_id)
+    if cond.is_matched:
+        return image.matched_noise(cond.parameter, seed=seed)
+    if cond.perturbation not in PERTURBATIONS:
+        raise RunError(f"unknown perturbation {cond.perturbation!r}")
+    return image.apply(cond.perturbation, cond.parameter, seed=seed)
 
-    def pixels(self, cond: Condition) -> np.ndarray:
-        from core.perturb import PERTURBATIONS, FourierFilter, matched_noise
 
-        px, spacing = self.mam.pixels, self.mam.spacing_mm
-        if cond.perturbation == UNPERTURBED:
-            return px
-        if cond.is_matched:
-            return matched_noise(px, cond.parameter, seed=image_seed(cond.seed, self.image_id))
-        if cond.perturbation in ("lowpass", "highpass"):
-            if self._fourier is None:
-                self._fourier = FourierFilter(px, spacing, workers=1)
-            f = self._fourier
-            return f.lowpass(cond.parameter) if cond.perturbation == "lowpass" else f.highpass(cond.parameter)
-        if cond.perturbation not in PERTURBATIONS:
-            raise RunError(f"unknown perturbation {cond.perturbation!r}")
-        return PERTURBATIONS[cond.perturbation].apply(
-            px, spacing, cond.parameter, image_seed(cond.seed, self.image_id)
-        )
+def _prepared(row: ImageRow):
+    """The row's mammogram and its :class:`core.perturb.PreparedImage` (one FFT at most, one thread)."""
+    from core.perturb import PreparedImage
 
-    def mammogram(self, cond: Condition):
-        return self.mam if cond.perturbation == UNPERTURBED else replace(self.mam, pixels=self.pixels(cond))
+    mam = _load(row)
+    return mam, PreparedImage(mam.pixels, mam.spacing_mm, workers=1)
 
 
 def _image_norms(row: ImageRow, targets: Sequence[Condition]) -> list[float]:
-    """``||P(x) - x||_2`` of one image for each target condition (model units).
-
-    Ideal filters by Parseval, from one float64 real FFT: the change of a low-pass is the image's part
-    above the radius, that of a high-pass the part at or below it, so its squared norm is the sum of
-    ``|X|^2`` over those bins (columns 1..n/2-1 of the half spectrum counted twice) divided by the pixel
-    count. No inverse FFT is needed. Other perturbations are applied and subtracted.
-    """
-    import scipy.fft as sfft
-
-    from core.perturb import frequency_grid
-
-    pert = _ImagePerturber(_load(row), row.image_id)
-    base = pert.mam.pixels.astype(np.float64)
-    power = freq = None
-    out = []
-    for cond in targets:
-        if cond.perturbation in ("lowpass", "highpass"):
-            if power is None:
-                spec = sfft.rfft2(base, workers=1)
-                power = spec.real**2 + spec.imag**2
-                power[:, 1 : (base.shape[1] + 1) // 2] *= 2  # bins standing for their conjugate twins too
-                freq = frequency_grid(base.shape, pert.mam.spacing_mm)
-            removed = freq > cond.parameter if cond.perturbation == "lowpass" else freq <= cond.parameter
-            out.append(float(np.sqrt(power[removed].sum() / base.size)))
-        else:
-            diff = (pert.pixels(cond).astype(np.float64) - base).ravel()
-            out.append(float(np.sqrt(np.dot(diff, diff))))
-    return out
+    """``||P(x) - x||_2`` of one image for each target condition (model units;
+    :meth:`core.perturb.PreparedImage.change_norm`: the ideal filters by Parseval, without inverse FFT)."""
+    _, image = _prepared(row)
+    return [
+        image.change_norm(c.perturbation, c.parameter, seed=image_seed(c.seed, row.image_id)) for c in targets
+    ]
 
 
 def change_norms(
@@ -232,27 +208,50 @@ def _ordered_map(pool: ThreadPoolExecutor, fn, values: Sequence, lookahead: int)
 _END = object()
 
 
-def _row(
-    model: str, weights: str, cond: Condition, exam_id, image_id, lat, view, lb, lm, sb, sm, unit
-) -> dict:
-    return {
-        "model": model,
-        "weights": weights,
-        "perturbation": cond.perturbation,
-        "severity": cond.severity,
-        "parameter": cond.parameter,
-        "seed": cond.seed,
-        "exam_id": exam_id,
-        "image_id": image_id,
-        "laterality": lat,
-        "view": view,
-        "label_benign": lb,
-        "label_malignant": lm,
-        "score_benign": float(sb),
-        "score_malignant": float(sm),
-        "condition": cond.key,
-        "unit": unit,
-    }
+def _rows(arch: str, weights: str, item: WorkItem, scores) -> list[dict]:
+    """Score rows of one item from its named results (:class:`core.models.forward.Score`, whose version is
+    the :class:`Condition`): one per image (a one-image item) or per breast (an exam)."""
+    out = []
+    for score in scores:
+        cond = score.version
+        if len(item.images) == 1:
+            img = item.images[0]
+            exam_id, image_id, lat, view, unit = (
+                img.exam_id,
+                img.image_id,
+                img.laterality,
+                img.view,
+                img.image_id,
+            )
+            labels = (img.label_benign, img.label_malignant)
+        else:
+            exam_id, image_id, lat, view = item.key, "", score.laterality, ""
+            unit, labels = f"{item.key}|{lat}", _breast_labels(item, lat)
+        out.append(
+            {
+                "model": arch,
+                "weights": weights,
+                "perturbation": cond.perturbation,
+                "severity": cond.severity,
+                "parameter": cond.parameter,
+                "seed": cond.seed,
+                "exam_id": exam_id,
+                "image_id": image_id,
+                "laterality": lat,
+                "view": view,
+                "label_benign": labels[0],
+                "label_malignant": labels[1],
+                "score_benign": float(score.benign),
+                "score_malignant": float(score.malignant),
+                "condition": cond.key,
+                "unit": unit,
+            }
+        )
+    return out
+
+
+class _Stopped(Exception):
+    """Raised into the scoring stream when the run is asked to stop."""
 
 
 def score_items(
@@ -287,8 +286,8 @@ def score_items(
     should_stop : callable, optional
         Polled between images; when it returns True the function returns early with an empty list.
     prep_workers : int, optional
-        GMIC: threads that load, perturb and prepare images ahead of the model (default min(4, CPUs));
-        the rows do not depend on it.
+        Threads that load, perturb and prepare images ahead of the model (default min(4, CPUs); at most 2
+        for exams, which hold four images under every condition); the rows do not depend on it.
 
     Returns
     -------
@@ -296,99 +295,64 @@ def score_items(
         Rows with the scores-table columns plus ``condition`` (:attr:`Condition.key`) and ``unit`` (the
         image id, or ``exam|L`` / ``exam|R``). Same inputs give the same rows.
     """
-    from core.models.predict import crop_for_model, gmic_forward, predict_dmv_crops, prepare_input
+    from core.models.predict import RESULT_LEVEL, prepare_unit
 
     t_start = time.perf_counter()
     timings = timings if timings is not None else Timings()
     spec = model.spec
-    arch = spec.arch
+    if spec.arch not in RESULT_LEVEL:
+        raise RunError(f"unknown model architecture {spec.arch!r}")
+
+    def prepare(item: WorkItem):
+        loaded = [_prepared(r) for r in item.images]
+        inputs = [_image_inputs(mam, spec, r) for (mam, _), r in zip(loaded, item.images, strict=True)]
+        versions = (
+            (c, [_pixels(image, c, r.image_id) for (_, image), r in zip(loaded, item.images, strict=True)])
+            for c in conditions
+        )
+        return item, prepare_unit(inputs, versions, samples=dmv_samples, seed=0)
+
     rows: list[dict] = []
-    if arch == "gmic":
-        pending: list[tuple[ImageRow, Condition, np.ndarray]] = []
-
-        def flush() -> None:
-            if not pending:
-                return
-            t0 = time.perf_counter()
-            probs = gmic_forward(model, np.stack([x for _, _, x in pending]))
-            timings.forward_s += time.perf_counter() - t0
-            timings.n_inputs += len(pending)
-            for (img, cond, _), p in zip(pending, probs, strict=True):
-                rows.append(
-                    _row(arch, weights_label, cond, img.exam_id, img.image_id, img.laterality, img.view,
-                         img.label_benign, img.label_malignant, p[0], p[1], img.image_id)
-                )  # fmt: skip
-            pending.clear()
-
-        def prepare(item: WorkItem):
-            img = item.images[0]
-            pert = _ImagePerturber(_load(img), img.image_id)
-            geo = _geometry(pert.mam, spec, img)
-            return img, [(c, prepare_input(pert.mammogram(c), spec, geometry=geo)) for c in conditions]
-
-        n_workers = _n_workers(prep_workers)
-        # Images are loaded, perturbed and prepared in threads (numpy, scipy.fft and torch release the GIL)
-        # while the main thread runs the model; results are consumed in item order, so the batches of the
-        # forward passes, and hence the scores, do not depend on the number of threads.
-        with ThreadPoolExecutor(max_workers=n_workers) as pool:
-            for img, prepared in _ordered_map(pool, prepare, list(items), n_workers + 1):
-                if should_stop is not None and should_stop():
-                    pool.shutdown(wait=True, cancel_futures=True)
-                    return []
-                timings.n_images += 1
-                for cond, x in prepared:
-                    pending.append((img, cond, x))
-                    if len(pending) >= batch_size:
-                        flush()
-        flush()
-    elif arch == "dmv":
-
-        def prepare_exam(item: WorkItem):
-            perts = {
-                v: _ImagePerturber(_load(r), r.image_id) for v, r in zip(DMV_VIEWS, item.images, strict=True)
-            }
-            geos = {
-                v: _geometry(perts[v].mam, spec, r, view=v)
-                for v, r in zip(DMV_VIEWS, item.images, strict=True)
-            }
-            return item, [
-                (
-                    c,
-                    {
-                        v: crop_for_model(perts[v].mammogram(c), spec, geometry=geos[v], view=v)
-                        for v in DMV_VIEWS
-                    },
-                )
-                for c in conditions
-            ]
-
-        # As for GMIC: exams are loaded, perturbed and cropped in threads, scored in exam order. An exam holds
-        # 4 views x all conditions of crops (about 1 GB at the official size with 14 conditions), so at most
-        # two exams are prepared ahead.
-        n_workers = min(2, _n_workers(prep_workers))
-        with ThreadPoolExecutor(max_workers=n_workers) as pool:
-            for item, prepared in _ordered_map(pool, prepare_exam, list(items), n_workers):
-                if should_stop is not None and should_stop():
-                    pool.shutdown(wait=True, cancel_futures=True)
-                    return []
-                timings.n_images += 4
-                labels = {lat: _breast_labels(item, lat) for lat in "LR"}
-                for cond, crops in prepared:
-                    t0 = time.perf_counter()
-                    p = predict_dmv_crops(model, [crops], samples=dmv_samples, seed=0, batch_size=batch_size)[
-                        0
-                    ]
-                    timings.forward_s += time.perf_counter() - t0
-                    timings.n_inputs += 4 * max(1, dmv_samples)
-                    for lat, (b, m) in (("L", (p[0], p[2])), ("R", (p[1], p[3]))):
-                        rows.append(
-                            _row(arch, weights_label, cond, item.key, "", lat, "", labels[lat][0],
-                                 labels[lat][1], b, m, f"{item.key}|{lat}")
-                        )  # fmt: skip
-    else:
-        raise RunError(f"unknown model architecture {arch!r}")
+    try:
+        for item, scores in _scored(model, items, prepare, batch_size, timings, should_stop, prep_workers):
+            rows += _rows(spec.arch, weights_label, item, scores)
+    except _Stopped:
+        return []
     timings.total_s += time.perf_counter() - t_start
     return rows
+
+
+def _scored(
+    model, items: Sequence[WorkItem], prepare, batch_size: int, timings: Timings, should_stop, workers
+):
+    """``(item, scores)`` in item order: items prepared in threads, scored in this one; raises
+    :class:`_Stopped` (after cancelling the pending preparations) when ``should_stop`` says so."""
+    from core.models.forward import score_units
+
+    def on_forward(seconds: float, n_inputs: int) -> None:
+        timings.forward_s += seconds
+        timings.n_inputs += n_inputs
+
+    # Items are loaded, perturbed and prepared in threads (numpy, scipy.fft and torch release the GIL) while
+    # this thread runs the model; they are consumed in item order, so the batches of the forward passes,
+    # and hence the scores, do not depend on the number of threads. An exam holds 4 images x all conditions
+    # of crops (about 1 GB at the official size with 14 conditions), so at most two are prepared ahead.
+    exams = any(len(item.images) > 1 for item in items)
+    n_workers = min(2, _n_workers(workers)) if exams else _n_workers(workers)
+    with ThreadPoolExecutor(max_workers=n_workers) as pool:
+
+        def prepared():
+            for item, unit in _ordered_map(pool, prepare, list(items), n_workers if exams else n_workers + 1):
+                if should_stop is not None and should_stop():
+                    raise _Stopped
+                timings.n_images += len(item.images)
+                yield item, unit
+
+        try:
+            yield from score_units(model, prepared(), batch_size=batch_size, on_forward=on_forward)
+        except _Stopped:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
 
 
 def _breast_labels(item: WorkItem, lat: str) -> tuple[int, int]:
@@ -401,12 +365,13 @@ def _breast_labels(item: WorkItem, lat: str) -> tuple[int, int]:
     return known_max(r.label_benign for r in views), known_max(r.label_malignant for r in views)
 
 
-def _geometry(mam, spec, row: ImageRow, view: str | None = None):
-    """The model crop and window position of the clean image (reused for every condition)."""
+def _image_inputs(mam, spec, row: ImageRow):
+    """The model-input preparation of one clean image (its crop and window position, reused for every
+    condition); a :class:`RunError` naming the file when the model cannot use it."""
     from core.errors import ExplorerError
-    from core.models.predict import prepare_geometry
+    from core.models.inputs import ImageInputs
 
     try:
-        return prepare_geometry(mam, spec, view=view)
+        return ImageInputs(mam, spec)
     except ExplorerError as exc:
         raise RunError(f"{row.path}: image {row.image_id} cannot be prepared for the model ({exc})") from exc

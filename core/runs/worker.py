@@ -22,24 +22,11 @@ import traceback
 from collections.abc import Callable
 
 from core.errors import ExplorerError
+from core.runs.cohort import resolve_manifest
 from core.runs.config import RunConfig, RunError
 from core.runs.grid import base_conditions, matched_conditions, matched_targets, norm_key
 from core.runs.store import RunStore
 from core.runs.work import Timings, WorkItem, change_norms, score_items, work_items
-
-
-def resolve_manifest(config: RunConfig):
-    """The manifest DataFrame of a run (a built-in cohort name is generated on first use)."""
-    from core.manifest import read_manifest
-    from core.phantom.cohort import PRESETS, ensure_cohort
-
-    path = ensure_cohort(config.manifest) if config.manifest in PRESETS else config.manifest
-    df = read_manifest(path)
-    if config.split is not None:
-        df = df[df["split"] == config.split]
-        if df.empty:
-            raise RunError(f"{path}: no image in split {config.split!r}")
-    return df
 
 
 def estimate_work(config: RunConfig) -> dict:
@@ -51,13 +38,14 @@ def estimate_work(config: RunConfig) -> dict:
     from core.runs.grid import n_conditions
 
     items, problems = work_items(resolve_manifest(config), config.model, max_images=config.max_images)
+    from core.models.predict import inputs_per_image
+
     n_cond = n_conditions(config)
     n_img = sum(len(i.images) for i in items)
-    per_item = 1 if config.model == "gmic" else 2
-    inputs = n_img * n_cond * (1 if config.model == "gmic" else max(1, config.dmv_samples))
+    inputs = n_img * n_cond * inputs_per_image(config.model, samples=config.dmv_samples)
     return dict(
-        n_items=len(items), n_images=n_img, n_conditions=n_cond, n_rows=len(items) * per_item * n_cond,
-        n_inputs=inputs, problems=problems,
+        n_items=len(items), n_images=n_img, n_conditions=n_cond,
+        n_rows=sum(len(i.units) for i in items) * n_cond, n_inputs=inputs, problems=problems,
     )  # fmt: skip
 
 
@@ -152,8 +140,7 @@ def _execute(store: RunStore, config: RunConfig, stop: _StopFlag, log) -> str:
             norms = {k: s / n for k, (s, n) in sums.items()}
             store.set(matched_norms=json.dumps(norms))
         conditions += matched_conditions(config, norms)
-    per_item = 1 if config.model == "gmic" else 2
-    total = len(items) * per_item * len(conditions)
+    total = sum(len(item.units) for item in items) * len(conditions)
     store.set(total=str(total), n_conditions=str(len(conditions)))
     model = create_model(config.model, config.weights, device=config.device)
     timings = Timings()

@@ -1,8 +1,9 @@
 """The image lab's view: display-size panels of an image and its perturbation, and the plotly figure.
 
 :func:`build_view` is what a slider move costs on the server; it is a plain function of the image, its
-cached ``FourierFilter``/spectrum and the control values, so ``benchmarks/bench_slider.py`` times it
-directly. All numbers come from ``core.perturb``, ``core.spectrum`` and ``core.display``.
+cached ``PreparedImage``/spectrum and the control values, so ``benchmarks/bench_slider.py`` times it
+directly. All numbers come from ``core.perturb`` (the image's cached :class:`core.perturb.PreparedImage`),
+``core.spectrum`` and ``core.display``; the perturbations and their labels from its registry.
 """
 
 from __future__ import annotations
@@ -15,14 +16,10 @@ import numpy as np
 import plotly.graph_objects as go
 
 from core import display
+from core.perturb import PERTURBATIONS
 
-LABELS = {
-    "lowpass": "low-pass",
-    "highpass": "high-pass",
-    "noise": "Gaussian noise",
-    "shuffle": "patch shuffle",
-}
-SPECTRAL = ("lowpass", "highpass")
+LABELS = {name: p.label for name, p in PERTURBATIONS.items()}
+SPECTRAL = tuple(name for name, p in PERTURBATIONS.items() if p.spectral)
 PENDING = "lab_pending"  # session key other pages set: {"perturbation": ..., "parameter": ..., "seed": ...}
 
 
@@ -53,9 +50,7 @@ class LabParams:
     @property
     def parameter(self) -> float:
         """The registry parameter of the chosen perturbation (radius, std or grid)."""
-        return {"lowpass": self.radius, "highpass": self.radius, "noise": self.std, "shuffle": self.grid}[
-            self.perturbation
-        ]
+        return getattr(self, PERTURBATIONS[self.perturbation].parameter)
 
     def describe(self) -> str:
         """One line naming the perturbation and its parameter with units."""
@@ -79,53 +74,34 @@ class LabView:
     spectrum: Any = None
 
 
-def original_preview(mammogram: Any, fourier: Any, max_side: int, spectral: bool) -> np.ndarray:
+def original_preview(mammogram: Any, image: Any, max_side: int, spectral: bool) -> np.ndarray:
     """The unperturbed image at display size, reduced the same way as the perturbed panel.
 
     Spectral perturbations are previewed by cropping the spectrum, so the original is the preview with a
     radius above the corner frequency (the identity filter); the others are area-averaged.
     """
     if spectral:
-        return fourier.preview(math.inf, max_side, mode="lowpass", kind="ideal")
+        return image.preview("lowpass", math.inf, max_side)
     return display.downsample(mammogram.pixels, max_side)
 
 
-def perturbed_preview(mammogram: Any, fourier: Any, params: LabParams) -> np.ndarray:
-    """The perturbed image at display size (model units)."""
+def perturbed_preview(mammogram: Any, image: Any, params: LabParams) -> np.ndarray:
+    """The perturbed image at display size (model units): spectral previews from the cropped spectrum,
+    the others area-averaged."""
     if params.perturbation in SPECTRAL:
-        return fourier.preview(params.radius, params.max_side, mode=params.perturbation, kind=params.kind)
-    from core.perturb import perturb
-
-    full = perturb(
-        mammogram.pixels,
-        mammogram.spacing_mm,
-        params.perturbation,
-        parameter=params.parameter,
-        seed=params.seed,
-    )
-    return display.downsample(full, params.max_side)
+        return image.preview(params.perturbation, params.radius, params.max_side, kind=params.kind)
+    return display.downsample(perturbed_full(mammogram, image, params), params.max_side)
 
 
-def perturbed_full(mammogram: Any, fourier: Any, params: LabParams) -> np.ndarray:
+def perturbed_full(mammogram: Any, image: Any, params: LabParams) -> np.ndarray:
     """The perturbed image at native resolution (model units; a full inverse FFT for spectral kinds)."""
-    if params.perturbation == "lowpass":
-        return fourier.lowpass(params.radius, kind=params.kind)
-    if params.perturbation == "highpass":
-        return fourier.highpass(params.radius, kind=params.kind)
-    from core.perturb import perturb
-
-    return perturb(
-        mammogram.pixels,
-        mammogram.spacing_mm,
-        params.perturbation,
-        parameter=params.parameter,
-        seed=params.seed,
-    )
+    kind = params.kind if params.perturbation in SPECTRAL else "ideal"
+    return image.apply(params.perturbation, params.parameter, kind=kind, seed=params.seed)
 
 
 def build_view(
     mammogram: Any,
-    fourier: Any,
+    image: Any,
     spectrum_uri: tuple[str, Any] | None,
     params: LabParams,
     window: tuple[float, float],
@@ -138,7 +114,7 @@ def build_view(
     Parameters
     ----------
     mammogram : ``core.imaging.Mammogram``.
-    fourier : its cached ``core.perturb.FourierFilter``.
+    image : its cached ``core.perturb.PreparedImage``.
     spectrum_uri : (PNG data URI of the coloured spectrum, ``core.spectrum.Spectrum``), once per image.
     params : control values.
     window : (centre, width) in model units for the original and (low-pass, noise, shuffle) perturbed panels.
@@ -147,13 +123,11 @@ def build_view(
     height : figure height in CSS pixels.
     """
     spectral = params.perturbation in SPECTRAL
-    orig = (
-        original if original is not None else original_preview(mammogram, fourier, params.max_side, spectral)
-    )
-    pert = perturbed_preview(mammogram, fourier, params)
+    orig = original if original is not None else original_preview(mammogram, image, params.max_side, spectral)
+    pert = perturbed_preview(mammogram, image, params)
     if pert.shape != orig.shape:  # previews of different reductions: fall back to area averaging
         orig = display.downsample(mammogram.pixels, params.max_side)
-        pert = display.downsample(perturbed_full(mammogram, fourier, params), params.max_side)
+        pert = display.downsample(perturbed_full(mammogram, image, params), params.max_side)
     diff = pert - orig
     centre, width = window
     orig8 = display.apply_window(orig, centre, width, invert)

@@ -1,4 +1,4 @@
-"""Cached loaders: decoded images (st.cache_data), per-image Fourier state and models (st.cache_resource).
+"""Cached loaders: decoded images (st.cache_data), per-image perturbation state, models (st.cache_resource).
 
 Nothing here computes; it only decides what is computed once and kept. Core imports are lazy so that a
 page can start (and show a message) even while a core module is missing or broken.
@@ -29,11 +29,19 @@ def load_bytes(digest: str, _data: bytes, name: str, spacing_mm: tuple[float, fl
 
 
 @st.cache_resource(max_entries=3, show_spinner="Taking the image's Fourier transform...")
-def fourier_filter(key: str, _mammogram: Any) -> Any:
-    """One ``core.perturb.FourierFilter`` per image: the forward FFT is taken once, sliders reuse it."""
-    from core.perturb import FourierFilter
+def prepared_image(key: str, _mammogram: Any) -> Any:
+    """One ``core.perturb.PreparedImage`` per image: every perturbation of the lab goes through it, and its
+    forward FFT is taken once (on first use), sliders reuse it."""
+    from core.perturb import PreparedImage
 
-    return FourierFilter(_mammogram.pixels, _mammogram.spacing_mm)
+    image = PreparedImage(_mammogram.pixels, _mammogram.spacing_mm)
+    image.fourier  # noqa: B018 (the forward FFT, taken here under the spinner rather than on first use)
+    return image
+
+
+def fourier_filter(key: str, _mammogram: Any) -> Any:
+    """The image's ``core.perturb.FourierFilter``, shared with its :func:`prepared_image`."""
+    return prepared_image(key, _mammogram).fourier
 
 
 @st.cache_resource(max_entries=3, show_spinner="Computing the spectrum...")

@@ -13,11 +13,9 @@ import streamlit as st
 
 from core import display
 from core.errors import ExplorerError
+from core.perturb import PERTURBATIONS
 from explorer.ui import lab, loaders
-from explorer.ui.chrome import ensure_app
 from explorer.ui.source import ImageRef, current_image
-
-PERTURBATIONS = ["lowpass", "highpass", "noise", "shuffle"]
 
 
 def _apply_pending(radii: list[float]) -> None:
@@ -59,7 +57,7 @@ def _controls(fourier: Any, mammo: Any) -> lab.LabParams:
     if st.session_state.get("lab_radius") not in radii:
         st.session_state["lab_radius"] = display.nearest(radii, display.STUDY_RADIUS)
     c1, c2, c3 = st.columns([1.2, 3, 1.4])
-    name = c1.radio("Perturbation", PERTURBATIONS, format_func=lab.LABELS.get, key="lab_pert")
+    name = c1.radio("Perturbation", list(PERTURBATIONS), format_func=lab.LABELS.get, key="lab_pert")
     radius, kind, std, grid, seed = display.STUDY_RADIUS, "ideal", 1600.0, 8, 0
     if name in lab.SPECTRAL:
         radius = c2.select_slider(
@@ -277,7 +275,7 @@ def lab_panel(ref: ImageRef, mammo: Any) -> None:
 
 def _lab_panel(ref: ImageRef, mammo: Any) -> None:
     key = ref.key
-    fourier = loaders.fourier_filter(key, mammo)
+    fourier = loaders.prepared_image(key, mammo)  # every perturbation of the image, its FFT taken once
     t0 = time.perf_counter()
     params = _controls(fourier, mammo)
     window, invert = _window_controls(key, mammo)
@@ -357,5 +355,4 @@ def render() -> None:
         st.error(str(exc))
 
 
-if not ensure_app("Image lab"):
-    render()
+render()

@@ -14,9 +14,6 @@ import pandas as pd
 import streamlit as st
 
 from core.errors import ExplorerError
-from explorer.ui.chrome import ensure_app
-
-LAB_PERTURBATIONS = ("lowpass", "highpass", "noise", "shuffle")
 
 
 @st.cache_data(max_entries=4, show_spinner="Loading scores...")
@@ -44,8 +41,7 @@ def _table1(run_id: str, n_rows: int, n_resamples: int, level: str) -> pd.DataFr
 @st.cache_data(max_entries=4, show_spinner=False)
 def _image_paths(run_id: str) -> dict[str, str]:
     """image_id -> file of the run's cohort (empty for imported tables, which have no images here)."""
-    from core.runs import RunStore
-    from core.runs.worker import resolve_manifest
+    from core.runs import RunStore, resolve_manifest
 
     try:
         df = resolve_manifest(RunStore.open(run_id).config())
@@ -157,6 +153,7 @@ def _roc(scores: pd.DataFrame, conds: pd.DataFrame, level: str) -> None:
 
 def _open_in_lab(run_id: str, table: pd.DataFrame, selected: int | None, cond: pd.Series) -> None:
     """Pick an image of the table (the clicked row by default) and open it in the lab with ``cond``."""
+    from core.perturb import PERTURBATIONS
     from explorer.ui import chrome
     from explorer.ui.lab import request_perturbation
     from explorer.ui.source import request_image
@@ -171,13 +168,13 @@ def _open_in_lab(run_id: str, table: pd.DataFrame, selected: int | None, cond: p
         st.session_state["res_open_image"] = str(table.iloc[selected]["image_id"])
     c1, c2 = st.columns([2, 3])
     image_id = c1.selectbox("Image to open", ids, key="res_open_image", label_visibility="collapsed")
-    what = f"{name} {cond['parameter']:g}" if name in LAB_PERTURBATIONS else "no perturbation"
+    what = f"{name} {cond['parameter']:g}" if name in PERTURBATIONS else "no perturbation"
     if c2.button(f"Open in the image lab with {what}", key="res_open_lab"):
         request_image(paths[image_id])
-        if name in LAB_PERTURBATIONS:
+        if name in PERTURBATIONS:
             request_perturbation(name, float(cond["parameter"]), int(cond["seed"]))
         st.switch_page(chrome.page("Image lab"))
-    if name not in LAB_PERTURBATIONS:
+    if name not in PERTURBATIONS:
         st.caption(f"The image lab has no control for '{name}'; the image opens unperturbed.")
 
 
@@ -287,5 +284,4 @@ def render() -> None:
         )
 
 
-if not ensure_app("Results"):
-    render()
+render()

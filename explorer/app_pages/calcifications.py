@@ -20,7 +20,6 @@ import streamlit as st
 from core import display
 from core.errors import ExplorerError
 from explorer.ui import loaders
-from explorer.ui.chrome import ensure_app
 from explorer.ui.source import SYNTHETIC, ImageRef, current_image
 
 RADIUS_OPTIONS = [8.0, 5.0, 4.0, 3.0, 2.0, 1.5, 1.0, 0.75, 0.5, 0.35, 0.25, 0.15, 0.1]
@@ -247,5 +246,4 @@ def render() -> None:
             b.plotly_chart(_vis_plot(radii_t, vis[i]), key=f"calc_vis_{i}", config={"displayModeBar": False})
 
 
-if not ensure_app("Calcifications"):
-    render()
+render()

@@ -1,33 +1,5 @@
-"""Spectra of mammograms in physical units: the display spectrum, the radial power profile and beta.
-
-Three views of the same Fourier content, all with frequencies in cycles per millimetre taken from the
-pixel spacing (``fftfreq`` with ``d`` = spacing along each axis), so that they are right for non-square
-images and anisotropic spacing:
-
-``log_spectrum``
-    The whole image as the low-pass filter of :mod:`core.perturb` sees it, centred, log10 magnitude,
-    reduced to display size. What it shows on a mammogram: a bright central blob from the breast texture
-    (power falling as ``1/f**beta``); faint streaks normal to the skin line, the sharp step from tissue to the
-    zero background (a step's power falls as ``1/f**2``, so these streaks outlast the texture at high
-    frequency); a faint cross of ladder-like streaks along both axes from the horizontal and vertical strokes
-    of burned-in labels (DMV PNGs); at high frequency the detector-noise floor and,
-    where present, spikes from grid lines or other periodic artefacts. A Tukey taper on the image border
-    removes the one artefact that is not in the image: the wrap-around step the DFT sees where the chest
-    wall at one border meets the zero background at the opposite one, which would otherwise draw a bright
-    line along the frequency axis.
-
-``radial_profile`` and ``power_law_beta``
-    Texture statistics of the breast only, so that the skin edge and the background do not dominate: a
-    Welch estimate over square tiles (equal side in mm along both axes) that lie wholly inside the breast
-    (pixels > 0, largest connected part, eroded by ``margin_mm``). Each tile has its mean plane removed and a
-    2-D Hann window applied; the periodograms are averaged, normalised to a power spectral density in
-    (model units)^2 * mm^2, and averaged over rings of equal ``|f|`` in cycles/mm. Beta is minus the slope of
-    the least-squares line through ``log10(power)`` against ``log10(f)`` over the band ``fmin..fmax``,
-    by default 0.1..1.0 cycles/mm as in the FFDM literature (Burgess et al. 2001 and later: beta near 3 on
-    the breast; at higher frequencies the quantum-noise floor flattens the spectrum). Keeping the skin line
-    out matters for the level more than for the slope: a straight step's ring-averaged power also falls as
-    ``f**-3``, but it is orders of magnitude stronger than the texture.
-"""
+"""Texture statistics of the breast: the radial power profile and its power law, Welch estimates over tiles
+inside the breast (:func:`breast_mask`); see :mod:`core.spectrum`."""
 
 from __future__ import annotations
 
@@ -37,65 +9,8 @@ import numpy as np
 import scipy.fft as sfft
 from scipy import ndimage
 
-from core.errors import ExplorerError
+from core.errors import SpectrumError
 from core.validate import image_2d, spacing_pair
-
-__all__ = [
-    "Spectrum",
-    "SpectrumError",
-    "PowerLawFit",
-    "log_spectrum",
-    "radial_profile",
-    "power_law_beta",
-    "fit_power_law",
-    "breast_mask",
-]
-
-
-class SpectrumError(ExplorerError):
-    """Bad input to a spectrum function (not a 2-D finite image, bad spacing, no breast region...)."""
-
-
-@dataclass(frozen=True)
-class Spectrum:
-    """A centred log-magnitude spectrum at display resolution.
-
-    Attributes
-    ----------
-    image : np.ndarray
-        2-D float32, ``log10`` of the RMS Fourier magnitude in each display pixel (see :func:`log_spectrum`);
-        row index grows with ``freq_rows`` and column index with ``freq_cols`` (zero frequency near the
-        centre).
-    freq_rows, freq_cols : np.ndarray
-        1-D float64, the frequency (cycles/mm) at the centre of each display row / column: the mean of the
-        DFT frequencies that the display pixel covers.
-    extent_mm : tuple of float
-        ``(height_mm, width_mm)``: the physical size of the analysed image. The DFT frequency step along
-        each axis is ``1 / extent``.
-    block : int
-        Side, in DFT samples along both axes, of the block averaged into one display pixel (1: none).
-    nyquist_mm : tuple of float
-        Nyquist frequency along rows and columns, cycles/mm (``1 / (2 * spacing)``).
-    """
-
-    image: np.ndarray
-    freq_rows: np.ndarray
-    freq_cols: np.ndarray
-    extent_mm: tuple[float, float]
-    block: int = 1
-    nyquist_mm: tuple[float, float] = (0.0, 0.0)
-
-    @property
-    def extent(self) -> tuple[float, float, float, float]:
-        """``(left, right, bottom, top)`` in cycles/mm for an image plot with origin at the top (imshow)."""
-        dr = self.freq_rows[1] - self.freq_rows[0] if self.freq_rows.size > 1 else 1.0
-        dc = self.freq_cols[1] - self.freq_cols[0] if self.freq_cols.size > 1 else 1.0
-        return (
-            float(self.freq_cols[0] - dc / 2),
-            float(self.freq_cols[-1] + dc / 2),
-            float(self.freq_rows[-1] + dr / 2),
-            float(self.freq_rows[0] - dr / 2),
-        )
 
 
 @dataclass(frozen=True)
@@ -131,127 +46,6 @@ class PowerLawFit:
     power: np.ndarray
 
 
-# --------------------------------------------------------------------------------------------- validation
-
-
-def _check_image(pixels: np.ndarray, where: str, min_side: int = 2) -> np.ndarray:
-    return image_2d(pixels, where, SpectrumError, min_side)
-
-
-def _check_spacing(spacing_mm, where: str) -> tuple[float, float]:
-    return spacing_pair(spacing_mm, where, SpectrumError)
-
-
-# ---------------------------------------------------------------------------------------- display spectrum
-
-
-def _tukey(n: int, alpha: float) -> np.ndarray:
-    """Tukey (tapered cosine) window of length ``n``; ``alpha`` is the tapered fraction, 0..1."""
-    if alpha <= 0 or n < 3:
-        return np.ones(n)
-    x = np.arange(n) / (n - 1)
-    w = np.ones(n)
-    edge = alpha / 2
-    lo = x < edge
-    hi = x > 1 - edge
-    w[lo] = 0.5 * (1 - np.cos(np.pi * x[lo] / edge))
-    w[hi] = 0.5 * (1 - np.cos(np.pi * (1 - x[hi]) / edge))
-    return w
-
-
-def _full_power(real_power: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Expand the ``rfft2`` power of a real image to the full ``fft2`` layout by Hermitian symmetry."""
-    h, w = shape
-    out = np.empty(shape, dtype=real_power.dtype)
-    half = real_power.shape[1]
-    out[:, :half] = real_power
-    if w > half:
-        cols = np.arange(half, w)
-        rows = (-np.arange(h)) % h
-        out[:, half:] = real_power[rows[:, None], ((-cols) % w)[None, :]]
-    return out
-
-
-def _block_mean(a: np.ndarray, k: int) -> tuple[np.ndarray, slice, slice]:
-    """Mean over ``k x k`` blocks, trimming the remainder evenly from both ends of each axis."""
-    h, w = a.shape
-    rh, rw = h % k, w % k
-    rs = slice(rh // 2, h - (rh - rh // 2))
-    cs = slice(rw // 2, w - (rw - rw // 2))
-    t = a[rs, cs]
-    nh, nw = t.shape[0] // k, t.shape[1] // k
-    return t.reshape(nh, k, nw, k).mean(axis=(1, 3)), rs, cs
-
-
-def log_spectrum(
-    pixels: np.ndarray,
-    spacing_mm: tuple[float, float],
-    max_side: int = 512,
-    *,
-    taper: float = 0.1,
-) -> Spectrum:
-    """Centred log10 magnitude spectrum of a whole image, reduced to at most ``max_side`` per side.
-
-    Parameters
-    ----------
-    pixels : np.ndarray
-        2-D image, model units (0..4095; any real values accepted).
-    spacing_mm : (float, float)
-        Pixel spacing (row, column) in mm.
-    max_side : int
-        Largest side of the returned image, display pixels (>= 8).
-    taper : float
-        Fraction (0..1) of each image side tapered to zero by a Tukey window after the image mean is
-        subtracted. 0 turns the taper off (the raw periodic DFT). See the module docstring.
-
-    Returns
-    -------
-    Spectrum
-        ``image`` holds ``log10(sqrt(mean |F|**2))`` over square blocks of ``block x block`` DFT samples
-        (area average of the power, which also smooths the periodogram's speckle; a single strong peak
-        stays in its block's maximum), with ``F`` the DFT of the tapered image in model units (unnormalised).
-
-    Raises
-    ------
-    SpectrumError
-        If the image is not 2-D real and finite, the spacing is not two positive numbers, or ``max_side`` or
-        ``taper`` is out of range.
-    """
-    where = "log_spectrum"
-    arr = _check_image(pixels, where)
-    dy, dx = _check_spacing(spacing_mm, where)
-    if int(max_side) != max_side or max_side < 8:
-        raise SpectrumError(f"{where}: max_side must be an integer >= 8, got {max_side!r}")
-    if not 0 <= taper <= 1:
-        raise SpectrumError(f"{where}: taper must lie in 0..1, got {taper!r}")
-    h, w = arr.shape
-    x = arr - np.float32(arr.mean(dtype=np.float64))
-    if taper > 0:
-        x = x * _tukey(h, taper).astype(np.float32)[:, None] * _tukey(w, taper).astype(np.float32)[None, :]
-    f = sfft.rfft2(x, workers=-1)
-    power = f.real.astype(np.float64) ** 2 + f.imag.astype(np.float64) ** 2
-    del f
-    full = np.fft.fftshift(_full_power(power, (h, w)))
-    del power
-    fr = np.fft.fftshift(np.fft.fftfreq(h, d=dy))
-    fc = np.fft.fftshift(np.fft.fftfreq(w, d=dx))
-    k = int(np.ceil(max(h, w) / int(max_side)))
-    if k > 1:
-        full, rs, cs = _block_mean(full, k)
-        fr = fr[rs].reshape(-1, k).mean(axis=1)
-        fc = fc[cs].reshape(-1, k).mean(axis=1)
-    floor = max(float(full.max()) * 1e-24, 1e-30)
-    image = (0.5 * np.log10(np.maximum(full, floor))).astype(np.float32)
-    return Spectrum(
-        image=image,
-        freq_rows=fr,
-        freq_cols=fc,
-        extent_mm=(h * dy, w * dx),
-        block=k,
-        nyquist_mm=(0.5 / dy, 0.5 / dx),
-    )
-
-
 # ----------------------------------------------------------------------------------------- breast texture
 
 
@@ -272,8 +66,8 @@ def breast_mask(pixels: np.ndarray, spacing_mm: tuple[float, float], margin_mm: 
     margin_mm : float
         Erosion distance from the skin line, mm (>= 0).
     """
-    arr = _check_image(pixels, "breast_mask", min_side=1)
-    dy, dx = _check_spacing(spacing_mm, "breast_mask")
+    arr = image_2d(pixels, "breast_mask", SpectrumError, 1)
+    dy, dx = spacing_pair(spacing_mm, "breast_mask", SpectrumError)
     fg = arr > 0
     labels, n = ndimage.label(fg)
     if n == 0:
@@ -399,8 +193,8 @@ def _radial_bins(
 
 
 def _prepare_region(pixels, spacing_mm, mask, margin_mm, tile_mm, where):
-    arr = _check_image(pixels, where, min_side=16)
-    spacing = _check_spacing(spacing_mm, where)
+    arr = image_2d(pixels, where, SpectrumError, 16)
+    spacing = spacing_pair(spacing_mm, where, SpectrumError)
     if mask is None:
         mask = breast_mask(arr, spacing, margin_mm)
     else:

@@ -6,10 +6,10 @@ trains ``ds_net`` (GMIC's ResNet-22) and its saliency layer on those masks:
 
 * samples are ``patch_size`` x ``patch_size`` px cuts of the deterministic standardised model window (the
   intensities GMIC sees at inference) with their benign and malignant finding masks (discs of
-  :data:`core.models.train.FINDING_RADIUS_MM`), flipped upside down at random: half of them around a
+  :data:`core.training.windows.FINDING_RADIUS_MM`), flipped upside down at random: half of them around a
   malignant finding, 15 % around a benign one, the rest anywhere in a random window (background, skin line
   and chest wall included, which is where patch-trained maps raised false alarms);
-* two class-balanced cross-entropies (:func:`core.models.train.saliency_target_loss` on logits): a 1x1
+* two class-balanced cross-entropies (:func:`core.training.objectives.saliency_target_loss` on logits): a 1x1
   head on the output of stage 3 (1/32 of the input; the head is discarded afterwards) and GMIC's own
   saliency layer on the column's output (1/64);
 * before each validation the batch-norm statistics are re-estimated on whole training windows, since
@@ -28,6 +28,13 @@ from typing import Any
 
 import numpy as np
 
+from core.models.forward import model_device
+from core.training.checkpoints import cpu_state
+from core.training.evaluation import auc
+from core.training.frozen import column_prefix, column_suffix
+from core.training.objectives import lr_schedule, saliency_target_loss, should_stop
+from core.training.windows import crop_index, window, window_with_masks
+
 #: Stages of the ResNet-22 column (of 5) under the dense head: its output is 128 channels at 1/32.
 DENSE_STAGES = 4
 #: Shares of dense training patches centred near a malignant / a benign finding (the rest: anywhere).
@@ -44,11 +51,9 @@ class _Windows:
         self._memo: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
 
     def get(self, i: int, rng: np.random.RandomState | None) -> tuple[np.ndarray, np.ndarray]:
-        from core.models.train import _crop_index, _window_with_masks
-
-        k = 0 if rng is None else _crop_index(self.items[i], rng, self.augment_prob)
+        k = 0 if rng is None else crop_index(self.items[i], rng, self.augment_prob)
         if (i, k) not in self._memo:
-            joint = _window_with_masks(self.items[i].crops[k], self.items[i], self.spec, None)
+            joint = window_with_masks(self.items[i].crops[k], self.items[i], self.spec, None)
             self._memo[(i, k)] = (joint[0].astype(np.float16), (joint[1:] > 0.5).astype(np.uint8))
         return self._memo[(i, k)]
 
@@ -82,12 +87,10 @@ def _patch(windows: _Windows, pools: tuple[list[int], list[int]], size: int, rng
 def _dense_forward(model: Any, head: Any, x: Any) -> tuple[Any, Any]:
     """Logits of the stage-3 head (N, 2, H/32, W/32) and of the saliency layer (N, 2, H/64, W/64) for
     windows (N, 1, H, W)."""
-    from core.models.train import _column_prefix, _column_suffix
-
     net = model.ds_net
     rest = len(net.layer_list) - DENSE_STAGES
-    h = _column_prefix(net, x, rest)
-    return head(h), model.left_postprocess_net(_column_suffix(net, h, rest))
+    h = column_prefix(net, x, rest)
+    return head(h), model.left_postprocess_net(column_suffix(net, h, rest))
 
 
 def _recalibrate(model: Any, head: Any, windows: _Windows, device: Any) -> None:
@@ -114,14 +117,12 @@ def dense_scores(model: Any, head: Any, items: list[Any], spec: Any, device: Any
     """Per image, the highest malignant probability of the stage-3 head on its deterministic window."""
     import torch
 
-    from core.models.train import _window
-
     model.eval()
     head.eval()
     out = []
     with torch.inference_mode():
         for s in range(0, len(items), 16):
-            x = np.stack([_window(it, spec, None, 0, False) for it in items[s : s + 16]])
+            x = np.stack([window(it, spec, None, 0, False) for it in items[s : s + 16]])
             logits, _ = _dense_forward(model, head, torch.from_numpy(x)[:, None].to(device))
             out.append(torch.sigmoid(logits[:, 1]).flatten(1).max(1)[0].float().cpu().numpy())
     return np.concatenate(out) if out else np.zeros(0)
@@ -138,14 +139,12 @@ def train_dense(
 ) -> tuple[list[dict[str, Any]], tuple[float, Any, int], Callable[[list[Any]], np.ndarray]]:
     """Train ``model.ds_net`` and its saliency layer on finding masks (module docstring).
 
-    ``options`` is a :class:`core.models.train.TrainOptions` (``patch_size``, ``batch_size``,
+    ``options`` is a :class:`core.training.options.TrainOptions` (``patch_size``, ``batch_size``,
     ``samples_per_epoch``, ``epochs``, ``lr``, ``patience``, ``max_minutes``, ``augment_prob``). Returns
     ``(history, best, score)``: the per-epoch rows, ``(validation AUC, state on the CPU, epoch)`` of the best
     epoch, and a function giving the stage-3 score (:func:`dense_scores`) of items with the best state.
     """
     import torch
-
-    from core.models.train import _auc, _cpu_state, _schedule, model_device, saliency_target_loss, should_stop
 
     device = model_device(model)
     net = model.ds_net
@@ -161,7 +160,7 @@ def train_dense(
     params = [*net.parameters(), *model.left_postprocess_net.parameters(), *head.parameters()]
     steps = -(-(options.samples_per_epoch or len(train_items)) // options.batch_size)
     opt = torch.optim.Adam(params, lr=options.lr)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, _schedule(options.epochs * steps))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_schedule(options.epochs * steps))
     labels = [it.malignant for it in val_items]
     t0 = time.time()
     history: list[dict[str, Any]] = []
@@ -186,7 +185,7 @@ def train_dense(
             sched.step()
             losses.append(loss.item())
         _recalibrate(model, head, windows, device)
-        val_auc = _auc(dense_scores(model, head, val_items, spec, device), labels) if val_items else None
+        val_auc = auc(dense_scores(model, head, val_items, spec, device), labels) if val_items else None
         minutes = (time.time() - t0) / 60
         history.append(
             {
@@ -199,7 +198,7 @@ def train_dense(
         log(f"dense epoch {epoch}: loss {np.mean(losses):.4f}, val malignant AUC {history[-1]['val_auc']}")
         score = -1.0 if val_auc is None else val_auc
         if score > best[0] or best[1] is None:
-            best, best_head, bad = (score, _cpu_state(model), epoch), _cpu_state(head), 0
+            best, best_head, bad = (score, cpu_state(model), epoch), cpu_state(head), 0
         else:
             bad += 1
         if should_stop(bad, minutes, options, log):

@@ -14,7 +14,6 @@ import pandas as pd
 import streamlit as st
 
 from core.errors import ExplorerError
-from explorer.ui.chrome import ensure_app
 
 WEIGHTS_HELP = (
     "'demo': weights trained on the synthetic demo cohort, to show the method: they are not a clinical "
@@ -220,5 +219,4 @@ def render() -> None:
     _runs_table()
 
 
-if not ensure_app("Runs"):
-    render()
+render()
