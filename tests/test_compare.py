@@ -97,8 +97,9 @@ def test_report_cli_compares_two_tables(tmp_path):
     out = tmp_path / "cmp"
     env = {**os.environ, "PYTHONPATH": REPO, "MAMMO_ROBUST_DATA": str(tmp_path / "data")}
     proc = subprocess.run(
-        [sys.executable, "-m", "core.cli", "report", str(tmp_path / "plain.csv"), str(tmp_path / "filtered.csv"),
-         "--out", str(out), "--resamples", "100", "--labels", "plain,filtered"],
+        [sys.executable, "-m", "core.cli", "report", str(tmp_path / "plain.csv"),
+         str(tmp_path / "filtered.csv"), "--out", str(out), "--resamples", "100",
+         "--labels", "plain,filtered"],
         capture_output=True, text=True, env=env, cwd=REPO, timeout=600,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr

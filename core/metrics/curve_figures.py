@@ -102,6 +102,65 @@ def _x_range(sub: pd.DataFrame, panel: str, curves: pd.DataFrame) -> tuple[float
     return float(xs.min()), float(xs.max())
 
 
+def _plotly_series(go, grp: pd.DataFrame, col: str, first: bool, bands: bool, x_span) -> list:
+    """The traces of one series in one panel: band, perturbation line, matched baseline, unperturbed level."""
+    series = grp["series"].iloc[0]
+    common = {"legendgroup": series, "hovertemplate": "%{text}<extra></extra>"}
+    traces = []
+    pts = grp[grp["kind"] == "perturbation"].sort_values("x")
+    band = pts.dropna(subset=["band_low", "band_high"])
+    if bands and len(band):
+        traces.append(go.Scatter(
+            x=np.concatenate([band["x"], band["x"][::-1]]),
+            y=np.concatenate([band["band_high"], band["band_low"][::-1]]),
+            mode="lines", fill="toself", fillcolor=_rgba(col, BAND_ALPHA), line={"width": 0},
+            hoverinfo="skip", showlegend=False, legendgroup=series,
+        ))  # fmt: skip
+    traces.append(go.Scatter(
+        x=pts["x"], y=pts["auc"], mode="lines+markers", name=series, showlegend=first,
+        line={"color": col, "width": 2},
+        marker={"color": np.where(pts["flag"] != "", "white", col), "size": 8,
+                "line": {"color": col, "width": 2}},
+        text=[_hover(r) for r in pts.itertuples()], **common,
+    ))  # fmt: skip
+    m = grp[grp["kind"] == "matched"].dropna(subset=["x"]).sort_values("x")
+    if len(m):
+        traces.append(go.Scatter(
+            x=m["x"], y=m["auc"], mode="lines+markers+text", textposition="bottom center",
+            textfont={"size": 9, "color": col},
+            texttemplate=[f"σ {v:.3g}" if v == v else "" for v in m["matched_std"]],
+            name=f"{series} · matched noise", showlegend=False,
+            line={"color": col, "dash": "dash", "width": 1},
+            marker={"symbol": "square", "size": 7, "color": np.where(m["flag"] != "", "white", col),
+                    "line": {"color": col, "width": 1.5}},
+            text=[_hover(r) for r in m.itertuples()], **common,
+        ))  # fmt: skip
+    u = grp[grp["kind"] == "unperturbed"]
+    if len(u):
+        traces.append(go.Scatter(
+            x=list(x_span), y=[u["auc"].iloc[0]] * 2, mode="lines",
+            line={"color": col, "dash": "dot", "width": 1},
+            showlegend=False, text=[_hover(next(u.itertuples()))] * 2, **common,
+        ))  # fmt: skip
+    return traces
+
+
+def _plotly_nyquist(go, curves: pd.DataFrame, panel: str, y_span) -> list:
+    """Vertical Nyquist lines of a filter panel, as traces (shapes take log10 units on log axes)."""
+    return [
+        go.Scatter(
+            x=[nyq, nyq], y=list(y_span), mode="lines+text",
+            line={"color": "grey", "dash": "dash", "width": 1},
+            text=["", f"model Nyquist {nyq:.3g}"], textposition="bottom left",
+            textfont={"size": 10, "color": "grey"},
+            hovertext=f"model input Nyquist {nyq:.3g} cycles/mm ({source}): nothing above it reaches "
+            "the model",
+            hoverinfo="text", showlegend=False,
+        )
+        for nyq, source in nyquist_lines(curves, panel)
+    ]  # fmt: skip
+
+
 def parameter_figure(curves: pd.DataFrame, *, title: str = "AUC versus parameter", bands: bool = True):
     """Plotly figure: a panel per perturbation, a line per series; see the module docstring."""
     import plotly.graph_objects as go
@@ -109,136 +168,78 @@ def parameter_figure(curves: pd.DataFrame, *, title: str = "AUC versus parameter
 
     panels = panels_of(curves)
     n = max(1, len(panels))
-    fig = make_subplots(
-        rows=1,
-        cols=n,
-        subplot_titles=[axis_for(p).title for p in panels] or [""],
-        shared_yaxes=True,
-        horizontal_spacing=0.06,
-    )
+    titles = [axis_for(p).title for p in panels] or [""]
+    fig = make_subplots(rows=1, cols=n, subplot_titles=titles, shared_yaxes=True, horizontal_spacing=0.06)
     colors = series_colors(curves)
     shown = set()
+    values = pd.concat([curves["auc"], curves["band_low"], curves["band_high"]]).dropna()
+    y_span = (float(values.min()), float(values.max())) if len(values) else (0.5, 1.0)
     for c, panel in enumerate(panels, start=1):
         sub = curves[curves["panel"] == panel]
-        lo, hi = _x_range(sub, panel, curves)
+        x_span = _x_range(sub, panel, curves)
         for series, grp in sub.groupby("series", sort=False):
-            col = colors[series]
-            first = series not in shown
+            for trace in _plotly_series(go, grp, colors[series], series not in shown, bands, x_span):
+                fig.add_trace(trace, row=1, col=c)
             shown.add(series)
-            pts = grp[grp["kind"] == "perturbation"].sort_values("x")
-            band = pts.dropna(subset=["band_low", "band_high"])
-            if bands and len(band):
-                fig.add_trace(
-                    go.Scatter(
-                        x=np.concatenate([band["x"], band["x"][::-1]]),
-                        y=np.concatenate([band["band_high"], band["band_low"][::-1]]),
-                        mode="lines",
-                        fill="toself",
-                        fillcolor=_rgba(col, BAND_ALPHA),
-                        line={"width": 0},
-                        hoverinfo="skip",
-                        showlegend=False,
-                        legendgroup=series,
-                    ),
-                    row=1,
-                    col=c,
-                )
-            flagged = pts["flag"] != ""
-            fig.add_trace(
-                go.Scatter(
-                    x=pts["x"],
-                    y=pts["auc"],
-                    mode="lines+markers",
-                    name=series,
-                    legendgroup=series,
-                    showlegend=first,
-                    line={"color": col, "width": 2},
-                    marker={
-                        "color": np.where(flagged, "white", col),
-                        "size": 8,
-                        "line": {"color": col, "width": 2},
-                    },
-                    text=[_hover(r) for r in pts.itertuples()],
-                    hovertemplate="%{text}<extra></extra>",
-                ),
-                row=1,
-                col=c,
-            )
-            m = grp[grp["kind"] == "matched"].dropna(subset=["x"]).sort_values("x")
-            if len(m):
-                fig.add_trace(
-                    go.Scatter(
-                        x=m["x"],
-                        y=m["auc"],
-                        mode="lines+markers+text",
-                        textposition="bottom center",
-                        textfont={"size": 9, "color": col},
-                        texttemplate=[f"σ {v:.3g}" if v == v else "" for v in m["matched_std"]],
-                        name=f"{series} · matched noise",
-                        legendgroup=series,
-                        showlegend=False,
-                        line={"color": col, "dash": "dash", "width": 1},
-                        marker={
-                            "symbol": "square",
-                            "size": 7,
-                            "color": np.where(m["flag"] != "", "white", col),
-                            "line": {"color": col, "width": 1.5},
-                        },
-                        text=[_hover(r) for r in m.itertuples()],
-                        hovertemplate="%{text}<extra></extra>",
-                    ),
-                    row=1,
-                    col=c,
-                )
-            u = grp[grp["kind"] == "unperturbed"]
-            if len(u):
-                r = u.iloc[0]
-                fig.add_trace(
-                    go.Scatter(
-                        x=[lo, hi],
-                        y=[r["auc"]] * 2,
-                        mode="lines",
-                        line={"color": col, "dash": "dot", "width": 1},
-                        legendgroup=series,
-                        showlegend=False,
-                        text=[_hover(next(u.itertuples()))] * 2,
-                        hovertemplate="%{text}<extra></extra>",
-                    ),
-                    row=1,
-                    col=c,
-                )
-        for nyq, _source in nyquist_lines(curves, panel):
-            fig.add_vline(
-                x=np.log10(nyq) if axis_for(panel).log else nyq,
-                line_dash="dash",
-                line_color="grey",
-                row=1,
-                col=c,
-                annotation_text=f"model Nyquist {nyq:.3g}",
-                annotation_font_size=10,
-                annotation_position="top left",
-            )
+        for trace in _plotly_nyquist(go, curves, panel, y_span):
+            fig.add_trace(trace, row=1, col=c)
         axis = axis_for(panel)
         ticks = sorted(set(sub["x"].dropna()))
-        fig.update_xaxes(
-            title_text=axis.label,
-            type="log" if axis.log else "linear",
-            tickvals=ticks,
-            ticktext=[f"{t:g}" for t in ticks],
-            row=1,
-            col=c,
-        )
+        fig.update_xaxes(title_text=axis.label, type="log" if axis.log else "linear", tickvals=ticks,
+                         ticktext=[f"{t:g}" for t in ticks], row=1, col=c)  # fmt: skip
     fig.update_yaxes(title_text="AUC", row=1, col=1)
     fig.add_hline(y=0.5, line_dash="dot", line_color="lightgrey")
+    # The legend goes under the axes, one row per series (long labels), so the figure grows with them.
+    rows = curves["series"].nunique()
+    plot_px = 340
     fig.update_layout(
         title=title,
         template="plotly_white",
-        height=480,
+        height=plot_px + 170 + 21 * rows,
         width=max(560, 430 * n),
-        legend={"orientation": "h", "y": -0.22},
-        margin={"b": 140},
+        legend={"orientation": "v", "yanchor": "top", "y": -70 / plot_px, "x": 0},
+        margin={"t": 80, "b": 60 + 21 * rows},
     )
     return fig
+
+
+def _png_series(ax, grp: pd.DataFrame, col: str, bands: bool, x_span) -> None:
+    """One series in one matplotlib panel (the marks of :func:`_plotly_series`)."""
+    series = grp["series"].iloc[0]
+    pts = grp[grp["kind"] == "perturbation"].sort_values("x")
+    if bands:
+        ax.fill_between(pts["x"], pts["band_low"], pts["band_high"], color=col, alpha=BAND_ALPHA, lw=0)
+    ax.plot(pts["x"], pts["auc"], "-", color=col, lw=1.6, label=series)
+    flagged = pts["flag"] != ""
+    ax.scatter(pts["x"][~flagged], pts["auc"][~flagged], color=col, s=18, zorder=3)
+    ax.scatter(pts["x"][flagged], pts["auc"][flagged], facecolor="white", edgecolor=col, s=24, zorder=3)
+    m = grp[grp["kind"] == "matched"].dropna(subset=["x"]).sort_values("x")
+    if len(m):
+        ax.plot(m["x"], m["auc"], "s--", color=col, lw=0.9, ms=4, mfc="white")
+        for r in m[m["matched_std"].notna()].itertuples():
+            ax.annotate(f"σ {r.matched_std:.3g}", (r.x, r.auc), textcoords="offset points", xytext=(0, -9),
+                        ha="center", fontsize=6, color=col)  # fmt: skip
+    u = grp[grp["kind"] == "unperturbed"]
+    if len(u):
+        ax.plot(list(x_span), [u["auc"].iloc[0]] * 2, ":", color=col, lw=1)
+
+
+def _png_axes(ax, curves: pd.DataFrame, panel: str) -> None:
+    """Nyquist lines, scale, ticks and titles of one matplotlib panel."""
+    axis = axis_for(panel)
+    for nyq, _ in nyquist_lines(curves, panel):
+        ax.axvline(nyq, color="grey", ls="--", lw=1)
+        ax.annotate(f"model Nyquist {nyq:.3g}", (nyq, 1.0), xycoords=("data", "axes fraction"), fontsize=7,
+                    ha="right", va="top", rotation=90, color="grey")  # fmt: skip
+    if axis.log:
+        ax.set_xscale("log")
+    ticks = sorted(set(curves.loc[curves["panel"] == panel, "x"].dropna()))
+    ax.set_xticks(ticks, [f"{t:g}" for t in ticks], fontsize=7)
+    ax.minorticks_off()
+    ax.set_xlabel(axis.label, fontsize=8)
+    ax.set_title(axis.title, fontsize=10)
+    ax.axhline(0.5, color="lightgrey", ls=":", lw=1)
+    ax.grid(alpha=0.25)
 
 
 def parameter_png(curves: pd.DataFrame, path: str | Path, *, title: str = "", bands: bool = True) -> Path:
@@ -251,84 +252,27 @@ def parameter_png(curves: pd.DataFrame, path: str | Path, *, title: str = "", ba
     panels = panels_of(curves)
     n = max(1, len(panels))
     width = max(8.0, 4.6 * n)
-    n_series = curves["series"].nunique()
     ncol = max(1, int(width // 3.4))
-    legend_rows = -(-n_series // ncol)
+    legend_rows = -(-curves["series"].nunique() // ncol)
     height = 4.4 + 0.2 * legend_rows
     fig, axes = plt.subplots(1, n, figsize=(width, height), sharey=True, squeeze=False)
     colors = series_colors(curves)
     for ax, panel in zip(axes[0], panels, strict=False):
         sub = curves[curves["panel"] == panel]
-        lo, hi = _x_range(sub, panel, curves)
-        axis = axis_for(panel)
+        x_span = _x_range(sub, panel, curves)
         for series, grp in sub.groupby("series", sort=False):
-            col = colors[series]
-            pts = grp[grp["kind"] == "perturbation"].sort_values("x")
-            if bands:
-                ax.fill_between(
-                    pts["x"], pts["band_low"], pts["band_high"], color=col, alpha=BAND_ALPHA, lw=0
-                )
-            ax.plot(pts["x"], pts["auc"], "-", color=col, lw=1.6, label=series)
-            flagged = pts["flag"] != ""
-            ax.scatter(pts["x"][~flagged], pts["auc"][~flagged], color=col, s=18, zorder=3)
-            ax.scatter(
-                pts["x"][flagged], pts["auc"][flagged], facecolor="white", edgecolor=col, s=24, zorder=3
-            )
-            m = grp[grp["kind"] == "matched"].dropna(subset=["x"]).sort_values("x")
-            if len(m):
-                ax.plot(m["x"], m["auc"], "s--", color=col, lw=0.9, ms=4, mfc="white")
-                for r in m.itertuples():
-                    if r.matched_std == r.matched_std:
-                        ax.annotate(
-                            f"σ {r.matched_std:.3g}",
-                            (r.x, r.auc),
-                            textcoords="offset points",
-                            xytext=(0, -9),
-                            ha="center",
-                            fontsize=6,
-                            color=col,
-                        )
-            u = grp[grp["kind"] == "unperturbed"]
-            if len(u):
-                ax.plot([lo, hi], [u["auc"].iloc[0]] * 2, ":", color=col, lw=1)
-        for nyq, _ in nyquist_lines(curves, panel):
-            ax.axvline(nyq, color="grey", ls="--", lw=1)
-            ax.annotate(
-                f"model Nyquist {nyq:.3g}",
-                (nyq, 1.0),
-                xycoords=("data", "axes fraction"),
-                fontsize=7,
-                ha="right",
-                va="top",
-                rotation=90,
-                color="grey",
-            )
-        if axis.log:
-            ax.set_xscale("log")
-        ticks = sorted(set(sub["x"].dropna()))
-        ax.set_xticks(ticks, [f"{t:g}" for t in ticks], fontsize=7)
-        ax.minorticks_off()
-        ax.set_xlabel(axis.label, fontsize=8)
-        ax.set_title(axis.title, fontsize=10)
-        ax.axhline(0.5, color="lightgrey", ls=":", lw=1)
-        ax.grid(alpha=0.25)
+            _png_series(ax, grp, colors[series], bands, x_span)
+        _png_axes(ax, curves, panel)
     axes[0, 0].set_ylabel("AUC")
-    handles, labels = axes[0, 0].get_legend_handles_labels()
-    for ax in axes[0, 1:]:
+    handles, labels = [], []
+    for ax in axes[0]:
         for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
             if lab not in labels:
                 handles.append(h)
                 labels.append(lab)
     bottom = 0.3 + 0.2 * legend_rows  # inches below the axes: legend rows and the key
-    fig.legend(
-        handles,
-        labels,
-        loc="lower center",
-        bbox_to_anchor=(0.5, 0.25 / height),
-        ncol=ncol,
-        fontsize=7,
-        frameon=False,
-    )
+    anchor = (0.5, 0.25 / height)
+    fig.legend(handles, labels, loc="lower center", bbox_to_anchor=anchor, ncol=ncol, fontsize=7, frameon=0)
     fig.text(0.01, 0.04 / height, textwrap.fill(KEY, int(18 * width)), fontsize=6, color="dimgrey")
     fig.suptitle(textwrap.fill(title, int(16 * width)), fontsize=9)
     fig.tight_layout(rect=(0, bottom / height, 1, 1))

@@ -112,34 +112,41 @@ def _matched_x(data: pd.DataFrame) -> pd.Series:
 
 
 def _pool(grp: pd.DataFrame) -> dict:
-    """One point of a series from its members' rows (each member possibly with several seeds)."""
-    per_member = grp.groupby("member", sort=False).agg(
-        auc=("auc", "mean"),
-        ci_low=("ci_low", "first"),
-        ci_high=("ci_high", "first"),
-        n_seeds=("seed", "nunique"),
-        n_pos=("n_pos", "min"),
-        n_neg=("n_neg", "min"),
-    )
-    valid = per_member.dropna(subset=["auc"])
+    """One point of a series from its members' rows (each member possibly with several seeds).
+
+    Plain Python over the few rows of a point (a groupby per point costs more than the work)."""
+    members: dict[str, dict] = {}
+    cols = ("member", "auc", "ci_low", "ci_high", "seed", "n_pos", "n_neg")
+    for m, a, lo, hi, seed, n_pos, n_neg in zip(*(grp[c].to_numpy() for c in cols), strict=True):
+        d = members.setdefault(
+            m, {"aucs": [], "lo": lo, "hi": hi, "seeds": set(), "pos": n_pos, "neg": n_neg}
+        )
+        d["aucs"].append(a)
+        d["seeds"].add(seed)
+        d["pos"], d["neg"] = min(d["pos"], n_pos), min(d["neg"], n_neg)
+    valid = {m: d for m, d in members.items() if not np.isnan(d["aucs"]).all()}
+    means = np.array([np.nanmean(d["aucs"]) for d in valid.values()])
     n = len(valid)
     rec = dict(
         n_members=n,
-        n_pos=int(per_member["n_pos"].min()),
-        n_neg=int(per_member["n_neg"].min()),
+        n_pos=int(min(d["pos"] for d in members.values())),
+        n_neg=int(min(d["neg"] for d in members.values())),
         auc=np.nan,
         band_low=np.nan,
         band_high=np.nan,
         band="",
     )
-    if n == 1 and valid["n_seeds"].iloc[0] == 1:
-        r = valid.iloc[0]
-        rec.update(auc=r["auc"], band_low=r["ci_low"], band_high=r["ci_high"], band="95% CI")
+    if n == 1 and len(next(iter(valid.values()))["seeds"]) == 1:
+        d = next(iter(valid.values()))
+        rec.update(auc=float(means[0]), band_low=float(d["lo"]), band_high=float(d["hi"]), band="95% CI")
     elif n >= 1:
-        spread = valid["auc"] if n > 1 else grp["auc"].dropna()
+        spread = means if n > 1 else np.array([a for a in next(iter(valid.values()))["aucs"] if a == a])
         what = f"over {n} weights" if n > 1 else f"over {len(spread)} seeds"
         rec.update(
-            auc=valid["auc"].mean(), band_low=spread.min(), band_high=spread.max(), band=f"min-max {what}"
+            auc=float(means.mean()),
+            band_low=float(spread.min()),
+            band_high=float(spread.max()),
+            band=f"min-max {what}",
         )
     if "flag" in grp:
         flags = [(m, f) for m, f in zip(grp["member"], grp["flag"].astype(str), strict=True) if f]
@@ -155,6 +162,53 @@ def _pool(grp: pd.DataFrame) -> dict:
         elif notes:
             rec["note"] = notes[0][1]
     return rec
+
+
+SERIES_KEYS = ["source", "model", "series_weights", "level"]
+
+
+def _points(data: pd.DataFrame, context) -> list[dict]:
+    """Records of the perturbation and matched-baseline points of every series."""
+    out = []
+    point_keys = SERIES_KEYS + ["panel", "perturbation", "severity"]
+    for key, grp in data[~data["unperturbed"]].groupby(point_keys, sort=False, dropna=False):
+        rec = dict(zip(point_keys, key, strict=True))
+        rec.update(_pool(grp))
+        matched = bool(grp["matched"].iloc[0])
+        rec.update(member=grp["member"].iloc[0], parameter=float(grp["parameter"].iloc[0]),
+                   x=float(grp["x"].iloc[0]), epoch=grp["epoch"].iloc[0],
+                   kind="matched" if matched else "perturbation")  # fmt: skip
+        if matched:
+            pixels = _context_for(context, rec["source"]).image_pixels
+            rec.update(matched_norm=rec["parameter"], matched_std=matched_std(rec["parameter"], pixels))
+        out.append(rec)
+    return out
+
+
+def _unperturbed_levels(data: pd.DataFrame, points: list[dict]) -> list[dict]:
+    """The unperturbed AUC of each series, once per panel in which the series has points."""
+    panels: dict[tuple, set] = {}
+    for rec in points:
+        panels.setdefault(tuple(rec[k] for k in SERIES_KEYS), set()).add(rec["panel"])
+    out = []
+    for key, grp in data[data["unperturbed"]].groupby(SERIES_KEYS, sort=False, dropna=False):
+        pooled = _pool(grp)
+        for panel in sorted(panels.get(tuple(key), {"none"})):
+            rec = dict(zip(SERIES_KEYS, key, strict=True))
+            rec.update(pooled)
+            first = grp.iloc[0]
+            rec.update(
+                panel=panel,
+                perturbation=first["perturbation"],
+                severity=0,
+                parameter=np.nan,
+                x=np.nan,
+                kind="unperturbed",
+                epoch=first["epoch"],
+                member=first["member"],
+            )
+            out.append(rec)
+    return out
 
 
 def auc_vs_parameter(
@@ -190,43 +244,8 @@ def auc_vs_parameter(
     data = _prepare(aucs, group)
     data["x"] = np.where(data["matched"], _matched_x(data), data["parameter"].astype(np.float64))
     data.loc[data["unperturbed"], "x"] = np.nan
-    series_keys = ["source", "model", "series_weights", "level"]
-    out = []
-    point_keys = series_keys + ["panel", "perturbation", "severity"]
-    for key, grp in data[~data["unperturbed"]].groupby(point_keys, sort=False, dropna=False):
-        rec = dict(zip(point_keys, key, strict=True))
-        rec.update(_pool(grp))
-        rec["member"] = grp["member"].iloc[0]
-        rec["parameter"] = float(grp["parameter"].iloc[0])
-        rec["x"] = float(grp["x"].iloc[0])
-        rec["epoch"] = grp["epoch"].iloc[0]
-        matched = bool(grp["matched"].iloc[0])
-        rec["kind"] = "matched" if matched else "perturbation"
-        if matched:
-            rec["matched_norm"] = rec["parameter"]
-            rec["matched_std"] = matched_std(
-                rec["parameter"], _context_for(context, rec["source"]).image_pixels
-            )
-        out.append(rec)
-    panels = {}
-    for rec in out:
-        panels.setdefault(tuple(rec[k] for k in series_keys), set()).add(rec["panel"])
-    for key, grp in data[data["unperturbed"]].groupby(series_keys, sort=False, dropna=False):
-        pooled = _pool(grp)
-        for panel in sorted(panels.get(tuple(key), {"none"})):
-            rec = dict(zip(series_keys, key, strict=True))
-            rec.update(pooled)
-            rec.update(
-                panel=panel,
-                perturbation=grp["perturbation"].iloc[0],
-                severity=0,
-                parameter=np.nan,
-                x=np.nan,
-                kind="unperturbed",
-                epoch=grp["epoch"].iloc[0],
-                member=grp["member"].iloc[0],
-            )
-            out.append(rec)
+    out = _points(data, context)
+    out += _unperturbed_levels(data, out)
     curves = pd.DataFrame(out).rename(columns={"series_weights": "weights"})
     curves["series"] = [
         _series_label(s, m, w)

@@ -172,6 +172,24 @@ def _test(cases: Mapping, model, weights, pert, sev, seeds, other: tuple | None)
     )
 
 
+def _needed_rows(scores: pd.DataFrame, aucs: pd.DataFrame, cols: list[dict]) -> pd.DataFrame:
+    """The score rows Table 1's tests read: unperturbed conditions, each column's condition and its
+    matched baseline (so the case tables are built for a few conditions, not for every sweep step)."""
+    keep = {
+        (p, s) for p, s in zip(aucs["perturbation"], aucs["severity"], strict=True) if is_unperturbed(p, s)
+    }
+    for col in cols:
+        if col["missing"]:
+            continue
+        rows = aucs[aucs["perturbation"] == col["perturbation"]]
+        for sev in rows.loc[[same_parameter(col["parameter"], v) for v in rows["parameter"]], "severity"]:
+            keep |= {(col["perturbation"], sev), (MATCHED_PREFIX + col["perturbation"], sev)}
+    mask = pd.Series(
+        list(zip(scores["perturbation"], scores["severity"], strict=True)), index=scores.index
+    ).isin(keep)
+    return scores[mask]
+
+
 def _unperturbed(grp: pd.DataFrame) -> pd.DataFrame:
     """The unperturbed rows of one weights: ``"none"``, else severity 0 of the first perturbation."""
     un = grp[[is_unperturbed(p, s) for p, s in zip(grp["perturbation"], grp["severity"], strict=True)]]
@@ -232,7 +250,7 @@ def table1_cells(
     """
     a = aucs[aucs["level"] == level]
     cols = table1_columns(a, parameters)
-    cases = case_tables(scores, level, target)
+    cases = case_tables(_needed_rows(scores, a, cols), level, target)
     out = []
     groups = sorted(
         a.groupby(["model", "weights"]), key=lambda kv: (natural_key(kv[0][0]), natural_key(kv[0][1]))

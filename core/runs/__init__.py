@@ -13,7 +13,8 @@ For the UI and scripts::
 
 Modules: :mod:`~core.runs.config` (RunConfig), :mod:`~core.runs.grid` (conditions, matched baseline),
 :mod:`~core.runs.work` (the per-batch work as plain functions), :mod:`~core.runs.store` (SQLite WAL store),
-:mod:`~core.runs.worker` (resumable worker, queue runner).
+:mod:`~core.runs.worker` (resumable worker, queue runner), :mod:`~core.runs.context` (what a run knows
+beyond its scores, for the metrics: model resolution, image sizes).
 """
 
 from __future__ import annotations
