@@ -129,6 +129,11 @@ def _cond_label(c: pd.Series | dict) -> str:
     seed = f", seed {c['seed']}" if str(c.get("seed", "0")) not in ("0", "0.0") else ""
     if c["perturbation"] == "none":
         return f"{c['model']} · {c['weights']} · unperturbed{seed}"
+    if str(c["perturbation"]).startswith("matched-"):  # its parameter is an L2 norm, not the target's
+        return (
+            f"{c['model']} · {c['weights']} · {c['perturbation']} sev {c['severity']} "
+            f"(noise of L2 norm {c['parameter']:.0f} model units){seed}"
+        )
     return (
         f"{c['model']} · {c['weights']} · {c['perturbation']} sev {c['severity']} ({c['parameter']:g}){seed}"
     )
