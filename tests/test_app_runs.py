@@ -40,6 +40,17 @@ def test_runs_page_estimates_the_work(tiny_cohort):
     assert labels[1] == "2: radius 2" and labels[0] == "1: radius 4"
 
 
+def test_runs_page_takes_explicit_values(tiny_cohort):
+    at = _run(open_page("Runs", {"run_weights": "random", "run_par_lowpass": "3, 2.5, 2"}))
+    assert not errors(at)
+    est = _metrics(at)
+    assert est["Conditions"] == "4"  # unperturbed + three radii
+    at.text_input(key="run_par_lowpass").set_value("3, 0")
+    _run(at)
+    assert any("radius must be a number in (0, 100]" in e for e in errors(at))
+    assert at.button(key="run_start").disabled
+
+
 def test_demo_weights_are_labelled_and_required(tiny_cohort):
     from core.paths import ASSETS_DIR
 

@@ -2,8 +2,11 @@
 breast-level aggregation, AUC versus severity, and the study's Table 1.
 
 Start from a scores table (:data:`SCORE_COLUMNS`; see :func:`read_scores`), then :func:`auc_table`,
-:func:`auc_vs_severity`, :func:`table1`, :func:`roc_points`, :func:`score_changes`, or everything at once
-with :func:`write_report` (``mammo-robust report``).
+:func:`auc_vs_parameter` (curves in each perturbation's units), :func:`table1_cells` /
+:func:`table1_layout` / :func:`table1_latex` (the study's Table 1), :func:`compare_runs` (several runs,
+paired DeLong tests on shared cases), :func:`roc_points`, :func:`score_changes`, or everything at once with
+:func:`write_report` / :func:`write_comparison` (``mammo-robust report``). ``docs/results.md`` describes
+the conventions.
 """
 
 from core.errors import MetricsError
@@ -25,7 +28,10 @@ from core.metrics.auc import (
     roc_curve,
     structural_components,
 )
-from core.metrics.report import Report, write_report
+from core.metrics.compare import Comparison, compare_runs, paired_tests
+from core.metrics.context import ModelInput, ScoreContext, matched_std
+from core.metrics.curves import CURVE_COLUMNS, auc_vs_parameter
+from core.metrics.report import Report, write_comparison, write_report
 from core.metrics.scores import (
     CONDITION_COLUMNS,
     MATCHED_PREFIX,
@@ -37,13 +43,29 @@ from core.metrics.scores import (
     level_table,
     matched_name,
     read_scores,
+    read_scores_bytes,
     validate_scores,
     weights_family,
 )
+from core.metrics.study_table import table1_cells
+from core.metrics.table1_format import table1_latex, table1_layout
 from core.metrics.tables import AUC_COLUMNS, auc_table, auc_vs_severity, roc_points, score_changes, table1
 
 __all__ = [
     "AUC_COLUMNS",
+    "CURVE_COLUMNS",
+    "Comparison",
+    "ModelInput",
+    "ScoreContext",
+    "auc_vs_parameter",
+    "compare_runs",
+    "matched_std",
+    "paired_tests",
+    "read_scores_bytes",
+    "table1_cells",
+    "table1_latex",
+    "table1_layout",
+    "write_comparison",
     "CONDITION_COLUMNS",
     "DEFAULT_RESAMPLES",
     "MATCHED_PREFIX",

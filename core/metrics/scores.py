@@ -76,6 +76,25 @@ def read_scores(path: str | Path, *, target: str = "malignant") -> pd.DataFrame:
     return validate_scores(df, source=str(path), target=target)
 
 
+def read_scores_bytes(data: bytes, name: str, *, target: str = "malignant") -> pd.DataFrame:
+    """Read and validate a scores table held in memory (an upload), CSV or Parquet by ``name``'s suffix.
+
+    Nothing is written anywhere; errors are :class:`MetricsError` naming ``name``.
+    """
+    import io
+
+    try:
+        if Path(name).suffix.lower() in (".parquet", ".pq"):
+            df = pd.read_parquet(io.BytesIO(data))
+        else:
+            df = pd.read_csv(
+                io.BytesIO(data), dtype={"exam_id": str, "image_id": str, "view": str, "laterality": str}
+            )
+    except (OSError, ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise MetricsError(f"{name}: cannot read scores table ({exc})") from exc
+    return validate_scores(df, source=name, target=target)
+
+
 def _as_text(col: pd.Series) -> pd.Series:
     """Strings, with missing values as "" and integral floats without their ".0"."""
     if pd.api.types.is_float_dtype(col):

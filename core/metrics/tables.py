@@ -22,6 +22,7 @@ from core.metrics.auc import (
     resample_indices,
     roc_curve,
 )
+from core.metrics.flags import flag_column, ties_note
 from core.metrics.scores import (
     CONDITION_COLUMNS,
     LEVELS,
@@ -44,6 +45,8 @@ AUC_COLUMNS = (
     "ci_high",
     "n_pos",
     "n_neg",
+    "note",
+    "flag",
 )
 
 
@@ -86,7 +89,10 @@ def auc_table(
     Returns
     -------
     DataFrame with columns :data:`AUC_COLUMNS`. A condition lacking positives or negatives keeps its row
-    with ``auc`` NaN and its counts, so nothing disappears silently.
+    with ``auc`` NaN and its counts, so nothing disappears silently. ``note`` says why an AUC sits at
+    0.5 by ties (constant or saturated scores, :func:`core.metrics.flags.ties_note`); ``flag`` why it is
+    not to be trusted (fewer than 30 positives or negatives, or an interval wider than 0.2;
+    :func:`core.metrics.flags.sample_flag`).
     """
     score_col, label_col = f"score_{target}", f"label_{target}"
     rows = []
@@ -106,6 +112,7 @@ def auc_table(
             rec.update(
                 level=level, n_pos=n_pos, n_neg=int(y.size - n_pos), auc=np.nan, ci_low=np.nan, ci_high=np.nan
             )
+            rec["note"] = "no positive case" if n_pos == 0 else "no negative case" if n_pos == y.size else ""
             rows.append(rec)
             if n_pos == 0 or n_pos == y.size or np.isnan(s).any():
                 continue  # no AUC: the row stays, with its counts
@@ -113,6 +120,7 @@ def auc_table(
             lo = np.searchsorted(np.sort(neg), pos, side="left")
             hi = np.searchsorted(np.sort(neg), pos, side="right")
             rec["auc"] = float((lo.sum() + 0.5 * (hi - lo).sum()) / (pos.size * neg.size))
+            rec["note"] = ties_note(pos, neg, rec["auc"])
             case_sets.setdefault(
                 (grp["_hash"].to_numpy().tobytes(), y.astype(np.int64).tobytes()), []
             ).append((rec, s))
@@ -130,7 +138,9 @@ def auc_table(
                 qs = np.quantile(boot, [(1 - ci_level) / 2, (1 + ci_level) / 2], axis=1)
                 for (rec, _), low, high in zip(batch, qs[0], qs[1], strict=True):
                     rec["ci_low"], rec["ci_high"] = float(low), float(high)
-    return pd.DataFrame(rows, columns=list(AUC_COLUMNS))
+    out = pd.DataFrame(rows, columns=list(AUC_COLUMNS))
+    out["flag"] = flag_column(out) if len(out) else pd.Series(dtype=object)
+    return out
 
 
 def _with_unperturbed_per_perturbation(aucs: pd.DataFrame) -> pd.DataFrame:

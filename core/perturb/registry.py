@@ -66,6 +66,12 @@ class Perturbation:
     spectral : bool
         A Fourier filter: it takes a ``kind`` (``"ideal"``, ``"gaussian"``) and has display previews
         (:meth:`core.perturb.PreparedImage.preview`).
+    limits : (float, float)
+        Closed range of parameters a run may ask for explicitly (:meth:`check_parameter`); the grid lies
+        inside it. Filters: 0 < R <= 100 cycles/mm (beyond any detector's Nyquist frequency); noise:
+        0 < std <= 65535; shuffle: whole grids 2..64.
+    integer : bool
+        The parameter must be a whole number (shuffle grid).
     """
 
     name: str
@@ -77,6 +83,22 @@ class Perturbation:
     _function: Callable[[np.ndarray, tuple[float, float], float, int], np.ndarray] = field(repr=False)
     label: str = ""
     spectral: bool = False
+    limits: tuple[float, float] = (0.0, math.inf)
+    integer: bool = False
+
+    def check_parameter(self, value: object) -> float:
+        """``value`` as a float if it is a parameter of this perturbation within :attr:`limits` (which leave
+        out the identities: the unperturbed condition is severity 0); else :class:`PerturbationError`."""
+        if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+            raise PerturbationError(f"{self.name}: {self.parameter} must be a number, got {value!r}")
+        v = float(value)
+        lo, hi = self.limits
+        if not (math.isfinite(v) and lo < v <= hi) or (self.integer and v != round(v)):
+            kind = "a whole number" if self.integer else "a number"
+            raise PerturbationError(
+                f"{self.name}: {self.parameter} must be {kind} in ({lo:g}, {hi:g}] {self.unit}, got {value!r}"
+            )
+        return v
 
     def parameter_for(self, severity: int) -> float | None:
         """Parameter at ``severity`` (0..5); severity 0 gives :attr:`identity_parameter`."""
@@ -113,6 +135,7 @@ PERTURBATIONS: dict[str, Perturbation] = {
             lambda x, s, r, seed: lowpass(x, s, r),
             label="low-pass",
             spectral=True,
+            limits=(0.0, 100.0),
         ),
         Perturbation(
             "highpass",
@@ -124,6 +147,7 @@ PERTURBATIONS: dict[str, Perturbation] = {
             lambda x, s, r, seed: highpass(x, s, r),
             label="high-pass",
             spectral=True,
+            limits=(0.0, 100.0),
         ),
         Perturbation(
             "noise",
@@ -134,6 +158,7 @@ PERTURBATIONS: dict[str, Perturbation] = {
             "additive Gaussian noise with standard deviation std",
             lambda x, s, std, seed: gaussian_noise(x, std, seed),
             label="Gaussian noise",
+            limits=(0.0, 65535.0),
         ),
         Perturbation(
             "shuffle",
@@ -144,6 +169,8 @@ PERTURBATIONS: dict[str, Perturbation] = {
             "cut into grid x grid patches and shuffle them",
             _shuffle,
             label="patch shuffle",
+            limits=(1.0, 64.0),
+            integer=True,
         ),
     )
 }

@@ -14,7 +14,8 @@ For the UI and scripts::
 Modules: :mod:`~core.runs.config` (RunConfig), :mod:`~core.runs.cohort` (a run's manifest),
 :mod:`~core.runs.grid` (conditions, matched baseline), :mod:`~core.runs.work` (the per-batch work as plain
 functions), :mod:`~core.runs.store` (SQLite WAL store), :mod:`~core.runs.worker` (resumable worker, queue
-runner).
+runner), :mod:`~core.runs.context` (what a run knows
+beyond its scores, for the metrics: model resolution, image sizes).
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ __all__ = [
     "change_norms",
     "create_run",
     "delete_run",
+    "describe_scores",
     "estimate_work",
     "execute_run",
     "export_scores",
@@ -139,15 +141,46 @@ def export_scores(run_id: str, path: str | Path) -> Path:
     return path
 
 
-def import_scores(path: str | Path, *, name: str = "") -> str:
-    """Import a scores table made elsewhere (CSV/Parquet, validated) as a finished run; returns its id."""
-    from core.metrics import read_scores
+def describe_scores(df: pd.DataFrame, source: str = "") -> str:
+    """A name for an imported table that says what it holds: ``"published NYU scores: dmv, gmic,
+    radiologist"`` for the reader-study file of ``core.paths.perception_scores_csv``, else
+    ``"imported <file>: <models> (<n> weights)"``."""
+    from core.paths import perception_scores_csv
 
-    df = read_scores(path)
+    models = ", ".join(sorted(df["model"].astype(str).unique()))
+    n_weights = df[["model", "weights"]].drop_duplicates().shape[0]
+    published = perception_scores_csv()
+    if source and published.is_file() and Path(source).is_file() and Path(source).samefile(published):
+        return f"published NYU scores: {models} ({n_weights} weights and readers)"
+    name = Path(source).name if source else "table"
+    return f"imported {name}: {models} ({n_weights} weights)"
+
+
+def import_scores(path: str | Path | pd.DataFrame, *, name: str = "", source: str = "") -> str:
+    """Import a scores table made elsewhere as a finished run; returns its id.
+
+    Parameters
+    ----------
+    path : path or DataFrame
+        A CSV/Parquet file, or a table already in memory (e.g. an upload), validated here either way;
+        nothing is stored unless it passes.
+    name : str
+        The run's name; default :func:`describe_scores` (what the table holds).
+    source : str
+        Where an in-memory table came from (an upload's file name), for its name and the store's meta.
+    """
+    from core.metrics import read_scores, validate_scores
+
+    if isinstance(path, pd.DataFrame):
+        source = source or "uploaded table"
+        df = validate_scores(path, source=source)
+    else:
+        df = read_scores(path)
+        source = source or str(path)
     first = df.iloc[0]
     model = "dmv" if first["model"] == "dmv" else "gmic"  # the config's model is only a label here
     cfg = RunConfig(
-        model=model, manifest=str(path), weights="imported", name=name or f"imported: {Path(path).name}"
+        model=model, manifest=source, weights="imported", name=name or describe_scores(df, source)
     )
     store = RunStore.create(cfg, status="done")
     rows = df.assign(
@@ -163,5 +196,6 @@ def import_scores(path: str | Path, *, name: str = "") -> str:
         unit=df["exam_id"] + "|" + df["laterality"] + "|" + df["view"] + "|" + df["image_id"],
     ).to_dict("records")
     done = store.add_scores(rows)
-    store.set(total=str(done), finished=repr(time.time()), imported_from=str(path))
+    models = sorted(df["model"].astype(str).unique())
+    store.set(total=str(done), finished=repr(time.time()), imported_from=source, models=", ".join(models))
     return store.run_id

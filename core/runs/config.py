@@ -32,6 +32,12 @@ class RunConfig:
         Registry name (``core.perturb.PERTURBATIONS``) -> severities 1..5 on its documented grid, e.g.
         ``{"lowpass": [1, 2, 3, 4], "highpass": [4], "noise": [5], "shuffle": [5]}``. The unperturbed
         condition is always included.
+    parameters : dict of str to list of float
+        Explicit parameter values per perturbation, in its unit, on top of the severities: e.g.
+        ``{"lowpass": [3, 2.5, 2, 1.5]}`` radii in cycles/mm (TOML: a ``[parameters]`` table). Each value
+        is checked against the registry's limits (``Perturbation.check_parameter``); a value on the grid
+        becomes that severity, the others get severities from :data:`core.runs.grid.EXPLICIT_SEVERITY`
+        up, in order of strength (see :func:`core.runs.grid.base_conditions`).
     seeds : list of int
         Seeds of the seeded perturbations (noise, shuffle, matched noise); filters run once.
     matched_baseline : bool
@@ -56,6 +62,7 @@ class RunConfig:
     manifest: str
     weights: str = "demo"
     perturbations: dict[str, list[int]] = field(default_factory=dict)
+    parameters: dict[str, list[float]] = field(default_factory=dict)
     seeds: list[int] = field(default_factory=lambda: [0])
     matched_baseline: bool = False
     split: str | None = None
@@ -92,6 +99,7 @@ class RunConfig:
                     )
             clean[name] = sorted(set(sevs))
         self.perturbations = clean
+        self.parameters = _check_parameters(self.parameters)
         seeds = [self.seeds] if isinstance(self.seeds, int) else list(self.seeds)
         if not seeds or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds):
             raise RunError(f"run config: seeds must be a non-empty list of integers >= 0, got {self.seeds!r}")
@@ -146,13 +154,17 @@ class RunConfig:
         """TOML text; ``None`` fields are left out (TOML has no null) and read back as their defaults."""
         lines = []
         for key, value in self.to_dict().items():
-            if key == "perturbations" or value is None:
+            if key in ("perturbations", "parameters") or value is None:
                 continue
             lines.append(f"{key} = {json.dumps(value)}")
         lines.append("")
         lines.append("[perturbations]")
         for name, sevs in self.perturbations.items():
             lines.append(f"{name} = {json.dumps(sevs)}")
+        if self.parameters:
+            lines += ["", "[parameters]"]
+            for name, values in self.parameters.items():
+                lines.append(f"{name} = {json.dumps(values)}")
         return "\n".join(lines) + "\n"
 
     @classmethod
@@ -169,6 +181,29 @@ class RunConfig:
         text = self.to_toml() if path.suffix.lower() == ".toml" else self.to_json()
         path.write_text(text)
         return path
+
+
+def _check_parameters(parameters: Any) -> dict[str, list[float]]:
+    """Explicit parameter lists, each value checked by the registry; sorted, without repeats."""
+    from core.perturb import PERTURBATIONS, PerturbationError
+
+    if not isinstance(parameters, dict):
+        raise RunError("run config: parameters must map a perturbation name to a list of values")
+    clean: dict[str, list[float]] = {}
+    for name, values in parameters.items():
+        if name not in PERTURBATIONS:
+            raise RunError(
+                f"run config: parameters: unknown perturbation {name!r}; "
+                f"known: {', '.join(sorted(PERTURBATIONS))}"
+            )
+        values = list(values) if isinstance(values, list | tuple) else [values]
+        try:
+            checked = [PERTURBATIONS[name].check_parameter(v) for v in values]
+        except PerturbationError as exc:
+            raise RunError(f"run config: parameters: {exc}") from None
+        if checked:
+            clean[name] = sorted(set(checked))
+    return clean
 
 
 def load_config(path: str | Path) -> RunConfig:

@@ -8,6 +8,17 @@ that norm (:func:`core.perturb.matched_noise`); its per-pixel standard deviation
 ``N / sqrt(pixels)``. The ``parameter`` of a baseline row is ``N`` (model units, L2). Gaussian noise itself
 gets no baseline: it already is one.
 
+Explicit parameters (``RunConfig.parameters``). A value on the perturbation's grid is that severity; the
+others get severities ``EXPLICIT_SEVERITY + 1, + 2, ...`` in order of strength (falling radius for the
+low-pass, rising for the others), so a condition stays unique by ``(perturbation, severity)`` and its
+``parameter`` column holds the value. Curves and tables read the parameter, never these indices.
+
+Matched baselines and their parameter. A ``"matched-P"`` row at severity s matches the ``P`` condition at
+severity s (:func:`matched_target`): draw it at that condition's parameter. Its own ``parameter`` is the L2
+norm N; its per-pixel noise std in model units is ``N / sqrt(n_pixels)`` of the images it was measured on
+(:func:`core.metrics.context.matched_std`; the image size is in the run's ``matched_pixels`` meta when the
+worker records it, else read from the cohort's headers by :func:`core.runs.context.run_context`).
+
 Seeds. Noise, shuffling and matched noise use a seed per image, derived from the condition's seed and the
 image id (:func:`image_seed`), so images of the same size do not all get the same noise field, and an
 image's perturbation does not depend on which other images are in the run.
@@ -52,20 +63,48 @@ class Condition:
 
 
 UNPERTURBED_CONDITION = Condition(UNPERTURBED, 0, 0.0, 0)
+EXPLICIT_SEVERITY = 100
+
+
+def severity_parameters(config: RunConfig) -> dict[str, list[tuple[int, float]]]:
+    """Per perturbation, ``(severity, parameter)`` of the run: its grid severities, then its explicit
+    parameters (a value on the grid takes that severity; the others ``EXPLICIT_SEVERITY + k`` by
+    strength). Ordered by severity."""
+    from core.perturb import PERTURBATIONS
+
+    out: dict[str, list[tuple[int, float]]] = {}
+    for name in dict.fromkeys([*config.perturbations, *config.parameters]):
+        pert = PERTURBATIONS[name]
+        pairs = {int(s): float(pert.parameter_for(int(s))) for s in config.perturbations.get(name, [])}
+        on_grid = {v: s for s, v in pert.grid.items()}
+        extra = []
+        for value in config.parameters.get(name, []):
+            if value in on_grid:
+                pairs[on_grid[value]] = float(value)
+            else:
+                extra.append(float(value))
+        extra.sort(reverse=name == "lowpass")  # weakest first: a low-pass is stronger at a smaller radius
+        pairs.update({EXPLICIT_SEVERITY + k: v for k, v in enumerate(extra, start=1)})
+        out[name] = sorted(pairs.items())
+    return out
 
 
 def base_conditions(config: RunConfig) -> list[Condition]:
-    """The unperturbed condition, then each perturbation x severity (x seed for the seeded ones)."""
-    from core.perturb import PERTURBATIONS
-
+    """The unperturbed condition, then each perturbation x severity (x seed for the seeded ones), explicit
+    parameters included (:func:`severity_parameters`)."""
     out = [UNPERTURBED_CONDITION]
-    for name, severities in config.perturbations.items():
-        pert = PERTURBATIONS[name]
+    for name, pairs in severity_parameters(config).items():
         seeds = config.seeds if name in SEEDED else [0]
-        for sev in severities:
+        for sev, value in pairs:
             for seed in seeds:
-                out.append(Condition(name, int(sev), float(pert.parameter_for(int(sev))), int(seed)))
+                out.append(Condition(name, int(sev), value, int(seed)))
     return out
+
+
+def matched_target(condition: Condition) -> tuple[str, int]:
+    """``(perturbation, severity)`` of the condition a matched baseline matches (``"matched-lowpass"`` at
+    severity 2 -> ``("lowpass", 2)``); look its parameter up among the run's conditions."""
+    return condition.base, condition.severity
 
 
 def matched_targets(config: RunConfig) -> list[Condition]:

@@ -1,9 +1,10 @@
-"""Results: AUC versus severity with interval bands, ROC curves, the study's Table 1 and per-image score
-changes of a run (or of a scores table imported from elsewhere); open an image in the lab with the
-perturbation that changed its score.
+"""Results: AUC against each perturbation's parameter with interval bands, the study's Table 1 (CSV and
+LaTeX), runs compared with paired DeLong tests, ROC curves and per-image or per-breast score changes of a run
+(or of a scores table imported from elsewhere); open an image in the lab with the perturbation that changed
+its score. AUCs resting on few cases are marked and warned about.
 
 All numbers come from ``core.metrics`` (AUCs, bootstrap intervals, DeLong tests, curves and their
-figures); scores from ``core.runs``.
+figures); scores and what a run knows beyond them (model resolution, image sizes) from ``core.runs``.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import pandas as pd
 import streamlit as st
 
 from core.errors import ExplorerError
+from explorer.ui import results_views
 
 
 @st.cache_data(max_entries=4, show_spinner="Loading scores...")
@@ -31,27 +33,45 @@ def _aucs(run_id: str, n_rows: int, n_resamples: int) -> pd.DataFrame:
     return auc_table(_scores(run_id, n_rows), n_resamples=n_resamples)
 
 
-@st.cache_data(max_entries=4, show_spinner="Table 1 (paired DeLong tests)...")
-def _table1(run_id: str, n_rows: int, n_resamples: int, level: str) -> pd.DataFrame:
-    from core.metrics import table1
+@st.cache_data(max_entries=8, show_spinner="Table 1 (paired DeLong tests)...")
+def _table1(run_id: str, n_rows: int, n_resamples: int, level: str, params: tuple, by_family: bool):
+    from core.metrics.study_table import table1_cells
+    from core.metrics.table1_format import table1_layout
 
-    return table1(_scores(run_id, n_rows), _aucs(run_id, n_rows, n_resamples), level=level)
+    cells = table1_cells(
+        _scores(run_id, n_rows), _aucs(run_id, n_rows, n_resamples), level=level, parameters=dict(params)
+    )
+    return table1_layout(cells, by_family=by_family), cells
+
+
+@st.cache_data(max_entries=8, show_spinner="Reading the run's model and cohort...")
+def _context(run_id: str, n_rows: int):
+    from core.runs.context import run_context
+
+    return run_context(run_id)
 
 
 @st.cache_data(max_entries=4, show_spinner=False)
-def _image_paths(run_id: str) -> dict[str, str]:
-    """image_id -> file of the run's cohort (empty for imported tables, which have no images here)."""
+def _images(run_id: str) -> pd.DataFrame:
+    """image_id, exam_id, laterality, view, path of the run's cohort (empty for imported tables, whose
+    images are not here)."""
     from core.runs import RunStore, resolve_manifest
+    from core.runs.context import cohort_present
 
+    cols = ["image_id", "exam_id", "laterality", "view", "path"]
     try:
-        df = resolve_manifest(RunStore.open(run_id).config())
+        config = RunStore.open(run_id).config()
+        if config.weights == "imported" or not cohort_present(config.manifest):
+            return pd.DataFrame(columns=cols)
+        df = resolve_manifest(config)
     except (ExplorerError, OSError):
-        return {}
-    return dict(zip(df["image_id"].astype(str), df["path"].astype(str), strict=True))
+        return pd.DataFrame(columns=cols)
+    return df[cols].astype(str)
 
 
 def _import_box() -> None:
-    from core.paths import data_dir, perception_scores_csv
+    from core.metrics.scores import read_scores_bytes
+    from core.paths import perception_scores_csv
     from core.runs import import_scores
 
     with st.expander("Import a scores table as a run (CSV or Parquet with the scores columns)"):
@@ -65,31 +85,34 @@ def _import_box() -> None:
         up = st.file_uploader("...or upload one", type=["csv", "parquet"], key="res_import_upload")
         if st.button("Import", key="res_import"):
             try:
-                if up is not None:
-                    target = data_dir() / "imports" / Path(up.name).name
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    target.write_bytes(up.getvalue())
-                    path = str(target)
-                if not path:
-                    raise ExplorerError("give a scores file or upload one")
-                with st.spinner("Importing..."):
-                    run_id = import_scores(path)
+                with st.spinner("Checking and importing..."):
+                    if up is not None:  # validated in memory: nothing is written unless it passes
+                        frame = read_scores_bytes(up.getvalue(), Path(up.name).name)
+                        run_id = import_scores(frame, source=Path(up.name).name)
+                        what = up.name
+                    elif path:
+                        run_id, what = import_scores(path), path
+                    else:
+                        raise ExplorerError("give a scores file or upload one")
                 st.session_state["res_run"] = run_id
-                st.success(f"Imported {path} as run {run_id}.")
+                st.success(f"Imported {what} as run {run_id}.")
             except (ExplorerError, OSError) as exc:
                 st.error(str(exc))
 
 
-def _pick_run() -> tuple[str, int] | None:
+def _runs() -> pd.DataFrame:
     from core.runs import list_runs
 
     runs = list_runs()
-    runs = runs[runs["done"] > 0]
+    return runs[runs["done"] > 0]
+
+
+def _pick_run(runs: pd.DataFrame) -> tuple[str, int] | None:
     if runs.empty:
         st.info("No run with scores yet: start one on the Runs page, or import a scores table above.")
         return None
     labels = {
-        r.run_id: f"{r.run_id} · {r.name or r.model} · {r.status} · {r.done} rows" for r in runs.itertuples()
+        r.run_id: f"{r.name or r.model} · {r.status} · {r.done} rows · {r.run_id}" for r in runs.itertuples()
     }
     if st.session_state.get("res_run") not in labels:
         st.session_state["res_run"] = next(iter(labels))
@@ -102,28 +125,13 @@ def _cond_label(c: pd.Series | dict) -> str:
     seed = f", seed {c['seed']}" if str(c.get("seed", "0")) not in ("0", "0.0") else ""
     if c["perturbation"] == "none":
         return f"{c['model']} · {c['weights']} · unperturbed{seed}"
+    if str(c["perturbation"]).startswith("matched-"):  # its parameter is an L2 norm, not the target's
+        return (
+            f"{c['model']} · {c['weights']} · {c['perturbation']} sev {c['severity']} "
+            f"(noise of L2 norm {c['parameter']:.0f} model units){seed}"
+        )
     return (
         f"{c['model']} · {c['weights']} · {c['perturbation']} sev {c['severity']} ({c['parameter']:g}){seed}"
-    )
-
-
-def _curves(aucs: pd.DataFrame, level: str) -> None:
-    from core.metrics import auc_vs_severity
-    from core.metrics.figures import auc_vs_severity_figure
-
-    by_family = st.toggle(
-        "Group weights by family (seeds / readers: mean line, min-max band)", True, key="res_family"
-    )
-    curves = auc_vs_severity(aucs[aucs["level"] == level], by_family=by_family)
-    if curves.empty or curves["auc"].isna().all():
-        st.info("No AUC at this level (a condition needs both positive and negative cases).")
-        return
-    fig = auc_vs_severity_figure(curves, title=f"AUC versus severity ({level} level)")
-    fig.update_layout(height=460)
-    st.plotly_chart(fig, key="res_curves")
-    st.caption(
-        "Severity 0 is the unperturbed condition. Bands: the 95% bootstrap interval of a single model, or "
-        "the min-max over the members of a family."
     )
 
 
@@ -151,21 +159,43 @@ def _roc(scores: pd.DataFrame, conds: pd.DataFrame, level: str) -> None:
     st.plotly_chart(fig, key="res_roc")
 
 
-def _open_in_lab(run_id: str, table: pd.DataFrame, selected: int | None, cond: pd.Series) -> None:
-    """Pick an image of the table (the clicked row by default) and open it in the lab with ``cond``."""
+def _open_in_lab(run_id: str, table: pd.DataFrame, selected: int | None, cond: pd.Series, level: str) -> None:
+    """Pick an image of the table (the clicked row by default; at breast level, one of the breast's views)
+    and open it in the lab with ``cond``."""
     from core.perturb import PERTURBATIONS
     from explorer.ui import chrome
     from explorer.ui.lab import request_perturbation
     from explorer.ui.source import request_image
 
-    paths = _image_paths(run_id)
-    ids = [i for i in table["image_id"].astype(str) if i in paths]
-    if not ids:
+    images = _images(run_id)
+    if images.empty:
         st.caption("This table's images are not on this server (e.g. imported scores): nothing to open.")
         return
+    paths = dict(zip(images["image_id"], images["path"], strict=True))
+    if level == "image":
+        ids = [i for i in table["image_id"].astype(str) if i in paths]
+        if selected is not None and str(table.iloc[selected]["image_id"]) in paths:
+            st.session_state["res_open_image"] = str(table.iloc[selected]["image_id"])
+    else:  # a breast: its views, in the order of the table's rows
+        breast = images["exam_id"] + "|" + images["laterality"]
+        order = {
+            b: i for i, b in enumerate(table["exam_id"].astype(str) + "|" + table["laterality"].astype(str))
+        }
+        rows = images.assign(_o=breast.map(order)).dropna(subset=["_o"]).sort_values(["_o", "view"])
+        ids = list(rows["image_id"])
+        if selected is not None:
+            pick = table.iloc[selected]
+            mine = rows[
+                (rows["exam_id"] == str(pick["exam_id"])) & (rows["laterality"] == str(pick["laterality"]))
+            ]
+            if len(mine):
+                st.session_state["res_open_image"] = mine["image_id"].iloc[0]
+    if not ids:
+        st.caption("None of these cases' images is in the run's cohort here: nothing to open.")
+        return
+    if st.session_state.get("res_open_image") not in ids:
+        st.session_state.pop("res_open_image", None)
     name = str(cond["perturbation"])
-    if selected is not None and str(table.iloc[selected]["image_id"]) in paths:
-        st.session_state["res_open_image"] = str(table.iloc[selected]["image_id"])
     c1, c2 = st.columns([2, 3])
     image_id = c1.selectbox("Image to open", ids, key="res_open_image", label_visibility="collapsed")
     what = f"{name} {cond['parameter']:g}" if name in PERTURBATIONS else "no perturbation"
@@ -182,7 +212,9 @@ def _changes(run_id: str, scores: pd.DataFrame, conds: pd.DataFrame, level: str)
     from core.metrics import score_changes
 
     labels = [_cond_label(c) for _, c in conds.iterrows()]
-    base = [i for i, (_, c) in enumerate(conds.iterrows()) if c["perturbation"] == "none"]
+    base = [
+        i for i, (_, c) in enumerate(conds.iterrows()) if c["perturbation"] == "none" or c["severity"] == 0
+    ]
     c1, c2 = st.columns(2)
     a = c1.selectbox("From", labels, index=base[0] if base else 0, key="res_chg_a")
     others = [lab for lab in labels if lab != a] or labels
@@ -194,7 +226,12 @@ def _changes(run_id: str, scores: pd.DataFrame, conds: pd.DataFrame, level: str)
     except ExplorerError as exc:
         st.error(str(exc))
         return
-    st.caption(f"{len(table)} cases, largest score change first; click a row to open its image.")
+    pooled = level == "breast" and bool((scores["image_id"].astype(str) != "").any())
+    unit = "images" if level == "image" else "breasts (mean over their views)" if pooled else "breasts"
+    openable = "; click a row to open its image" if not _images(run_id).empty else ""
+    st.caption(f"{len(table)} {unit}, largest score change first{openable}.")
+    if level == "breast":
+        table = table.drop(columns=["view", "image_id"])
     event = st.dataframe(
         table,
         hide_index=True,
@@ -210,25 +247,41 @@ def _changes(run_id: str, scores: pd.DataFrame, conds: pd.DataFrame, level: str)
         },
     )
     rows = event.selection.rows if event is not None else []
-    if level == "image":
-        _open_in_lab(run_id, table, rows[0] if rows else None, cb)
-    else:
-        st.caption("Breast-level rows pool several images; switch to the image level to open one.")
+    _open_in_lab(run_id, table, rows[0] if rows else None, cb, level)
+
+
+def _counts(aucs: pd.DataFrame, level: str) -> str:
+    """``"61 malignant and 1379 other breasts"`` of the unperturbed conditions (range over weights)."""
+    from core.metrics.parameters import is_unperturbed
+
+    a = aucs[aucs["level"] == level]
+    un = a[[is_unperturbed(p, s) for p, s in zip(a["perturbation"], a["severity"], strict=True)]]
+    un = un if len(un) else a
+
+    def rng(col: str) -> str:
+        lo, hi = int(un[col].min()), int(un[col].max())
+        return f"{lo}" if lo == hi else f"{lo}-{hi}"
+
+    unit = "images" if level == "image" else "breasts"
+    return f"n_pos {rng('n_pos')} malignant and n_neg {rng('n_neg')} other {unit} per condition"
 
 
 def render() -> None:
     st.header("Results")
     _import_box()
-    picked = _pick_run()
+    runs = _runs()
+    picked = _pick_run(runs)
     if picked is None:
         return
     run_id, done = picked
     try:
         scores = _scores(run_id, done)
+        context = _context(run_id, done)
     except ExplorerError as exc:
         st.error(str(exc))
         return
     from core.metrics import conditions
+    from core.metrics.flags import small_sample_warning
 
     has_images = scores["image_id"].astype(str).str.len().gt(0).any()
     levels = ["image", "breast"] if has_images else ["breast"]
@@ -237,43 +290,46 @@ def render() -> None:
     n_res = c2.select_slider("Bootstrap resamples", [0, 200, 1000, 2000], 200, key="res_boot")
     weights = sorted(scores["weights"].astype(str).unique())
     demo = [w for w in weights if w == "demo"]
-    c3.caption(
-        f"{len(scores)} score rows · models {', '.join(sorted(scores['model'].astype(str).unique()))} · "
-        f"{len(weights)} weights"
-        + (" · **demo weights: synthetic training, not a clinical model**" if demo else "")
-    )
+    n_series = len(scores[["model", "weights"]].drop_duplicates())
     try:
         aucs = _aucs(run_id, done, int(n_res))
     except ExplorerError as exc:
         st.error(str(exc))
         return
+    c3.caption(
+        f"{results_views.md_text(context.label)} · {len(scores)} score rows · "
+        f"models {', '.join(sorted(scores['model'].astype(str).unique()))}"
+        f" · {n_series} series (model · weights) · {_counts(aucs, level)}"
+        + (" · **demo weights: synthetic training, not a clinical model**" if demo else "")
+    )
+    warning = small_sample_warning(aucs[aucs["level"] == level])
+    if warning:
+        st.warning(warning, icon="⚠️")
     conds = conditions(scores).reset_index(drop=True)
-    tabs = st.tabs(["AUC vs severity", "ROC", "Table 1", "Per image", "AUC table"])
+    tabs = st.tabs(["AUC vs parameter", "Table 1", "Compare runs", "ROC", "Per case", "AUC table"])
     with tabs[0]:
-        _curves(aucs, level)
+        results_views.curves_view(aucs, level, context)
     with tabs[1]:
-        _roc(scores, conds, level)
+        results_views.table1_view(
+            scores,
+            aucs,
+            level,
+            run_id,
+            lambda params, fam: _table1(run_id, done, int(n_res), level, params, fam),
+        )
     with tabs[2]:
-        try:
-            t1 = _table1(run_id, done, int(n_res), level)
-            st.caption(
-                "AUC per condition; in parentheses the difference to the matched-noise baseline (the study's "
-                "Table 1), or the bare AUC when the run has no baseline."
-            )
-            view = t1.assign(column=t1["model"].astype(str) + " · " + t1["weights"].astype(str))
-            view["condition"] = [
-                "unperturbed" if p == "none" else f"{p} {par:g}"
-                for p, par in zip(view["perturbation"], view["parameter"], strict=True)
-            ]
-            pivot = view.pivot_table(index="condition", columns="column", values="cell", aggfunc="first")
-            st.dataframe(pivot, width="stretch")
-            with st.expander("All columns (AUC, differences, DeLong p-values)"):
-                st.dataframe(t1, hide_index=True, width="stretch")
-        except ExplorerError as exc:
-            st.error(str(exc))
+        results_views.compare_view(
+            run_id,
+            runs,
+            level,
+            lambda r: _scores(r, int(runs.set_index("run_id").loc[r, "done"])),
+            lambda r: _context(r, int(runs.set_index("run_id").loc[r, "done"])),
+        )
     with tabs[3]:
-        _changes(run_id, scores, conds, level)
+        _roc(scores, conds, level)
     with tabs[4]:
+        _changes(run_id, scores, conds, level)
+    with tabs[5]:
         st.dataframe(aucs[aucs["level"] == level], hide_index=True, width="stretch")
         st.download_button(
             "Download AUC table (CSV)",

@@ -48,9 +48,51 @@ def _severity_label(name: str, sev: int) -> str:
     return f"{sev}: {p.parameter} {p.grid[sev]:g}"
 
 
+def _perturbation_inputs() -> tuple[dict[str, list[int]], dict[str, str]]:
+    """Per perturbation: severities of its grid, and a box for values of one's own (raw text)."""
+    from core.perturb import PERTURBATIONS, SEVERITIES
+
+    st.markdown(
+        "**Perturbations: severities, or values of your own** (the unperturbed condition is always included)"
+    )
+    grid: dict[str, list[int]] = {}
+    values: dict[str, str] = {}
+    cols = st.columns(len(PERTURBATIONS))
+    for col, name in zip(cols, PERTURBATIONS, strict=True):
+        p = PERTURBATIONS[name]
+        sevs = col.multiselect(
+            f"{name} ({p.parameter}, {p.unit})",
+            [s for s in SEVERITIES if s > 0],
+            key=f"run_sev_{name}",
+            format_func=lambda s, n=name: _severity_label(n, s),
+        )
+        if sevs:
+            grid[name] = sorted(int(s) for s in sevs)
+        values[name] = col.text_input(
+            f"{name} values ({p.unit})",
+            key=f"run_par_{name}",
+            placeholder="e.g. 3, 2.5, 1.5" if p.unit == "cycles/mm" else "comma-separated",
+            help=f"Explicit {p.parameter} values in {p.unit}, checked against the perturbation's range.",
+        )
+    return grid, values
+
+
+def _parse_values(values: dict[str, str]) -> dict[str, list[float]] | None:
+    """The values boxes as numbers (the run config checks their ranges); None after an error."""
+    parameters: dict[str, list[float]] = {}
+    for name, text in values.items():
+        try:
+            chosen = [float(v) for v in text.replace(" ", "").split(",") if v]
+        except ValueError:
+            st.error(f"{name} values: expected numbers separated by commas, got {text!r}")
+            return None
+        if chosen:
+            parameters[name] = chosen
+    return parameters
+
+
 def _form() -> Any:
     """The run's settings; returns a validated ``RunConfig`` or None (after showing why)."""
-    from core.perturb import PERTURBATIONS, SEVERITIES
     from core.runs import RunConfig
 
     c1, c2, c3 = st.columns(3)
@@ -76,19 +118,7 @@ def _form() -> Any:
         manifest = c3.text_input("Manifest CSV on the server", key="run_manifest").strip()
     split = c3.selectbox("Split", ["all", "train", "val", "test"], key="run_split")
 
-    st.markdown("**Perturbations and severities** (the unperturbed condition is always included)")
-    grid: dict[str, list[int]] = {}
-    cols = st.columns(len(PERTURBATIONS))
-    for col, name in zip(cols, PERTURBATIONS, strict=True):
-        p = PERTURBATIONS[name]
-        sevs = col.multiselect(
-            f"{name} ({p.parameter}, {p.unit})",
-            [s for s in SEVERITIES if s > 0],
-            key=f"run_sev_{name}",
-            format_func=lambda s, n=name: _severity_label(n, s),
-        )
-        if sevs:
-            grid[name] = sorted(int(s) for s in sevs)
+    grid, values = _perturbation_inputs()
     c1, c2, c3, c4 = st.columns(4)
     matched = c1.checkbox(
         "Matched-noise baselines",
@@ -109,12 +139,16 @@ def _form() -> Any:
     except ValueError:
         st.error(f"Seeds: expected integers separated by commas, got {seeds_text!r}")
         return None
+    parameters = _parse_values(values)
+    if parameters is None:
+        return None
     try:
         return RunConfig(
             model=model,
             manifest=manifest,
             weights=weights,
             perturbations=grid,
+            parameters=parameters,
             seeds=seeds,
             matched_baseline=matched,
             split=None if split == "all" else split,

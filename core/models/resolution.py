@@ -1,0 +1,80 @@
+"""The resolution a model's input has, from its weights' recorded config, without building the model.
+
+Demo and project checkpoints record ``spacing_mm`` (the preprocessing resamples every image to it: the demo
+weights use 0.3 mm) or ``downsample``; official NYU files record nothing and see the images' own pixels
+(about 0.1 mm for the NYU cohort). The model's Nyquist frequency is ``1 / (2 spacing)``: demo weights 1.67
+cycles/mm, official weights on 0.1 mm images 5 cycles/mm. It is an upper bound: the NYU pipeline later
+resizes the breast crop to the input window, which can lower it further.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+
+@functools.lru_cache(maxsize=32)
+def _recorded(path: str, mtime: float, size: int) -> tuple[float | None, float]:
+    """``(spacing_mm, downsample)`` recorded in a weights file (read as tensors only, once per version)."""
+    from core.models.weights import load_checkpoint
+
+    config = load_checkpoint(path).config
+    spacing = config.get("spacing_mm")
+    return (None if spacing is None else float(spacing)), float(config.get("downsample", 1.0) or 1.0)
+
+
+def weights_path(model: str, weights: str | Path) -> Path | None:
+    """The file behind a weights value: ``"demo"`` -> the installed demo weights; a path that exists;
+    else None (e.g. a bare label from a scores table)."""
+    if str(weights) == "demo":
+        from core.paths import ASSETS_DIR
+
+        path = ASSETS_DIR / "weights" / f"{str(model).lower()}-demo.pt"
+        return path if path.is_file() else None
+    path = Path(str(weights))
+    return path if path.is_file() else None
+
+
+def input_spacing(
+    model: str, weights: str | Path, *, image_spacing_mm: float | None = None
+) -> tuple[float | None, str]:
+    """Effective pixel spacing (mm) of what a model with these weights sees, and where it comes from.
+
+    Parameters
+    ----------
+    model : str
+        ``"gmic"`` or ``"dmv"``; anything else (``"radiologist"``) has no model input.
+    weights : str or Path
+        ``"demo"``, ``"random"``, or a weights file; a label that names no file here gives None.
+    image_spacing_mm : float, optional
+        The images' own pixel spacing, for weights that work on native pixels (official, random).
+
+    Returns
+    -------
+    (spacing_mm or None, source)
+        ``source`` says why, e.g. ``"demo weights resample to 0.3 mm"``. Unreadable files give None with
+        the reason; this never raises for a label it cannot resolve.
+    """
+    from core.models import ModelError
+
+    if str(model).lower() not in ("gmic", "dmv"):
+        return None, f"{model}: not a model"
+    if str(weights) == "random":
+        spacing, downsample, what = None, 1.0, "random weights"
+    else:
+        path = weights_path(model, weights)
+        if path is None:
+            return None, f"weights {weights!r} not found here"
+        try:
+            stat = path.stat()
+            spacing, downsample = _recorded(str(path), stat.st_mtime, stat.st_size)
+        except (ModelError, OSError) as exc:
+            return None, f"{path.name}: {exc}"
+        what = "demo weights" if str(weights) == "demo" else path.name
+    if spacing is not None:
+        return spacing, f"{what} resample every image to {spacing:g} mm"
+    if image_spacing_mm is None:
+        return None, f"{what} see native pixels, whose spacing is not known here"
+    eff = image_spacing_mm * downsample
+    how = f"native {image_spacing_mm:g} mm pixels" + (f" reduced {downsample:g}x" if downsample != 1 else "")
+    return eff, f"{what} see {how}"
