@@ -36,12 +36,18 @@ VIEW_ALIASES = {
 LATERALITY_ALIASES = {"L": "L", "LEFT": "L", "R": "R", "RIGHT": "R"}
 
 
-def pseudonym(value: object, *, prefix: str, salt: str = "mammo-robust") -> str:
-    """A stable pseudonymous id: ``prefix`` + the first 12 hex digits of SHA-256(salt, value).
+def pseudonym(value: object, *, prefix: str, salt: str | None = None) -> str:
+    """A stable pseudonymous id: ``prefix`` + 12 hex digits of a keyed hash of ``value``.
 
-    A site-specific secret ``salt`` keeps short ids (e.g. numeric patient ids) from being recovered by
-    hashing every candidate.
+    Without ``salt`` the key is the installation's secret salt (:func:`core.privacy.installation_salt`,
+    random, kept in the data folder): short ids (e.g. numeric patient ids) cannot be recovered by hashing
+    every candidate. With ``salt`` (a site secret shared between installations that must agree on ids):
+    SHA-256 of the salt and the value.
     """
+    if salt is None:
+        from core.privacy import pseudonym as keyed
+
+        return keyed(value, prefix=prefix)
     digest = hashlib.sha256(f"{salt}\x1f{value}".encode()).hexdigest()[:12]
     return f"{prefix}{digest}"
 
@@ -102,13 +108,18 @@ def manifest_from_dicom_folder(
     folder: str | Path,
     *,
     recursive: bool = True,
-    salt: str = "mammo-robust",
+    salt: str | None = None,
     split: str = "test",
 ) -> tuple[pd.DataFrame, list[Problem]]:
     """Build a manifest from a folder of DICOM mammograms, reading headers only (no pixel decoding).
 
-    Exams are the studies (StudyInstanceUID). Patient and exam ids are pseudonyms (salted hashes of
-    PatientID and StudyInstanceUID); no name, id, date or UID of the files reaches the manifest. Laterality
+    Exams are the studies (StudyInstanceUID). Image, patient and exam ids are pseudonyms (keyed hashes of
+    StudyInstanceUID and PatientID, see :func:`pseudonym`); no name, id, date or UID of the files reaches
+    the ids. The ``path`` column has to locate each file, so it keeps the file's path (relative to the
+    manifest when :func:`~core.manifest.write_manifest` writes it next to the images), and with it any name
+    the path holds: it stays on the server. The app shows and exports ``image_id`` / ``exam_id`` only, never
+    ``path``; run scores and reports carry the ids, not the paths. Problems name files by their path
+    relative to ``folder``, for the operator who runs the command. Laterality
     comes from ImageLaterality (0020,0062) or Laterality (0020,0060); the view from ViewPosition
     (0018,5101) or the ViewCodeSequence meaning; spacing from ImagerPixelSpacing or PixelSpacing. Labels are
     unknown (empty): fill them in the CSV. Non-DICOM files are skipped silently unless named ``*.dcm``.
@@ -118,14 +129,17 @@ def manifest_from_dicom_folder(
     folder : path
     recursive : bool
         Scan sub-folders too.
-    salt : str
-        Secret mixed into the pseudonyms; use one per site to stop dictionary attacks on short ids.
+    salt : str, optional
+        A site secret for the pseudonyms (default: the installation's random salt).
     split : str
         Split given to every row.
     """
     import pydicom
     from pydicom.errors import InvalidDicomError
 
+    from core.privacy import quiet_pydicom
+
+    quiet_pydicom()
     folder = Path(folder).expanduser()
     if not folder.is_dir():
         raise ManifestError(f"{folder}: not a folder")
