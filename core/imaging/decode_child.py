@@ -19,6 +19,7 @@ import json
 import os
 import struct
 import sys
+import time
 import warnings
 
 _U32 = struct.Struct(">I")
@@ -143,6 +144,7 @@ def _serve(fd_in: int, fd_out: int) -> None:
         if payload is None:
             return
         req = json.loads(raw)
+        started = time.perf_counter()
         try:
             arr = _decode_tiff(req, payload) if req.get("kind") == "tiff" else _decode_dicom(req, payload)
             arr = np.ascontiguousarray(arr)
@@ -159,7 +161,12 @@ def _serve(fd_in: int, fd_out: int) -> None:
             continue
         _reply(
             fd_out,
-            {"ok": True, "dtype": arr.dtype.str, "shape": list(arr.shape)},
+            {
+                "ok": True,
+                "dtype": arr.dtype.str,
+                "shape": list(arr.shape),
+                "seconds": time.perf_counter() - started,
+            },
             arr.reshape(-1).view(np.uint8),
         )
         del arr
