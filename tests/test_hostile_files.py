@@ -203,3 +203,24 @@ def test_a_pipe_swapped_in_after_the_check_neither_hangs_nor_is_read(tmp_path, m
     )
     with pytest.raises(MammogramError, match="a pipe"):
         load_mammogram(fifo)
+
+
+def test_a_forked_child_gets_its_own_decode_pool():
+    """A process forked after decoding (a data-loader worker) must not share its parent's decode pipes."""
+    data = hostile.encode("rle", hostile.pattern(64, 64))
+    load_mammogram(data)
+    parent_pool = sandbox.pool()
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: decode, and report whether it used a pool of its own
+        try:
+            ok = np.array_equal(load_mammogram(data).pixels, hostile.pattern(64, 64))
+            os.write(write, b"1" if ok and sandbox.pool() is not parent_pool else b"0")
+        finally:
+            os._exit(0)
+    os.close(write)
+    answer = os.read(read, 1)
+    os.waitpid(pid, 0)
+    os.close(read)
+    assert answer == b"1"
+    np.testing.assert_array_equal(load_mammogram(data).pixels, hostile.pattern(64, 64))

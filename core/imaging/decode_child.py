@@ -39,10 +39,14 @@ PREFERRED = {
 
 
 def _vm_data_bytes() -> int:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmData:"):
-                return int(line.split()[1]) * 1024
+    """This process's data size (bytes) from /proc, or 0 where there is no /proc (then no data limit)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmData:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
     return 0
 
 
@@ -50,8 +54,9 @@ def _limit_resources(extra_bytes: int) -> None:
     import resource
 
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    if extra_bytes > 0 and hasattr(resource, "RLIMIT_DATA"):
-        limit = _vm_data_bytes() + extra_bytes
+    baseline = _vm_data_bytes()
+    if extra_bytes > 0 and baseline > 0 and hasattr(resource, "RLIMIT_DATA"):
+        limit = baseline + extra_bytes
         try:
             resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
         except (ValueError, OSError):  # a hard limit already lower: keep it

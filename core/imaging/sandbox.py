@@ -304,6 +304,18 @@ def pool() -> DecodePool:
         return _POOL
 
 
+def _forget_pool_after_fork() -> None:
+    """A forked child (e.g. a data-loader worker) must not talk to its parent's decode processes through the
+    pipes it inherited: it starts a pool of its own on first use."""
+    global _POOL, _POOL_LOCK
+    _POOL = None
+    _POOL_LOCK = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool_after_fork)
+
+
 def decode(request: dict, payload, shape: tuple[int, int], *, label: str, what: str) -> np.ndarray:
     """Decode compressed pixel data in a decode process; every failure is a ``MammogramError``.
 
