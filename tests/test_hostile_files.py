@@ -224,3 +224,13 @@ def test_a_forked_child_gets_its_own_decode_pool():
     os.close(read)
     assert answer == b"1"
     np.testing.assert_array_equal(load_mammogram(data).pixels, hostile.pattern(64, 64))
+
+
+def test_a_decode_process_that_cannot_start_gives_a_message(monkeypatch, tmp_path):
+    broken = tmp_path / "decode_child.py"
+    broken.write_text("import sys\nsys.exit(3)\n")
+    monkeypatch.setattr(sandbox, "CHILD_SCRIPT", broken)
+    private = sandbox.DecodePool(size=1)
+    monkeypatch.setattr(sandbox, "_POOL", private)
+    with pytest.raises(MammogramError, match="start.dcm: could not decode .* did not start"):
+        load_mammogram(hostile.encode("rle", hostile.pattern(64, 64)), name="start.dcm")

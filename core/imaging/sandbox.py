@@ -94,7 +94,13 @@ class _Worker:
             except (OSError, ImportError):
                 pass
         deadline = time.monotonic() + START_TIMEOUT_S
-        hello = self._read_header(deadline)
+        try:
+            hello = self._read_header(deadline)
+        except _DecodeFailed as exc:
+            self.kill()
+            raise _DecodeFailed(
+                "start", f"the decode process did not start ({exc.kind} {exc.detail})"
+            ) from None
         if not hello.get("ready"):
             self.kill()
             raise _DecodeFailed("start", "the decode process did not start")
