@@ -118,21 +118,15 @@ def tiff(width: int, height: int, inflated: int | None = None) -> bytes:
     return b"II*\x00" + struct.pack("<I", 8) + ifd + struct.pack("<I", 0) + strip
 
 
-def jpeg(width: int, height: int) -> bytes:
-    """A baseline JPEG header declaring ``width`` x ``height`` 8-bit pixels, then an empty scan."""
+def jpeg(width: int, height: int, scans: int = 1) -> bytes:
+    """A JPEG header declaring ``width`` x ``height`` 8-bit pixels (progressive when ``scans`` > 1), then
+    ``scans`` empty scans."""
     sof = struct.pack(">BHHB", 8, height, width, 1) + bytes([1, 0x11, 0])
     sos = bytes([1, 1, 0, 0, 63, 0])
-    return (
-        b"\xff\xd8"
-        + b"\xff\xc0"
-        + struct.pack(">H", len(sof) + 2)
-        + sof
-        + b"\xff\xda"
-        + struct.pack(">H", len(sos) + 2)
-        + sos
-        + bytes(64)
-        + b"\xff\xd9"
-    )
+    scan = b"\xff\xda" + struct.pack(">H", len(sos) + 2) + sos + bytes(4)
+    marker = b"\xff\xc2" if scans > 1 else b"\xff\xc0"
+    header = b"\xff\xd8" + marker + struct.pack(">H", len(sof) + 2) + sof
+    return header + scan * scans + bytes(60) + b"\xff\xd9"
 
 
 BOMBS = {
@@ -150,4 +144,5 @@ BOMBS = {
     "tiff-strip": (lambda: tiff(64, 64, inflated=3 << 29), "64 x 64 whose strip inflates to 1.5 GiB"),
     "jpeg-60000": (lambda: jpeg(60000, 60000), "3.6 GP JPEG header"),
     "jpeg-legit-size": (lambda: jpeg(6000, 6000), "36 MP JPEG of 100 bytes"),
+    "jpeg-scans": (lambda: jpeg(2000, 1900, scans=5000), "3.8 MP progressive JPEG of 5000 scans"),
 }

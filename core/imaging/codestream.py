@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import struct
 
+from core.imaging.limits import check_jpeg_scans
 from core.imaging.mammogram import MammogramError
 
 RLE = "1.2.840.10008.1.2.5"
@@ -39,6 +40,7 @@ def check_frame(frame: bytes, ts: str, rows: int, cols: int, bits_alloc: int, la
     elif ts in JPEG_FAMILY:
         size = jpeg_size(frame, label)
         _check_end(frame, label, "JPEG")
+        check_jpeg_scans(frame, label)
         _check_size(size, rows, cols, label, "JPEG")
     elif ts in J2K_FAMILY:
         size = _j2k_size(frame, label)

@@ -13,6 +13,8 @@ name                        value           what it bounds
                                             deflated DICOM
 ``MAX_COMPRESSION_RATIO``   200             declared decoded bytes / stored bytes, for images whose
                                             decoded size is at least ``RATIO_FLOOR_BYTES`` (4 MiB)
+``MAX_JPEG_SCANS``          100             scans of one JPEG stream (a progressive JPEG has about 10; each
+                                            scan is a pass over the whole image)
 ``DECODE_MEMORY_BYTES``     1 GiB           memory a decode process may allocate above its start-up size
 ``decode_timeout_s()``      10 s + 2 s/MP   wall time of one sandboxed decode (``MAMMO_DECODE_TIMEOUT_S``
                                             overrides)
@@ -48,6 +50,9 @@ MAX_COMPRESSION_RATIO = 200.0
 
 RATIO_FLOOR_BYTES = 4 * 1024**2
 """Images that decode to less than this (4 MiB) are cheap whatever their ratio; the ratio is not checked."""
+
+MAX_JPEG_SCANS = 100
+"""Most start-of-scan markers in one JPEG stream: thousands of tiny scans make a small file cost minutes."""
 
 DECODE_MEMORY_BYTES = 1024**3
 """Memory (bytes) a decode process may allocate above its own start-up size (RLIMIT_DATA)."""
@@ -99,6 +104,20 @@ def check_ratio(decoded_bytes: int, stored_bytes: int, label: str, what: str = "
             f"{label}: the {what} would expand {ratio:.0f} times (from {stored_bytes} bytes to "
             f"{decoded_bytes / 1024**2:.0f} MiB); more than {MAX_COMPRESSION_RATIO:.0f} times is refused "
             "as a decompression bomb, before decoding"
+        )
+
+
+def check_jpeg_scans(data: bytes, label: str) -> None:
+    """Refuse a JPEG stream with more than ``MAX_JPEG_SCANS`` scans, counted from its markers.
+
+    0xFF in entropy-coded data is always followed by 0x00 or a restart marker, so every FFDA pair is a
+    start-of-scan marker (or lies inside an application segment, which only makes the count err high).
+    """
+    scans = data.count(b"\xff\xda")
+    if scans > MAX_JPEG_SCANS:
+        raise MammogramError(
+            f"{label}: the JPEG data has {scans} scans (at most {MAX_JPEG_SCANS} accepted; a progressive "
+            "JPEG has about 10): refused before decoding, each scan is a pass over the whole image"
         )
 
 

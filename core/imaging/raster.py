@@ -16,7 +16,7 @@ import warnings
 import numpy as np
 
 from core.imaging.codestream import jpeg_size
-from core.imaging.limits import MIN_SIDE, check_ratio, check_shape
+from core.imaging.limits import MIN_SIDE, check_jpeg_scans, check_ratio, check_shape
 from core.imaging.mammogram import (
     DEFAULT_SPACING_MM,
     MODEL_MAX,
@@ -137,6 +137,7 @@ def _read_pil(data: bytes, fmt: str, label: str) -> tuple[np.ndarray, list[str]]
     elif fmt == "JPEG":
         rows, cols, components = jpeg_size(data, label)  # the SOF segment, before Pillow sees the file
         check_shape(rows or MIN_SIDE, cols, label)
+        check_jpeg_scans(data, label)
         check_ratio(rows * cols * max(components, 1), len(data), label, "JPEG image")
     notes: list[str] = []
     with warnings.catch_warnings():
