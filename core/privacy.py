@@ -82,8 +82,16 @@ def _read_or_create(path: Path) -> bytes | None:
     return None
 
 
-def pseudonym(value: object, *, prefix: str = "", length: int = 12) -> str:
-    """``prefix`` + the first ``length`` hex digits of HMAC-SHA256(installation salt, ``value``)."""
+def pseudonym(value: object, *, prefix: str = "", length: int = 12, salt: str | None = None) -> str:
+    """``prefix`` + the first ``length`` hex digits of a keyed hash of ``value``.
+
+    Without ``salt``: HMAC-SHA256 keyed by the installation salt. With ``salt`` (a site secret shared by
+    installations that must agree on ids, e.g. ``mammo-robust manifest dicom-folder --salt``): SHA-256 of
+    the salt and the value, as before issue 15.
+    """
+    if salt is not None:
+        keyed = f"{salt}\x1f{value}".encode()
+        return f"{prefix}{hashlib.sha256(keyed).hexdigest()[:length]}"
     digest = hmac.new(installation_salt(), str(value).encode("utf-8", "surrogatepass"), hashlib.sha256)
     return f"{prefix}{digest.hexdigest()[:length]}"
 

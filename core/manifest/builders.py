@@ -13,7 +13,6 @@ kept, with the breast's labels set to the union over its views (labels are per b
 
 from __future__ import annotations
 
-import hashlib
 import io
 import pickle
 from collections.abc import Iterable
@@ -23,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from core.manifest.schema import COLUMNS, EXAM_VIEWS, ManifestError, Problem, check_exams, validate_manifest
+from core.privacy import pseudonym
 
 #: View names read as CC or MLO; anything else (ML, LM, XCCL, AT, spot views, ...) is reported and dropped.
 VIEW_ALIASES = {
@@ -34,22 +34,6 @@ VIEW_ALIASES = {
     "MEDIOLATERAL OBLIQUE": "MLO",
 }
 LATERALITY_ALIASES = {"L": "L", "LEFT": "L", "R": "R", "RIGHT": "R"}
-
-
-def pseudonym(value: object, *, prefix: str, salt: str | None = None) -> str:
-    """A stable pseudonymous id: ``prefix`` + 12 hex digits of a keyed hash of ``value``.
-
-    Without ``salt`` the key is the installation's secret salt (:func:`core.privacy.installation_salt`,
-    random, kept in the data folder): short ids (e.g. numeric patient ids) cannot be recovered by hashing
-    every candidate. With ``salt`` (a site secret shared between installations that must agree on ids):
-    SHA-256 of the salt and the value.
-    """
-    if salt is None:
-        from core.privacy import pseudonym as keyed
-
-        return keyed(value, prefix=prefix)
-    digest = hashlib.sha256(f"{salt}\x1f{value}".encode()).hexdigest()[:12]
-    return f"{prefix}{digest}"
 
 
 def _view(value: object) -> str | None:
