@@ -78,3 +78,7 @@ class CalcError(ExplorerError):
 
 class DisplayError(ExplorerError):
     """Bad input to a display helper (empty array, non-positive window width, ...)."""
+
+
+class AccessError(ExplorerError):
+    """A server path outside the allowed roots (``core.access``), or an action a visitor may not take."""

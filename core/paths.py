@@ -10,6 +10,10 @@ Environment variables (all optional):
 ``MAMMO_PERCEPTION_SCORES``
     The published perception-comparison scores CSV.
     Default: ``../shared/data/perception-comparison/scores.csv``.
+
+Also read elsewhere: ``MAMMO_ALLOWED_ROOTS`` (folders the app may read, :mod:`core.access`),
+``MAMMO_DECODE_PROCESSES`` and ``MAMMO_DECODE_TIMEOUT_S`` (decode processes, :mod:`core.imaging.sandbox`).
+The data folder also holds the installation's pseudonym salt (:mod:`core.privacy`).
 """
 
 from __future__ import annotations

@@ -27,7 +27,11 @@ def register(subparsers) -> None:
     )
     p.add_argument("--suffix", help="image file suffix (nyu-pickle .png, vindr .dicom, rsna .dcm)")
     p.add_argument("--split", default="test", help="split for sources without one (default: test)")
-    p.add_argument("--salt", default="mammo-robust", help="secret for the pseudonymous ids (dicom-folder)")
+    p.add_argument(
+        "--salt",
+        default=None,
+        help="site secret for the pseudonymous ids (dicom-folder; default: this installation's random salt)",
+    )
     p.add_argument("--all-problems", action="store_true", help="list every problem, not the first 10")
     p.set_defaults(func=run)
 

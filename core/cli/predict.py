@@ -35,6 +35,12 @@ def register(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0, help="DMV augmentation seed")
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--out", help="CSV file to write (default: standard output)")
+    p.add_argument(
+        "--file-names",
+        action="store_true",
+        help="use the file names as image_id (they may carry patient names; default: pseudonymous ids "
+        "img-..., one per file, rows in the order of the files)",
+    )
     p.set_defaults(func=run)
 
 
@@ -87,7 +93,9 @@ def run(args: argparse.Namespace) -> int:
             return _with_view(m, f"{row['laterality']}-{row['view']}")
 
     else:
-        rows = [{"image_id": f, "path": f} for f in args.files]
+        from core.privacy import file_pseudonym
+
+        rows = [{"image_id": f if args.file_names else file_pseudonym(f), "path": f} for f in args.files]
 
         def load(row):
             return _with_view(load_mammogram(row["path"], spacing_mm=spacing), args.view)

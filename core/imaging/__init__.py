@@ -8,12 +8,10 @@ assumed rather than read, ``Mammogram.spacing_source`` says "assumed". Bad input
 :class:`MammogramError`.
 """
 
+from core.imaging.limits import MAX_COMPRESSION_RATIO, MAX_FILE_BYTES, MAX_PIXELS, MAX_SIDE, MIN_SIDE
 from core.imaging.load import load_mammogram
 from core.imaging.mammogram import (
     DEFAULT_SPACING_MM,
-    MAX_PIXELS,
-    MAX_SIDE,
-    MIN_SIDE,
     MODEL_MAX,
     Mammogram,
     MammogramError,
@@ -23,6 +21,8 @@ from core.imaging.write import save_dicom, save_png
 
 __all__ = [
     "DEFAULT_SPACING_MM",
+    "MAX_COMPRESSION_RATIO",
+    "MAX_FILE_BYTES",
     "MAX_PIXELS",
     "MAX_SIDE",
     "MIN_SIDE",

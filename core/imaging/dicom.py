@@ -17,132 +17,37 @@ Rules (issue 2):
 
 from __future__ import annotations
 
-import hashlib
 import io
 import math
-import warnings
 
 import numpy as np
 
 from core.errors import NotDicomError
+from core.imaging.deflate import inflate_dicom, is_deflated, read_file_meta
+from core.imaging.dicom_tables import (
+    DECODER_PACKAGES,
+    JPEG_12_BIT_PACKAGE,
+    KEPT_TAGS,
+    SPACING_TAGS,
+    TOMOSYNTHESIS_SOP_CLASSES,
+    VIEW_CODES,
+    VIEW_MEANINGS,
+)
+from core.imaging.limits import check_shape
 from core.imaging.mammogram import (
     DEFAULT_SPACING_MM,
     MODEL_MAX,
     Mammogram,
     MammogramError,
-    check_shape,
     to_model_units,
 )
-
-SPACING_TAGS = (
-    ("ImagerPixelSpacing", "ImagerPixelSpacing (0018,1164)"),
-    ("PixelSpacing", "PixelSpacing (0028,0030)"),
-    ("NominalScannedPixelSpacing", "NominalScannedPixelSpacing (0018,2010)"),
-)
-
-# Non-identifying header fields copied into Mammogram.metadata (a whitelist: nothing else is carried).
-KEPT_TAGS = (
-    "Modality",
-    "SOPClassUID",
-    "Manufacturer",
-    "ManufacturerModelName",
-    "PresentationIntentType",
-    "PhotometricInterpretation",
-    "BitsAllocated",
-    "BitsStored",
-    "HighBit",
-    "PixelRepresentation",
-    "RescaleSlope",
-    "RescaleIntercept",
-    "WindowCenter",
-    "WindowWidth",
-    "VOILUTFunction",
-    "ImageType",
-    "BodyPartExamined",
-    "ImageLaterality",
-    "Laterality",
-    "ViewPosition",
-    "PatientOrientation",
-    "ImagerPixelSpacing",
-    "PixelSpacing",
-    "NominalScannedPixelSpacing",
-    "EstimatedRadiographicMagnificationFactor",
-    "DetectorType",
-    "KVP",
-    "Exposure",
-    "BodyPartThickness",
-    "CompressionForce",
-    "AnodeTargetMaterial",
-    "FilterMaterial",
-    "BreastImplantPresent",
-    "PartialView",
-    "PixelIntensityRelationship",
-    "PixelIntensityRelationshipSign",
-    "LossyImageCompression",
-    "BurnedInAnnotation",
-)
-
-# DICOM CID 4014 (view for mammography): SNOMED-RT codes and code meanings -> ViewPosition abbreviations.
-VIEW_CODES = {
-    "R-10242": "CC",
-    "R-10226": "MLO",
-    "R-10224": "ML",
-    "R-10228": "LM",
-    "R-10230": "LMO",
-    "R-10244": "FB",
-    "R-102D0": "SIO",
-    "R-40AAA": "ISO",
-    "R-1024A": "XCCL",
-    "R-1024B": "XCCM",
-    "R-102CF": "XCC",
-    "399162004": "CC",
-    "399368009": "MLO",
-    "399260004": "ML",
-    "399352003": "LM",
-}
-VIEW_MEANINGS = {
-    "cranio-caudal": "CC",
-    "medio-lateral oblique": "MLO",
-    "medio-lateral": "ML",
-    "latero-medial": "LM",
-    "latero-medial oblique": "LMO",
-    "caudo-cranial (from below)": "FB",
-    "cranio-caudal exaggerated laterally": "XCCL",
-    "cranio-caudal exaggerated medially": "XCCM",
-    "exaggerated cranio-caudal": "XCC",
-}
-
-# What to install when pydicom has no working decoder for a transfer syntax.
-DECODER_PACKAGES = {
-    "1.2.840.10008.1.2.5": "pylibjpeg-rle (pip install pylibjpeg pylibjpeg-rle)",
-    "1.2.840.10008.1.2.4.50": "Pillow or python-gdcm (pip install pillow python-gdcm)",
-    "1.2.840.10008.1.2.4.51": "Pillow or python-gdcm (pip install pillow python-gdcm)",
-    "1.2.840.10008.1.2.4.57": "python-gdcm (pip install python-gdcm) or pylibjpeg-libjpeg",
-    "1.2.840.10008.1.2.4.70": "python-gdcm (pip install python-gdcm) or pylibjpeg-libjpeg",
-    "1.2.840.10008.1.2.4.80": "pyjpegls (pip install pyjpegls) or python-gdcm",
-    "1.2.840.10008.1.2.4.81": "pyjpegls (pip install pyjpegls) or python-gdcm",
-    "1.2.840.10008.1.2.4.90": "pylibjpeg-openjpeg (pip install pylibjpeg pylibjpeg-openjpeg)",
-    "1.2.840.10008.1.2.4.91": "pylibjpeg-openjpeg (pip install pylibjpeg pylibjpeg-openjpeg)",
-    "1.2.840.10008.1.2.4.201": "pylibjpeg-openjpeg (pip install pylibjpeg pylibjpeg-openjpeg)",
-    "1.2.840.10008.1.2.4.202": "pylibjpeg-openjpeg (pip install pylibjpeg pylibjpeg-openjpeg)",
-    "1.2.840.10008.1.2.4.203": "pylibjpeg-openjpeg (pip install pylibjpeg pylibjpeg-openjpeg)",
-}
-
-# Pillow and the python-gdcm wheel decode 8-bit JPEG only; 12-bit needs libjpeg (GPL-3, so not a dependency).
-JPEG_12_BIT_PACKAGE = "pylibjpeg-libjpeg (pip install pylibjpeg pylibjpeg-libjpeg; GPL-3 licensed)"
-
-TOMOSYNTHESIS_SOP_CLASSES = {"1.2.840.10008.5.1.4.1.1.13.1.3", "1.2.840.10008.5.1.4.1.1.13.1.4"}
-_STUDY_KEY_SALT = b"mammo-robust study key v1"
+from core.imaging.pixeldata import decode_encapsulated, decode_native
+from core.privacy import quiet_pydicom, study_key
 
 
 def is_part10(data: bytes) -> bool:
     """True for DICOM Part 10 files: ``DICM`` at byte 128 (the preamble may hold anything, even a TIFF)."""
     return len(data) >= 132 and data[128:132] == b"DICM"
-
-
-def study_key(study_uid: str) -> str:
-    """A salted, truncated hash of a StudyInstanceUID: groups images of one study without revealing it."""
-    return hashlib.sha256(_STUDY_KEY_SALT + study_uid.encode()).hexdigest()[:16]
 
 
 def read_dicom(
@@ -156,12 +61,17 @@ def read_dicom(
     """Decode one DICOM file held in ``data`` (see the module docstring for the rules)."""
     import pydicom
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            ds = pydicom.dcmread(io.BytesIO(data), force=not is_part10(data))
-        except Exception as exc:  # pydicom raises many types on garbage
-            raise NotDicomError(f"{label}: not a readable DICOM file ({type(exc).__name__}: {exc})") from exc
+    quiet_pydicom()
+    ts_note = ""
+    meta, offset = read_file_meta(data)
+    if is_deflated(meta):  # pydicom would inflate it whole, unbounded: inflate it within the budget first
+        data = inflate_dicom(data, meta, offset, label)
+        ts_note = " inflated from Deflated Explicit VR Little Endian"
+    try:
+        ds = pydicom.dcmread(io.BytesIO(data), force=not is_part10(data))
+    except Exception as exc:  # pydicom raises many types on garbage
+        raise NotDicomError(f"{label}: not a readable DICOM file ({type(exc).__name__}: {exc})") from exc
+    try:
         if "PixelData" not in ds:
             if is_part10(data) and b"\xe0\x7f\x10\x00" in data:  # a (7FE0,0010) tag pydicom could not read
                 raise MammogramError(f"{label}: the file is truncated: it ends inside the pixel data")
@@ -169,7 +79,22 @@ def read_dicom(
                 raise NotDicomError(f"{label}: not a readable DICOM file (no recognisable header elements)")
         ts = _transfer_syntax(ds, label)
         _check_header(ds, ts, label)
-        stored = _decode(ds, ts, label)
+    except MammogramError:
+        raise
+    except Exception as exc:  # a header element pydicom cannot convert (wrong length, bad number, ...)
+        raise MammogramError(f"{label}: the DICOM header is corrupt ({_cause(exc)})") from None
+    stored = _decode(ds, ts, label)
+    try:
+        return _mammogram(ds, ts, ts_note, stored, label, source_name, caller_spacing, correct_magnification)
+    except MammogramError:
+        raise
+    except Exception as exc:  # a header element read after decoding that pydicom cannot convert
+        raise MammogramError(f"{label}: the DICOM header is corrupt ({_cause(exc)})") from None
+
+
+def _mammogram(
+    ds, ts, ts_note: str, stored, label: str, source_name: str, caller_spacing, correct_magnification: bool
+) -> Mammogram:
     values, bits, rule = _rescale(stored, ds, label)
     photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip().upper()
     pixels = to_model_units(values, bits)
@@ -185,7 +110,7 @@ def read_dicom(
     intent = str(ds.get("PresentationIntentType", "")).strip().upper()
     metadata.update(
         format="DICOM",
-        transfer_syntax=f"{ts.name} ({ts})",
+        transfer_syntax=f"{ts.name} ({ts}){ts_note}",
         value_rule=rule,
         source_bits=str(bits),
         stored_min=_fmt(float(values.min())),
@@ -298,33 +223,35 @@ def _decode(ds, ts, label: str) -> np.ndarray:
         )
         raise MammogramError(f"{label}: no decoder installed for {ts.name} ({ts}); install {what}")
     try:
-        arr = ds.pixel_array
-    except MemoryError as exc:
-        raise MammogramError(f"{label}: not enough memory to decode the pixel data") from exc
-    except Exception as exc:  # decoders raise many types; the user needs the file name and the cause
-        cause = " ".join(str(exc).split())
+        arr = decode_encapsulated(ds, ts, label) if ts.is_encapsulated else decode_native(ds, label)
+    except MammogramError as exc:
         if str(ts) == "1.2.840.10008.1.2.4.51" and _int(ds.get("BitsStored", 8), 8) > 8:
             raise MammogramError(
                 f"{label}: 12-bit JPEG Extended pixel data: no installed decoder supports it; install "
-                f"{JPEG_12_BIT_PACKAGE} or convert it to an uncompressed DICOM (e.g. dcmdjpeg) ({cause})"
-            ) from exc
+                f"{JPEG_12_BIT_PACKAGE} or convert it to an uncompressed DICOM (e.g. dcmdjpeg) ({exc})"
+            ) from None
+        raise
+    except MemoryError as exc:
+        raise MammogramError(f"{label}: not enough memory to decode the pixel data") from exc
+    except Exception as exc:  # the native reader on inconsistent attributes
         raise MammogramError(
-            f"{label}: could not decode the {ts.name} pixel data (truncated or corrupt?): {cause}"
+            f"{label}: could not decode the {ts.name} pixel data (truncated or corrupt?): {_cause(exc)}"
         ) from exc
-    arr = np.asarray(arr)
     if arr.ndim != 2:
         raise MammogramError(f"{label}: decoded pixel data has shape {arr.shape}, expected one 2-D frame")
     return arr
+
+
+def _cause(exc: BaseException) -> str:
+    """An exception as one short line for a message."""
+    return f"{type(exc).__name__}: {' '.join(str(exc).split())}"[:240]
 
 
 def _rescale(stored: np.ndarray, ds, label: str) -> tuple[np.ndarray, int, str]:
     """Apply the modality rescale; return values, the bit depth of their scale, and the rule as text."""
     bits = _int(ds.get("BitsStored", ds.get("BitsAllocated", 16)), 16)
     if "ModalityLUTSequence" in ds:
-        from pydicom.pixels import apply_modality_lut
-
-        values = np.asarray(apply_modality_lut(stored, ds), dtype=np.float64)
-        bits = _int(ds.ModalityLUTSequence[0].LUTDescriptor[2], bits)
+        values, bits = _modality_lut(stored, ds, label, bits)
         desc = "Modality LUT"
     else:
         slope = _float(ds.get("RescaleSlope", 1.0), label, "RescaleSlope (0028,1053)")
@@ -357,6 +284,35 @@ def _rescale(stored: np.ndarray, ds, label: str) -> tuple[np.ndarray, int, str]:
     if desc:
         rule = f"{desc}, then {rule}"
     return values, widened, rule
+
+
+def _modality_lut(stored: np.ndarray, ds, label: str, bits: int) -> tuple[np.ndarray, int]:
+    """Apply a Modality LUT (0028,3000) as PS3.3 C.11.1 defines it; a malformed one gets a plain message.
+
+    Applied here rather than by pydicom, whose ``apply_modality_lut`` fails on LUTs of 9-15 bits per entry
+    (found in mammography files): value ``v`` maps to ``LUT[clip(v - first, 0, entries - 1)]``.
+    """
+    where = f"{label}: the Modality LUT (0028,3000) is malformed"
+    try:
+        item = ds.ModalityLUTSequence[0]
+        descriptor = [int(v) for v in item.LUTDescriptor]
+        data = item.get("LUTData")
+    except Exception as exc:
+        raise MammogramError(f"{where}: {_cause(exc)}") from None
+    if len(descriptor) != 3 or data is None:
+        raise MammogramError(f"{where}: it needs a 3-value LUTDescriptor and LUTData")
+    entries, first, entry_bits = descriptor[0] or 65536, descriptor[1], descriptor[2]
+    if not 8 <= entry_bits <= 16:
+        raise MammogramError(f"{where}: LUTDescriptor gives {entry_bits} bits per entry (expected 8..16)")
+    if isinstance(data, bytes):
+        lut = np.frombuffer(data, np.uint8 if entry_bits == 8 and len(data) == entries else "<u2")
+    else:
+        lut = np.asarray(data if isinstance(data, (list, tuple)) else [data])
+    if len(lut) != entries or not np.issubdtype(lut.dtype, np.integer):
+        raise MammogramError(f"{where}: LUTDescriptor declares {entries} entries, LUTData holds {len(lut)}")
+    index = stored if first == 0 else stored.astype(np.int32) - first
+    values = lut.astype(np.uint16)[np.clip(index, 0, entries - 1)]
+    return values, entry_bits
 
 
 def _spacing(ds, caller, correct_magnification: bool, notes: list[str]) -> tuple[tuple[float, float], str]:

@@ -1,17 +1,39 @@
-"""``load_mammogram``: one entry point for DICOM, PNG, TIFF and JPEG, from a path or from bytes."""
+"""``load_mammogram``: one entry point for DICOM, PNG, TIFF and JPEG, from a path or from bytes.
+
+No file can crash or exhaust the process that reads it. Only regular files are opened (devices, pipes,
+sockets and folders are refused before opening, and the file is opened non-blocking and checked again), at
+most ``MAX_FILE_BYTES`` are read, every size is checked from the header against the budget of
+:mod:`core.imaging.limits` before anything is decoded or inflated, and each format takes one path:
+
+=======================================  ==============================================================
+format                                   decoded
+=======================================  ==============================================================
+DICOM, uncompressed                      in-process (pydicom; a view of bytes the header bounds)
+DICOM, deflated                          inflated in-process in bounded steps
+                                         (:mod:`~core.imaging.deflate`), then as uncompressed
+DICOM, RLE / JPEG / JPEG-LS / JPEG 2000  in a decode process (:mod:`~core.imaging.sandbox`): gdcm can
+                                         abort, the Rust RLE decoder can panic, CharLS can spin
+TIFF, uncompressed                       in-process (tifffile; a view of bytes the tags bound)
+TIFF, compressed                         in a decode process (a strip may inflate beyond the tags' size)
+PNG, JPEG                                in-process (Pillow: decoders that report errors as exceptions
+                                         and write into an image of the size the header declared)
+=======================================  ==============================================================
+
+Every failure, of any kind (a ``BaseException`` such as a Rust panic included), becomes
+:class:`~core.imaging.mammogram.MammogramError` naming the file.
+"""
 
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Sequence
 from pathlib import Path
 
 from core.imaging.dicom import NotDicomError, is_part10, read_dicom
+from core.imaging.limits import MAX_FILE_BYTES
 from core.imaging.mammogram import Mammogram, MammogramError, parse_spacing
 from core.imaging.raster import read_raster, sniff
-
-MAX_FILE_BYTES = 2 * 1024**3
-"""Largest file read (2 GiB)."""
 
 
 def load_mammogram(
@@ -52,6 +74,8 @@ def load_mammogram(
     label = name or "<bytes>"
     try:
         if isinstance(source, (bytes, bytearray, memoryview)):
+            if len(source) > MAX_FILE_BYTES:
+                raise MammogramError(f"{label}: {_too_large(len(source))}")
             data = bytes(source)
             source_name = name or "<bytes>"
         elif isinstance(source, (str, os.PathLike)):
@@ -82,19 +106,66 @@ def load_mammogram(
         raise
     except MemoryError as exc:
         raise MammogramError(f"{label}: not enough memory to read the image") from exc
-    except Exception as exc:  # the contract: only MammogramError escapes
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:  # noqa: BLE001 - the contract: only MammogramError escapes, panics included
         raise MammogramError(f"{label}: could not read the image ({type(exc).__name__}: {exc})") from exc
 
 
+def _too_large(size: int) -> str:
+    limit = MAX_FILE_BYTES // 1024**2
+    return f"the file is {size / 1024**2:.0f} MiB, larger than the {limit} MiB this tool reads"
+
+
 def _read_file(path: Path, label: str) -> bytes:
-    if not path.exists():
-        raise MammogramError(f"{label}: no such file")
-    if path.is_dir():
-        raise MammogramError(f"{label}: is a folder, not an image file")
+    """Read a regular file of at most ``MAX_FILE_BYTES``; devices, pipes, sockets and folders are refused."""
     try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise MammogramError(f"{label}: the file is {size / 1024**3:.1f} GiB, larger than 2 GiB")
-        return path.read_bytes()
+        info = os.stat(path)
+    except FileNotFoundError:
+        raise MammogramError(f"{label}: no such file") from None
     except OSError as exc:
-        raise MammogramError(f"{label}: cannot read the file ({exc.strerror or exc})") from exc
+        raise MammogramError(f"{label}: cannot read the file ({exc.strerror or exc})") from None
+    _check_regular(info, label)
+    if info.st_size > MAX_FILE_BYTES:
+        raise MammogramError(f"{label}: {_too_large(info.st_size)}")
+    flags = (
+        os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0)
+    )
+    try:
+        fd = os.open(path, flags)  # non-blocking: a pipe swapped in after the check cannot hang the open
+    except OSError as exc:
+        raise MammogramError(f"{label}: cannot read the file ({exc.strerror or exc})") from None
+    try:
+        _check_regular(os.fstat(fd), label)  # what was opened, not what was checked
+        chunks, total = [], 0
+        step = info.st_size + 1  # one read for a file that does not grow while it is read
+        while total <= MAX_FILE_BYTES:
+            chunk = os.read(fd, min(step, MAX_FILE_BYTES + 1 - total))
+            step = 1 << 24
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+        if total > MAX_FILE_BYTES:
+            raise MammogramError(f"{label}: {_too_large(total)}")
+        return b"".join(chunks)
+    except OSError as exc:
+        raise MammogramError(f"{label}: cannot read the file ({exc.strerror or exc})") from None
+    finally:
+        os.close(fd)
+
+
+def _check_regular(info: os.stat_result, label: str) -> None:
+    if stat.S_ISDIR(info.st_mode):
+        raise MammogramError(f"{label}: is a folder, not an image file")
+    if not stat.S_ISREG(info.st_mode):
+        kind = (
+            "a device"
+            if stat.S_ISCHR(info.st_mode) or stat.S_ISBLK(info.st_mode)
+            else "a pipe"
+            if stat.S_ISFIFO(info.st_mode)
+            else "a socket"
+            if stat.S_ISSOCK(info.st_mode)
+            else "not a regular file"
+        )
+        raise MammogramError(f"{label}: {kind}, not an image file; only regular files are read")

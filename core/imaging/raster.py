@@ -15,12 +15,13 @@ import warnings
 
 import numpy as np
 
+from core.imaging.codestream import jpeg_size
+from core.imaging.limits import MIN_SIDE, check_jpeg_scans, check_ratio, check_shape
 from core.imaging.mammogram import (
     DEFAULT_SPACING_MM,
     MODEL_MAX,
     Mammogram,
     MammogramError,
-    check_shape,
     to_model_units,
 )
 
@@ -131,13 +132,23 @@ def _read_pil(data: bytes, fmt: str, label: str) -> tuple[np.ndarray, list[str]]
             raise MammogramError(f"{label}: {depth}-bit PNG (a mask or icon), not a mammogram")
         if colour in (2, 6) and depth == 16:
             raise MammogramError(f"{label}: 16-bit colour PNG; a mammogram must be a greyscale image")
+        channels = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}.get(colour, 1)
+        check_ratio(rows * cols * channels * depth // 8, len(data), label, "PNG image")
+    elif fmt == "JPEG":
+        rows, cols, components = jpeg_size(data, label)  # the SOF segment, before Pillow sees the file
+        check_shape(rows or MIN_SIDE, cols, label)
+        check_jpeg_scans(data, label)
+        check_ratio(rows * cols * max(components, 1), len(data), label, "JPEG image")
     notes: list[str] = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            image = Image.open(io.BytesIO(data))
+            image = Image.open(io.BytesIO(data))  # reads the header only (JPEG: up to the SOF segment)
             cols, rows = image.size
             check_shape(rows, cols, label)
+            bands = len(image.getbands())
+            check_ratio(rows * cols * bands * (2 if image.mode.startswith("I;16") else 1), len(data), label,
+                        f"{fmt} image")  # fmt: skip
             image.load()
         except MammogramError:
             raise
@@ -176,6 +187,10 @@ def _grey_from_colour(arr: np.ndarray, mode: str, label: str) -> np.ndarray:
 def _read_tiff(data: bytes, label: str) -> tuple[np.ndarray, list[str], bool]:
     import tifffile
 
+    from core.privacy import quiet_tifffile
+
+    quiet_tifffile()
+
     try:
         with tifffile.TiffFile(io.BytesIO(data)) as tif:
             pages = tif.pages
@@ -186,21 +201,41 @@ def _read_tiff(data: bytes, label: str) -> tuple[np.ndarray, list[str], bool]:
                     f"{label}: multi-page TIFF ({len(pages)} pages); export a single 2-D image"
                 )
             page = pages[0]
-            shape = tuple(int(s) for s in page.shape)
-            samples = int(getattr(page, "samplesperpixel", 1))
-            if len(shape) < 2:
-                raise MammogramError(f"{label}: TIFF image of shape {shape} is not 2-D")
-            check_shape(shape[0], shape[1], label)
-            if samples != 1 or len(shape) != 2:
-                raise MammogramError(
-                    f"{label}: TIFF with {samples} samples per pixel (shape {shape}); a mammogram must be "
-                    "single-channel greyscale"
-                )
-            arr = page.asarray()
+            _check_tiff_page(page, label)
+            rows, cols = int(page.imagelength), int(page.imagewidth)
             inverted = int(getattr(page, "photometric", 1)) == 0  # MINISWHITE: 0 is white
+            if int(page.compression) == 1:  # uncompressed: the tags bound what is read
+                arr = page.asarray()
+            else:  # a compressed strip may inflate beyond the tags' size: decode where that is contained
+                decoded = rows * cols * page.dtype.itemsize
+                check_ratio(decoded, len(data), label, f"{page.compression.name} TIFF image")
+                arr = _tiff_in_sandbox(data, page, rows, cols, label)
     except MammogramError:
         raise
     except Exception as exc:  # tifffile raises many types; imagecodecs may be missing for some compressions
         hint = " (compressed TIFFs may need: pip install imagecodecs)" if "imagecodecs" in str(exc) else ""
         raise MammogramError(f"{label}: could not decode the TIFF file{hint}: {exc}") from exc
     return arr, [], inverted
+
+
+def _check_tiff_page(page, label: str) -> None:
+    """Refuse, from the tags alone, TIFF pages that are not one plane of greyscale of an accepted size."""
+    samples = int(getattr(page, "samplesperpixel", 1))
+    if samples != 1:
+        planar = int(getattr(page, "planarconfig", 1)) == 2
+        layout = " stored as separate planes (PlanarConfiguration 2)" if planar else ""
+        raise MammogramError(
+            f"{label}: TIFF with {samples} samples per pixel{layout} (a colour image, shape "
+            f"{tuple(int(s) for s in page.shape)}); a mammogram must be single-channel greyscale"
+        )
+    check_shape(int(page.imagelength), int(page.imagewidth), label)
+    if len(page.shape) != 2:
+        raise MammogramError(f"{label}: TIFF image of shape {tuple(page.shape)} is not 2-D")
+
+
+def _tiff_in_sandbox(data: bytes, page, rows: int, cols: int, label: str) -> np.ndarray:
+    from core.imaging import sandbox
+
+    what = f"{page.compression.name} compressed TIFF image"
+    arr = sandbox.decode({"kind": "tiff"}, data, (rows, cols), label=label, what=what)
+    return arr.astype(page.dtype, copy=False)

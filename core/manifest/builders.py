@@ -13,7 +13,6 @@ kept, with the breast's labels set to the union over its views (labels are per b
 
 from __future__ import annotations
 
-import hashlib
 import io
 import pickle
 from collections.abc import Iterable
@@ -23,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from core.manifest.schema import COLUMNS, EXAM_VIEWS, ManifestError, Problem, check_exams, validate_manifest
+from core.privacy import pseudonym
 
 #: View names read as CC or MLO; anything else (ML, LM, XCCL, AT, spot views, ...) is reported and dropped.
 VIEW_ALIASES = {
@@ -34,16 +34,6 @@ VIEW_ALIASES = {
     "MEDIOLATERAL OBLIQUE": "MLO",
 }
 LATERALITY_ALIASES = {"L": "L", "LEFT": "L", "R": "R", "RIGHT": "R"}
-
-
-def pseudonym(value: object, *, prefix: str, salt: str = "mammo-robust") -> str:
-    """A stable pseudonymous id: ``prefix`` + the first 12 hex digits of SHA-256(salt, value).
-
-    A site-specific secret ``salt`` keeps short ids (e.g. numeric patient ids) from being recovered by
-    hashing every candidate.
-    """
-    digest = hashlib.sha256(f"{salt}\x1f{value}".encode()).hexdigest()[:12]
-    return f"{prefix}{digest}"
 
 
 def _view(value: object) -> str | None:
@@ -102,13 +92,18 @@ def manifest_from_dicom_folder(
     folder: str | Path,
     *,
     recursive: bool = True,
-    salt: str = "mammo-robust",
+    salt: str | None = None,
     split: str = "test",
 ) -> tuple[pd.DataFrame, list[Problem]]:
     """Build a manifest from a folder of DICOM mammograms, reading headers only (no pixel decoding).
 
-    Exams are the studies (StudyInstanceUID). Patient and exam ids are pseudonyms (salted hashes of
-    PatientID and StudyInstanceUID); no name, id, date or UID of the files reaches the manifest. Laterality
+    Exams are the studies (StudyInstanceUID). Image, patient and exam ids are pseudonyms (keyed hashes of
+    StudyInstanceUID and PatientID, see :func:`pseudonym`); no name, id, date or UID of the files reaches
+    the ids. The ``path`` column has to locate each file, so it keeps the file's path (relative to the
+    manifest when :func:`~core.manifest.write_manifest` writes it next to the images), and with it any name
+    the path holds: it stays on the server. The app shows and exports ``image_id`` / ``exam_id`` only, never
+    ``path``; run scores and reports carry the ids, not the paths. Problems name files by their path
+    relative to ``folder``, for the operator who runs the command. Laterality
     comes from ImageLaterality (0020,0062) or Laterality (0020,0060); the view from ViewPosition
     (0018,5101) or the ViewCodeSequence meaning; spacing from ImagerPixelSpacing or PixelSpacing. Labels are
     unknown (empty): fill them in the CSV. Non-DICOM files are skipped silently unless named ``*.dcm``.
@@ -118,14 +113,17 @@ def manifest_from_dicom_folder(
     folder : path
     recursive : bool
         Scan sub-folders too.
-    salt : str
-        Secret mixed into the pseudonyms; use one per site to stop dictionary attacks on short ids.
+    salt : str, optional
+        A site secret for the pseudonyms (default: the installation's random salt).
     split : str
         Split given to every row.
     """
     import pydicom
     from pydicom.errors import InvalidDicomError
 
+    from core.privacy import quiet_pydicom
+
+    quiet_pydicom()
     folder = Path(folder).expanduser()
     if not folder.is_dir():
         raise ManifestError(f"{folder}: not a folder")

@@ -22,12 +22,14 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from core.access import is_allowed
 from core.errors import ManifestError
 
 COLUMNS: tuple[str, ...] = (
@@ -125,6 +127,7 @@ def validate_manifest(
     source: str = "manifest",
     first_line: int = 2,
     exam_checks: bool = True,
+    roots: Iterable[str | Path] | None = None,
 ) -> tuple[pd.DataFrame, list[Problem]]:
     """Validate and normalise a manifest table.
 
@@ -143,6 +146,9 @@ def validate_manifest(
         ``_row`` (used by the builders), when present, gives each row's number in its source instead.
     exam_checks : bool
         Also run :func:`check_exams` (missing views, conflicting labels).
+    roots : iterable of path, optional
+        Folders the images must lie in (after resolving links and ``..``); a row outside them is dropped
+        and reported without saying whether its file exists. None: no restriction.
 
     Returns
     -------
@@ -163,6 +169,7 @@ def validate_manifest(
     problems: list[Problem] = []
     keep: list[int] = []
     rows: dict[str, list] = {c: [] for c in COLUMNS}
+    allowed = None if roots is None else [Path(r) for r in roots]
     seen: set[str] = set()
     numbers = df["_row"].tolist() if "_row" in df.columns else [first_line + i for i in range(len(df))]
     for i, rec in enumerate(df[list(COLUMNS)].to_dict("records")):
@@ -200,7 +207,9 @@ def validate_manifest(
             path = Path(raw_path).expanduser()
             if base_dir is not None and not path.is_absolute():
                 path = base_dir / path
-            if check_files and not path.is_file():
+            if allowed is not None and not is_allowed(path, allowed):
+                errors.append(f"path {raw_path!r} lies outside the allowed folders")
+            elif check_files and not path.is_file():
                 errors.append(f"missing file: {path}")
         if errors:
             problems.append(Problem(line, image_id, "; ".join(errors) + " (row dropped)"))
@@ -260,7 +269,13 @@ def check_exams(df: pd.DataFrame) -> list[Problem]:
     return problems
 
 
-def read_manifest(path: str | Path, *, check_files: bool = True, strict: bool = False) -> pd.DataFrame:
+def read_manifest(
+    path: str | Path,
+    *,
+    check_files: bool = True,
+    strict: bool = False,
+    roots: Iterable[str | Path] | None = None,
+) -> pd.DataFrame:
     """Read and validate a manifest CSV.
 
     Relative image paths are resolved against the manifest's folder, so the returned ``path`` column holds
@@ -275,6 +290,10 @@ def read_manifest(path: str | Path, *, check_files: bool = True, strict: bool = 
         Drop rows whose image file is missing (one ``stat`` per row).
     strict : bool
         Raise :class:`ManifestError` on the first problem instead of dropping rows.
+    roots : iterable of path, optional
+        Folders the images must lie in, after resolving links and ``..`` (the app passes
+        :func:`core.access.allowed_roots`): a row such as ``../../../etc/x.dcm`` that leads outside them is
+        dropped and reported. None (the library and the command line): no restriction.
 
     Raises
     ------
@@ -290,7 +309,7 @@ def read_manifest(path: str | Path, *, check_files: bool = True, strict: bool = 
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise ManifestError(f"{path}: not a readable CSV manifest ({exc})") from exc
     df, problems = validate_manifest(
-        raw, base_dir=path.resolve().parent, check_files=check_files, source=str(path)
+        raw, base_dir=path.resolve().parent, check_files=check_files, source=str(path), roots=roots
     )
     if strict and problems:
         raise ManifestError(f"{path}: {problems[0]}")

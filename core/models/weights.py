@@ -121,17 +121,25 @@ def read_weights_file(path: str | Path) -> Any:
             warnings.filterwarnings("ignore", message="Detected pickle protocol")
             return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises UnpicklingError, RuntimeError, EOFError, ... for bad files
-        text = str(exc)
-        named = re.search(r"Unsupported global: GLOBAL (\S+)", text)
-        other = re.search(r"Unsupported operand \S+", text)
-        if named:
-            reason = f"refused to load: the file asks to run {named.group(1)}, which is not tensor data"
-        elif other:
-            reason = f"not a readable PyTorch weight file ({other.group(0).lower()} in its pickle)"
-        else:
-            first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
-            reason = f"not a readable PyTorch weight file ({first[:200]})"
-        raise ModelError(f"{path}: {reason}") from None
+        raise ModelError(f"{path}: {_refusal(str(exc), type(exc).__name__)}") from None
+
+
+def _refusal(text: str, kind: str) -> str:
+    """Why a weight file was not loaded, in plain words; never torch's advice to switch the protection off."""
+    named = re.search(r"GLOBAL (\S+?)(?:[ :]|$)", text)
+    other = re.search(r"Unsupported operand \S+", text)
+    if other and not named:
+        return f"not a readable PyTorch weight file ({other.group(0).lower()} in its pickle)"
+    if "Weights only load failed" in text or named:
+        what = f" ({named.group(1)})" if named else ""
+        return (
+            f"refused to load: the file asks to run code when it is loaded{what}, which is not tensor data; "
+            "it was not loaded. A weight file must hold tensors only: ask its author for a state-dict "
+            "(tensors) version"
+        )
+    lines = [ln for ln in text.strip().splitlines() if "weights_only" not in ln]
+    first = lines[0].strip() if lines else kind
+    return f"not a readable PyTorch weight file ({first[:200]})"
 
 
 def _as_state_dict(obj: Any, source: str) -> dict[str, torch.Tensor]:

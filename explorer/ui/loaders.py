@@ -11,16 +11,23 @@ from typing import Any
 
 import streamlit as st
 
+# Cache bounds: a decoded image is at most 40 MP (160 MB as float32, see core.imaging.limits) and its
+# Fourier state twice that, so the caches hold a few images, and drop them after an hour unused. Failed
+# decodes are not cached; uploads live in session state (memory), never on disk.
+_TTL_S = 3600
 
-@st.cache_data(max_entries=3, show_spinner="Decoding image...")
-def load_path(path: str, mtime: float, spacing_mm: tuple[float, float] | None) -> Any:
+
+@st.cache_data(max_entries=2, ttl=_TTL_S, show_spinner="Decoding image...")
+def load_path(
+    path: str, mtime: float, spacing_mm: tuple[float, float] | None, name: str | None = None
+) -> Any:
     """Decode a mammogram file (``mtime`` is part of the cache key so edited files reload)."""
     from core.imaging import load_mammogram
 
-    return load_mammogram(path, spacing_mm=spacing_mm)
+    return load_mammogram(path, spacing_mm=spacing_mm, name=name)
 
 
-@st.cache_data(max_entries=2, show_spinner="Decoding upload...")
+@st.cache_data(max_entries=1, ttl=_TTL_S, show_spinner="Decoding upload...")
 def load_bytes(digest: str, _data: bytes, name: str, spacing_mm: tuple[float, float] | None) -> Any:
     """Decode uploaded bytes; keyed on their ``digest`` so the bytes are not re-hashed on every rerun."""
     from core.imaging import load_mammogram
@@ -28,7 +35,7 @@ def load_bytes(digest: str, _data: bytes, name: str, spacing_mm: tuple[float, fl
     return load_mammogram(_data, spacing_mm=spacing_mm, name=name)
 
 
-@st.cache_resource(max_entries=3, show_spinner="Taking the image's Fourier transform...")
+@st.cache_resource(max_entries=2, ttl=_TTL_S, show_spinner="Taking the image's Fourier transform...")
 def prepared_image(key: str, _mammogram: Any) -> Any:
     """One ``core.perturb.PreparedImage`` per image: every perturbation of the lab goes through it, and its
     forward FFT is taken once (on first use), sliders reuse it."""
@@ -69,11 +76,12 @@ def cohort_manifest(preset: str, seed: int = 0) -> str:
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
-def read_manifest(path: str, mtime: float) -> Any:
-    """A manifest as a DataFrame (``core.manifest.read_manifest``); ``mtime`` keys edits."""
+def read_manifest(path: str, mtime: float, roots: tuple[str, ...] | None = None) -> Any:
+    """A manifest as a DataFrame (``core.manifest.read_manifest``); ``mtime`` keys edits; rows whose image
+    lies outside ``roots`` (when given) are dropped and reported in ``attrs["problems"]``."""
     from core.manifest import read_manifest as _read
 
-    return _read(path)
+    return _read(path, roots=roots)
 
 
 @st.cache_data(max_entries=8, show_spinner=False)

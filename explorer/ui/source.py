@@ -37,6 +37,11 @@ class ImageRef:
     ``spacing_mm`` is the spacing passed to the loader (the manifest's value: used when the file records
     none), ``override_mm`` the user's spacing, which replaces whatever the file says; ``origin`` says in
     words where it came from; ``info`` holds manifest fields (exam id, labels) as (name, value) pairs.
+
+    ``name`` is what the page shows and exports: a manifest's image id, a built-in sample's name, or, for a
+    file the user named on the server or uploaded, a pseudonym (``img-...``, ``upload-...``), since file
+    names may carry patient names. ``file_name`` is then the real name, given to the loader only (a PNG's
+    laterality and view may come from it) and masked out of its messages.
     """
 
     origin: str
@@ -47,6 +52,7 @@ class ImageRef:
     override_mm: tuple[float, float] | None = None
     info: tuple[tuple[str, str], ...] = field(default_factory=tuple)
     manifest: str | None = None
+    file_name: str | None = None
 
     @property
     def key(self) -> str:
@@ -91,11 +97,17 @@ def _resolve(manifest: str, path: str) -> str:
     return str(p if p.is_absolute() else Path(manifest).parent / p)
 
 
-def _ref_from_manifest(manifest: str, origin: str) -> ImageRef | None:
-    df = loaders.read_manifest(manifest, loaders.mtime(manifest))
+def _ref_from_manifest(manifest: str, origin: str, roots: tuple[str, ...] | None = None) -> ImageRef | None:
+    df = loaders.read_manifest(manifest, loaders.mtime(manifest), roots)
     if len(df) == 0:
         st.sidebar.warning(f"{manifest}: the manifest lists no images")
         return None
+    refused = [p for p in df.attrs.get("problems", []) if "outside the allowed folders" in p.message]
+    if refused:
+        st.sidebar.warning(
+            f"{len(refused)} row(s) of this manifest refused: their image lies outside the folders this app "
+            f"may read (first: {refused[0]})"
+        )
     only_malignant = st.sidebar.checkbox("Only malignant breasts", key="src_only_malignant")
     rows = df[pd.to_numeric(df["label_malignant"], errors="coerce") == 1] if only_malignant else df
     if len(rows) == 0:
@@ -143,7 +155,7 @@ def _synthetic() -> ImageRef | None:
 def _nyu() -> ImageRef | None:
     from core.paths import nyu_samples_dir
 
-    folder = nyu_samples_dir()
+    folder = Path(os.path.realpath(nyu_samples_dir()))
     files = sorted(p.name for p in folder.glob("*.png") if "_seg" not in p.name) if folder.is_dir() else []
     if not files:
         st.sidebar.info(f"No NYU sample images in {folder} (set MAMMO_NYU_SAMPLES).")
@@ -154,40 +166,61 @@ def _nyu() -> ImageRef | None:
 
 
 def _server() -> ImageRef | None:
+    from core.access import allowed_roots, check_allowed
+    from core.privacy import file_pseudonym
+
     sb = st.sidebar
-    text = sb.text_input("File, folder or manifest CSV on the server", key="src_path").strip()
+    roots = allowed_roots()
+    text = sb.text_input(
+        "File, folder or manifest CSV on the server",
+        key="src_path",
+        help="Only inside the folders the operator allows (MAMMO_ALLOWED_ROOTS): "
+        + ", ".join(str(r) for r in roots),
+    ).strip()
     if not text:
         sb.caption("Give a DICOM/PNG/TIFF file, a folder of them, or a manifest CSV.")
         return None
-    path = Path(text).expanduser()
+    path = check_allowed(text, roots)  # before any stat: refused paths reveal nothing about the server
     if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        files = sorted(
+            p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and _readable(p, roots)
+        )
         if not files:
-            sb.error(f"{path}: no DICOM, PNG or TIFF files in this folder")
+            sb.error(f"{text}: no DICOM, PNG or TIFF files in this folder")
             return None
         pick = sb.selectbox("File", [p.name for p in files], key="src_server_pick")
-        return ImageRef(origin=f"folder {path}", name=pick, path=str(path / pick))
+        picked = path / pick
+        return ImageRef(origin="server folder", name=file_pseudonym(picked), path=str(picked), file_name=pick)
     if not path.is_file():
-        sb.error(f"{path}: no such file or folder")
+        sb.error(f"{text}: no such file or folder")
         return None
     if path.suffix.lower() == ".csv":
         try:
-            return _ref_from_manifest(str(path), f"manifest {path}")
+            return _ref_from_manifest(str(path), "server manifest", tuple(str(r) for r in roots))
         except ExplorerError as exc:
             sb.error(str(exc))
             return None
-    return ImageRef(origin=f"server file {path.parent}", name=path.name, path=str(path))
+    return ImageRef(origin="server file", name=file_pseudonym(path), path=str(path), file_name=path.name)
+
+
+def _readable(path: Path, roots) -> bool:
+    from core.access import is_allowed
+
+    return path.is_file() and is_allowed(path, roots)
 
 
 def _upload() -> ImageRef | None:
+    from core.privacy import bytes_pseudonym
+
     up = st.sidebar.file_uploader("DICOM, PNG or TIFF", type=UPLOAD_TYPES, key="src_upload")
     if up is None:
         return None
     data = up.getvalue()
     digest = hashlib.sha1(data).hexdigest()
+    # Kept in this session's memory only (never written to disk), one upload at a time.
     st.session_state.setdefault("src_upload_bytes", {}).clear()
     st.session_state["src_upload_bytes"][digest] = data
-    return ImageRef(origin="upload", name=up.name, digest=digest)
+    return ImageRef(origin="upload", name=bytes_pseudonym(digest), digest=digest, file_name=up.name)
 
 
 def _spacing_override(ref: ImageRef) -> ImageRef:
@@ -213,7 +246,7 @@ def sidebar_source() -> ImageRef | None:
         st.session_state["src_path"] = pending
         st.session_state.pop("src_server_pick", None)
     kinds = [SYNTHETIC, SERVER, UPLOAD]
-    if nyu_samples_dir().is_dir():
+    if nyu_samples_dir().is_dir() and _nyu_allowed():
         kinds.insert(1, NYU)
     if st.session_state.get("src_kind") not in kinds:
         st.session_state["src_kind"] = SYNTHETIC
@@ -229,21 +262,49 @@ def sidebar_source() -> ImageRef | None:
     return ref
 
 
+def _nyu_allowed() -> bool:
+    from core.access import is_allowed
+    from core.paths import nyu_samples_dir
+
+    return is_allowed(nyu_samples_dir())
+
+
 def load(ref: ImageRef) -> Any:
-    """Decode the image ``ref`` points to (cached). Raises ``ExplorerError`` for bad input."""
-    if ref.digest:
-        data = st.session_state.get("src_upload_bytes", {}).get(ref.digest)
-        if data is None:
-            raise ExplorerError(f"{ref.name}: the upload is no longer in this session; upload it again")
-        mammo = loaders.load_bytes(ref.digest, data, ref.name, ref.spacing_mm)
-    else:
-        mammo = loaders.load_path(ref.path, loaders.mtime(ref.path), ref.spacing_mm)
+    """Decode the image ``ref`` points to (cached). Raises ``ExplorerError`` for bad input.
+
+    A server path is checked against the allowed roots again here (a file may have been replaced by a link
+    since it was chosen); messages about a pseudonymised file name it by its pseudonym.
+    """
+    try:
+        mammo = _decode(ref)
+    except ExplorerError as exc:
+        if ref.file_name is None:
+            raise
+        text = str(exc)
+        for real in filter(None, (ref.path, ref.file_name)):
+            text = text.replace(real, ref.name)
+        raise ExplorerError(text) from None
+    if ref.file_name is not None:
+        mammo = dataclasses.replace(mammo, source_name=ref.name)
     if ref.override_mm is None:
         st.session_state["src_file_spacing"] = tuple(mammo.spacing_mm)
         return mammo
     return dataclasses.replace(
         mammo, spacing_mm=ref.override_mm, spacing_source=f"set by you; the file said {mammo.spacing_source}"
     )
+
+
+def _decode(ref: ImageRef) -> Any:
+    from core.access import check_allowed
+
+    if ref.digest:
+        data = st.session_state.get("src_upload_bytes", {}).get(ref.digest)
+        if data is None:
+            raise ExplorerError(f"{ref.name}: the upload is no longer in this session; upload it again")
+        return loaders.load_bytes(ref.digest, data, ref.file_name or ref.name, ref.spacing_mm)
+    check_allowed(ref.path)
+    name = ref.file_name or Path(ref.path).name
+    return loaders.load_path(ref.path, loaders.mtime(ref.path), ref.spacing_mm, name)
 
 
 def current_image(show_info: bool = True) -> tuple[ImageRef, Any] | None:
