@@ -155,7 +155,7 @@ def _prepared(row: ImageRow):
     return mam, PreparedImage(mam.pixels, mam.spacing_mm, workers=1)
 
 
-def _image_norms(row: ImageRow, targets: Sequence[Condition]) -> list[float]:
+def image_norms(row: ImageRow, targets: Sequence[Condition]) -> list[float]:
     """``||P(x) - x||_2`` of one image for each target condition (model units;
     :meth:`core.perturb.PreparedImage.change_norm`: the ideal filters by Parseval, without inverse FFT)."""
     _, image = _prepared(row)
@@ -176,7 +176,7 @@ def change_norms(
     rows = [row for item in items for row in item.images]
     out: dict[str, list] = {}
     with ThreadPoolExecutor(max_workers=_n_workers(workers)) as pool:
-        for norms in pool.map(lambda r: _image_norms(r, targets), rows):
+        for norms in pool.map(lambda r: image_norms(r, targets), rows):
             for cond, norm in zip(targets, norms, strict=True):
                 acc = out.setdefault(norm_key(cond), [0.0, 0])
                 acc[0] += norm
@@ -208,7 +208,26 @@ def _ordered_map(pool: ThreadPoolExecutor, fn, values: Sequence, lookahead: int)
 _END = object()
 
 
-def _rows(arch: str, weights: str, item: WorkItem, scores) -> list[dict]:
+def prepare_item(item: WorkItem, conditions: Sequence[Condition], spec, *, dmv_samples: int = 0):
+    """The model inputs of one item under every condition, without a model (both engines call this):
+    each image loaded once and perturbed through one :class:`core.perturb.PreparedImage`, then
+    :func:`core.models.predict.prepare_unit` (``GmicInputs`` or ``DmvInputs``, plain picklable arrays).
+
+    Raises an :class:`core.errors.ExplorerError` (e.g. ``MammogramError``, :class:`RunError`) naming the file
+    when an image cannot be read or prepared.
+    """
+    from core.models.predict import prepare_unit
+
+    loaded = [_prepared(r) for r in item.images]
+    inputs = [_image_inputs(mam, spec, r) for (mam, _), r in zip(loaded, item.images, strict=True)]
+    versions = (
+        (c, [_pixels(image, c, r.image_id) for (_, image), r in zip(loaded, item.images, strict=True)])
+        for c in conditions
+    )
+    return prepare_unit(inputs, versions, samples=dmv_samples, seed=0)
+
+
+def score_rows(arch: str, weights: str, item: WorkItem, scores) -> list[dict]:
     """Score rows of one item from its named results (:class:`core.models.forward.Score`, whose version is
     the :class:`Condition`): one per image (a one-image item) or per breast (an exam)."""
     out = []
@@ -295,7 +314,7 @@ def score_items(
         Rows with the scores-table columns plus ``condition`` (:attr:`Condition.key`) and ``unit`` (the
         image id, or ``exam|L`` / ``exam|R``). Same inputs give the same rows.
     """
-    from core.models.predict import RESULT_LEVEL, prepare_unit
+    from core.models.predict import RESULT_LEVEL
 
     t_start = time.perf_counter()
     timings = timings if timings is not None else Timings()
@@ -304,18 +323,12 @@ def score_items(
         raise RunError(f"unknown model architecture {spec.arch!r}")
 
     def prepare(item: WorkItem):
-        loaded = [_prepared(r) for r in item.images]
-        inputs = [_image_inputs(mam, spec, r) for (mam, _), r in zip(loaded, item.images, strict=True)]
-        versions = (
-            (c, [_pixels(image, c, r.image_id) for (_, image), r in zip(loaded, item.images, strict=True)])
-            for c in conditions
-        )
-        return item, prepare_unit(inputs, versions, samples=dmv_samples, seed=0)
+        return item, prepare_item(item, conditions, spec, dmv_samples=dmv_samples)
 
     rows: list[dict] = []
     try:
         for item, scores in _scored(model, items, prepare, batch_size, timings, should_stop, prep_workers):
-            rows += _rows(spec.arch, weights_label, item, scores)
+            rows += score_rows(spec.arch, weights_label, item, scores)
     except _Stopped:
         return []
     timings.total_s += time.perf_counter() - t_start

@@ -121,7 +121,19 @@ def execute_run(run_id: str, *, log: Callable[[str], None] | None = None) -> str
 
 
 def _execute(store: RunStore, config: RunConfig, stop: _StopFlag, log) -> str:
+    if config.engine == "ray":  # the same plan, scored on a Ray cluster (core.runs.ray_engine)
+        from core.runs.ray_engine import ray_session
+
+        with ray_session(config, log) as engine:
+            return _execute_with(store, config, stop, log, engine)
+    return _execute_with(store, config, stop, log, None)
+
+
+def _execute_with(store: RunStore, config: RunConfig, stop: _StopFlag, log, engine) -> str:
+    """The run's plan (items, conditions, matched norms), then its scores: in this process (``engine`` None)
+    or by the engine (``engine.change_norms``, ``engine.score``), into the same store."""
     from core.models import create_model
+    from core.models.forward import model_device
 
     items, problems = work_items(resolve_manifest(config), config.model, max_images=config.max_images)
     if not items:
@@ -135,14 +147,18 @@ def _execute(store: RunStore, config: RunConfig, stop: _StopFlag, log) -> str:
         if not all(norm_key(t) in norms for t in targets):
             log(f"matched baseline: measuring {len(targets)} perturbation norm(s) over {len(items)} item(s)")
             t0 = time.perf_counter()
-            sums = change_norms(items, targets)
+            sums = change_norms(items, targets) if engine is None else engine.change_norms(items, targets)
             store.set(norms_s=repr(time.perf_counter() - t0))
             norms = {k: s / n for k, (s, n) in sums.items()}
             store.set(matched_norms=json.dumps(norms))
         conditions += matched_conditions(config, norms)
     total = sum(len(item.units) for item in items) * len(conditions)
     store.set(total=str(total), n_conditions=str(len(conditions)))
-    model = create_model(config.model, config.weights, device=config.device)
+    if engine is not None:
+        engine.score(store, items, conditions, stop, weights_label(config))
+        return _finish(store, stop, total, log)
+    model = create_model(config.model, config.weights, device=config.device, fast=config.fast)
+    forward_batch = config.forward_batch_size(model_device(model).type)
     timings = Timings()
     done_units = store.done_units()
     n_cond = len(conditions)
@@ -152,7 +168,7 @@ def _execute(store: RunStore, config: RunConfig, stop: _StopFlag, log) -> str:
         if stop():
             break
         rows = score_items(
-            model, batch, conditions, weights_label=weights_label(config), batch_size=config.batch_size,
+            model, batch, conditions, weights_label=weights_label(config), batch_size=forward_batch,
             dmv_samples=config.dmv_samples, timings=timings, should_stop=stop,
         )  # fmt: skip
         if not rows:  # stopped inside the batch: nothing of it is kept
@@ -174,6 +190,11 @@ def _execute(store: RunStore, config: RunConfig, stop: _StopFlag, log) -> str:
         log(f"{done}/{total} rows")
         if stop():
             break
+    return _finish(store, stop, total, log)
+
+
+def _finish(store: RunStore, stop: _StopFlag, total: int, log) -> str:
+    """The run's final status from what the store holds: cancelled, done, or a :class:`RunError`."""
     if stop() and store.count() < total:
         store.set(status="cancelled", finished=repr(time.time()))
         log("cancelled")
