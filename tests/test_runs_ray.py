@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -215,6 +216,34 @@ def test_cancelled_ray_run_resumes_where_it_stopped(local_ray, tiny, weights, re
     rows_per_exam = 2 * int(store.get("n_conditions"))  # two breasts per exam under every condition
     assert resumed["n_images"] == 4 * (total - stopped_at) // rows_per_exam
     assert _compare(reference["dmv"], load_scores(run_id)) <= 1e-6
+
+
+def test_an_unreadable_image_fails_alone_and_the_run_names_it(local_ray, tiny, weights, data, tmp_path):
+    """Per-item failures do not stop the dataset: every other row is stored, the run fails naming the image,
+    and a resume after the file is mended completes the run."""
+    import shutil
+
+    cohort = tmp_path / "cohort"
+    shutil.copytree(tiny.parent, cohort)
+    from core.manifest import read_manifest
+
+    bad = read_manifest(cohort / "manifest.csv").iloc[5]  # paths resolved against the copy's folder
+    target = Path(bad.path)
+    assert target.is_relative_to(cohort)
+    original = target.read_bytes()
+    target.write_bytes(b"not a DICOM file" * 64)
+    config = _config(tiny, weights, "gmic", "ray", matched_baseline=False)
+    config.manifest = str(cohort / "manifest.csv")
+    run_id = create_run(config)
+    with pytest.raises(RunError, match=rf"1 item\(s\) could not be scored: {bad.image_id} \(prepare\)"):
+        execute_run(run_id)
+    store = RunStore.open(run_id)
+    n_cond = int(store.get("n_conditions"))
+    assert store.status().status == "failed" and bad.image_id in store.status().error
+    assert store.count() == int(store.get("total")) - n_cond
+    assert bad.image_id not in set(load_scores(run_id)["image_id"])
+    target.write_bytes(original)
+    assert execute_run(run_id) == "done" and store.count() == int(store.get("total"))
 
 
 def test_ray_engine_without_ray_is_a_clear_error(tiny, weights, data, monkeypatch):

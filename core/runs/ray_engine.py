@@ -169,19 +169,26 @@ class Scorer:
         self.weights_label = weights_label
 
     def __call__(self, batch: dict) -> dict:
-        """``{k, item, unit, error}`` rows in, ``{k, rows, error, forward_s, n_inputs}`` out: per item its
-        pickled score rows (:func:`core.runs.work.score_rows`) or its error; the forward seconds and inputs
-        of the call on the first row."""
+        """``{k, item, unit, error}`` rows in, ``{k, rows, error, stage, forward_s, n_inputs}`` out: per item
+        its pickled score rows (:func:`core.runs.work.score_rows`) or its error and the stage that raised it
+        (``prepare``, ``score``); the forward seconds and inputs of the call on the first row."""
         from core.models.forward import score_units
         from core.runs.work import score_rows
 
-        out: dict[str, list] = {"k": [], "rows": [], "error": [], "forward_s": [], "n_inputs": []}
+        out: dict[str, list] = {
+            "k": [],
+            "rows": [],
+            "error": [],
+            "stage": [],
+            "forward_s": [],
+            "n_inputs": [],
+        }
         items, units = {}, []
         for k, item, blob, error in zip(
             batch["k"], batch["item"], batch["unit"], batch["error"], strict=True
         ):
             if error:
-                _append(out, int(k), b"", str(error))
+                _append(out, int(k), b"", str(error), "prepare")
             else:
                 items[int(k)] = pickle.loads(item)
                 units.append((int(k), pickle.loads(blob)))
@@ -202,16 +209,17 @@ class Scorer:
             done = set(out["k"])
             for k, _ in units:
                 if k not in done:
-                    _append(out, k, b"", str(exc))
+                    _append(out, k, b"", str(exc), "score")
         if out["k"]:
             out["forward_s"][0], out["n_inputs"][0] = stats[0], stats[1]
         return out
 
 
-def _append(out: dict, k: int, rows: bytes, error: str) -> None:
+def _append(out: dict, k: int, rows: bytes, error: str, stage: str = "") -> None:
     out["k"].append(k)
     out["rows"].append(rows)
     out["error"].append(error)
+    out["stage"].append(stage)
     out["forward_s"].append(0.0)
     out["n_inputs"].append(0)
 
@@ -237,6 +245,8 @@ class RayEngine:
         self.failures: list[UnitFailure] = []
         resources = self.ray.cluster_resources()
         self.gpus = 0 if config.device == "cpu" else int(resources.get("GPU", 0))
+        if self.gpus == 0 and str(config.device or "").startswith("cuda"):
+            raise RunError(f"run config: device {config.device!r}, but the Ray cluster has no GPU")
         self.workers = config.workers or max(1, self.gpus)
         nodes = max(1, len([n for n in self.ray.nodes() if n.get("Alive")]))
         per_node = -(-self.workers // nodes)
@@ -342,9 +352,11 @@ class RayEngine:
         )
         try:
             for batch in batches:
-                for k, blob, error in zip(batch["k"], batch["rows"], batch["error"], strict=True):
+                for k, blob, error, stage in zip(
+                    batch["k"], batch["rows"], batch["error"], batch["stage"], strict=True
+                ):
                     if error:
-                        self.failures.append(UnitFailure(items[int(k)].key, "score", str(error)))
+                        self.failures.append(UnitFailure(items[int(k)].key, str(stage), str(error)))
                     else:
                         buffer += pickle.loads(blob)
                         timings["n_images"] += len(items[int(k)].images)
