@@ -118,6 +118,7 @@ def test_ray_engine_equals_local_engine(local_ray, tiny, weights, reference, dat
     ray_scores = load_scores(run_id)
     diff = _compare(reference[arch], ray_scores)
     assert diff <= 1e-6, f"{arch}: Ray and local scores differ by {diff:.2e}"
+    print(f"{arch}: {len(ray_scores)} rows, max |Ray - local| {diff:.1e}")
     # the matched baselines were measured on Ray too: same conditions, same norms
     assert set(ray_scores["perturbation"]) == {"none", "lowpass", "noise", "shuffle", "matched-lowpass",
                                               "matched-shuffle"}  # fmt: skip
@@ -195,6 +196,7 @@ def test_killed_ray_worker_costs_only_its_batch(local_ray, tiny, weights, refere
     thread.join(timeout=1)
     assert not thread.is_alive() and result.get("status") == "done", result
     assert replacements, "no new model actor took over after the kill"
+    print(f"killed actor {actors} at {done_at_kill}/{total} rows; replaced by {sorted(replacements)}")
     assert store.count() == total
     assert _compare(reference["gmic"], load_scores(run_id)) <= 1e-6
 

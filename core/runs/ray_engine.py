@@ -226,10 +226,11 @@ def _append(out: dict, k: int, rows: bytes, error: str, stage: str = "") -> None
 
 def _prep_memory(spec, n_conditions: int, images_per_item: int) -> int:
     """Bytes a preparation task reserves: the item's images, their perturbed versions and model inputs
-    (float32 at the model's input size, a generous bound). It also keeps the CPU tasks out of the actors:
-    Ray Data fuses a task into the next actor stage only when their resource requests are equal."""
+    (float32 at the model's input size, a generous bound), at least 1 GiB (a task's process holds torch and
+    the decoders: about 0.4 GiB measured). It also keeps the CPU tasks out of the actors: Ray Data fuses a
+    task into the next actor stage only when their resource requests are equal."""
     h, w = (max(s) for s in zip(*spec.input_size.values(), strict=True))
-    return max(512 << 20, images_per_item * (n_conditions + 8) * h * w * 4)
+    return max(1 << 30, images_per_item * (n_conditions + 8) * h * w * 4)
 
 
 # --- the driver ------------------------------------------------------------------------------------------
