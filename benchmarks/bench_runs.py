@@ -11,7 +11,7 @@ matched baselines unless ``--no-matched``) over the same cohort subset (the firs
 is executed in-process through :func:`core.runs.execute_run` (the worker's code path, SQLite store
 included) once per engine, each in a fresh temporary data folder: ``local`` (the worker process), ``ray:N``
 (the Ray engine with N model actors on a local Ray that the engine starts for the run). Then the same model
-is timed alone on random inputs of its input size, as many as the run fed it, in the same process.
+is timed alone on prepared windows of the cohort, as many as the run fed it, in the same process.
 
 Printed per engine: images/s of the scoring pass (the run after its plan and matched norms; for Ray the
 actor pool's start included, Ray's own start not), the forward time measured inside the run (the model-only
@@ -75,15 +75,22 @@ def _run_engine(engine: str, cohort: str, weights: str, args) -> dict:
     )  # fmt: skip
 
 
-def _model_alone(weights: str, n_inputs: int, args) -> tuple[float, tuple[int, int]]:
+def _model_alone(weights: str, cohort: str, n_inputs: int, args) -> tuple[float, tuple[int, int]]:
+    """Seconds of the model alone on the run's own kind of inputs (the prepared windows of the cohort's
+    first image under the grid, repeated), as many as the run fed it, ``batch_size`` at a time."""
     import numpy as np
 
+    from core.manifest import read_manifest
     from core.models import create_model
     from core.models.forward import gmic_forward
+    from core.runs import RunConfig, base_conditions, work_items
+    from core.runs.work import prepare_item
 
     model = create_model("gmic", weights, device=args.device)
-    h, w = model.spec.input_size["CC"]
-    x = np.random.default_rng(0).standard_normal((args.batch_size, h, w)).astype(np.float32)
+    items, _ = work_items(read_manifest(cohort), "gmic", max_images=1)
+    conditions = base_conditions(RunConfig(model="gmic", manifest=cohort, perturbations=GRID))
+    windows = np.stack(list(prepare_item(items[0], conditions, model.spec).windows))
+    x = np.concatenate([windows] * (-(-args.batch_size // len(windows))))[: args.batch_size]
     gmic_forward(model, x)  # warm-up
     t0 = time.perf_counter()
     done = 0
@@ -91,7 +98,7 @@ def _model_alone(weights: str, n_inputs: int, args) -> tuple[float, tuple[int, i
         k = min(args.batch_size, n_inputs - done)
         gmic_forward(model, x[:k])
         done += k
-    return time.perf_counter() - t0, (h, w)
+    return time.perf_counter() - t0, x.shape[1:]
 
 
 def prep_official() -> None:
@@ -151,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
           f"batch {args.batch_size}")  # fmt: skip
     results = [_run_engine(engine, cohort, weights, args) for engine in args.engines]
     n_inputs = int(results[0]["timings"]["n_inputs"])
-    alone, (h, w) = _model_alone(weights, n_inputs, args)
+    alone, (h, w) = _model_alone(weights, cohort, n_inputs, args)
     r0 = results[0]
     print(f"input {h}x{w}; conditions {r0['n_conditions']}, images {r0['timings']['n_images']}, "
           f"model inputs {n_inputs}; model alone after the runs {n_inputs / alone:.2f} inputs/s")  # fmt: skip

@@ -274,3 +274,16 @@ def test_cli_ray_engine_starts_its_own_local_ray(tiny, weights, tmp_path):
     assert "ray: started a local Ray" in proc.stdout and "4/4 rows" in proc.stdout
     stored = RunConfig.from_json((tmp_path / "data" / "runs" / "cli-ray" / "config.json").read_text())
     assert stored.engine == "ray"
+
+
+def test_resume_on_ray_a_run_made_for_the_local_engine(local_ray, tiny, weights, data):
+    """``mammo-robust run --resume RUN_ID --engine ray``: the stored config takes the engine, Ray scores."""
+    from core.cli import main
+
+    config = _config(tiny, weights, "gmic", "local", perturbations={}, matched_baseline=False, max_images=4)
+    run_id = create_run(config)
+    assert main(["run", "--resume", run_id, "--engine", "ray", "--workers", "1", "--quiet"]) == 0
+    store = RunStore.open(run_id)
+    assert store.config().engine == "ray" and store.config().workers == 1
+    assert store.status().status == "done" and store.count() == 4
+    assert json.loads(store.get("timings"))["engine"] == "ray"

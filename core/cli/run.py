@@ -69,6 +69,9 @@ def run(args: argparse.Namespace) -> int:
         runs.runner_loop(log=log)
         return 0
     if args.resume:
+        if args.engine or args.address or args.workers is not None or args.exact:
+            store = runs.RunStore.open(args.resume)  # e.g. a local run resumed on a cluster
+            store.set(config=_with_options(store.config(), args).to_json())
         status = runs.execute_run(args.resume, log=log)
         return 0 if status == "done" else 3
     if not args.config:

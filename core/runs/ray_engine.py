@@ -249,6 +249,12 @@ class RayEngine:
         if self.gpus == 0 and str(config.device or "").startswith("cuda"):
             raise RunError(f"run config: device {config.device!r}, but the Ray cluster has no GPU")
         self.workers = config.workers or max(1, self.gpus)
+        if self.gpus and self.workers > self.gpus:  # each GPU actor holds a whole GPU
+            log(
+                f"ray: {self.workers} workers asked for, but the cluster has {self.gpus} GPU(s): "
+                f"using {self.gpus}"
+            )
+            self.workers = self.gpus
         nodes = max(1, len([n for n in self.ray.nodes() if n.get("Alive")]))
         per_node = -(-self.workers // nodes)
         self.threads = max(1, int(resources.get("CPU", 1) / nodes) // per_node)
