@@ -255,7 +255,10 @@ class RayEngine:
                 f"using {self.gpus}"
             )
             self.workers = self.gpus
-        nodes = max(1, len([n for n in self.ray.nodes() if n.get("Alive")]))
+        alive = [n for n in self.ray.nodes() if n.get("Alive")]
+        nodes = max(1, len(alive))
+        # the smallest node's schedulable memory: a preparation task asks for at most half of it
+        self.node_memory = min((n.get("Resources", {}).get("memory", 0) for n in alive), default=0)
         per_node = -(-self.workers // nodes)
         self.threads = max(1, int(resources.get("CPU", 1) / nodes) // per_node)
 
@@ -321,6 +324,8 @@ class RayEngine:
         ds = ray.data.from_items(rows, override_num_blocks=self._blocks(len(rows)))
         prepare = partial(_prepare_row, conditions=conditions, spec=spec, dmv_samples=cfg.dmv_samples)
         memory = _prep_memory(spec, len(conditions), len(items[pending[0]].images))
+        if self.node_memory:
+            memory = min(memory, int(self.node_memory // 2))
         ds = ds.map(prepare, num_cpus=1, memory=memory)
         # Items per actor call: DMV one exam (its samples are batched inside), GMIC enough images to fill
         # a forward batch of the device (one window per image and condition).
