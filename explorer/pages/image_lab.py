@@ -314,13 +314,19 @@ def _to_native(key: str, mammo: Any, screen: tuple[int, int]) -> None:
     viewer.reset_view(key, Viewport.native(mammo.pixels.shape, (cy / sr, cx / sc), screen))
 
 
-def _render_view(ref: ImageRef, mammo: Any, fourier: Any, params: lab.LabParams, options: lab.ViewOptions):
-    """Cached full-resolution perturbation, the visible tile, and the viewer. Returns the LabView."""
+def _render_view(
+    ref: ImageRef, mammo: Any, fourier: Any, params: lab.LabParams, options: lab.ViewOptions, timing: dict
+):
+    """Cached full-resolution perturbation, the visible tile, and the viewer. Returns the LabView; ``timing``
+    receives the milliseconds of each stage (``benchmarks/bench_slider.py`` prints them)."""
     key, shape = ref.key, mammo.pixels.shape
     state = viewer.current(key, shape)
     view = Viewport.parse(state.get("view"), shape)
     screen = viewer.screen_size(state, shape, options.panel)
+    t = time.perf_counter()
     perturbed = _perturbed(key, params.key(), mammo, fourier, params)
+    timing["perturb"] = 1000 * (time.perf_counter() - t)
+    t = time.perf_counter()
     bounds, out = tile_geometry(view, shape, screen)
     original_tile = _original_tile(key, bounds, out, mammo)
     if options.spectrum == "perturbed":
@@ -331,12 +337,17 @@ def _render_view(ref: ImageRef, mammo: Any, fourier: Any, params: lab.LabParams,
         mammo, perturbed, options, view, screen,
         spectrum=spectrum, spectrum_of=spectrum_of, original_tile=original_tile,
     )  # fmt: skip
+    timing["tile"] = 1000 * (time.perf_counter() - t)
+    t = time.perf_counter()
     stamp = f"{params.key()}|{options}|{lab_view.view.to_dict()}|{screen}|{state.get('token')}"
     data = viewer.payload(
         lab_view, image_key=key, state=state, screen_hw=screen, sent=set(viewer.sent_ids()),
         spectrum_scale=_spectrum_scale(key, mammo), stamp=str(abs(hash(stamp))),
     )  # fmt: skip
+    timing["payload"] = 1000 * (time.perf_counter() - t)
+    t = time.perf_counter()
     viewer.show(data)
+    timing["show"] = 1000 * (time.perf_counter() - t)
     return lab_view, screen
 
 
@@ -375,9 +386,11 @@ def _lab_panel(ref: ImageRef, mammo: Any) -> None:
     params = _controls(mammo, fourier)
     window, invert = _window_controls(key, mammo)
     options = _view_options(window, invert)
-    lab_view, screen = _render_view(ref, mammo, fourier, params, options)
+    timing = {"controls": 1000 * (time.perf_counter() - t0)}
+    lab_view, screen = _render_view(ref, mammo, fourier, params, options, timing)
     ms = (time.perf_counter() - t0) * 1000
     st.session_state["lab_last_ms"] = ms
+    st.session_state["lab_last_timing"] = timing
     st.session_state["lab_last_params"] = params
     st.session_state["lab_last_view"] = lab_view
     st.caption(_caption(lab_view, ms))

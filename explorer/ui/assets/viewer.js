@@ -221,7 +221,8 @@ function statusText(inst) {
   const d = inst.data;
   const [H, W] = d.shape;
   const [sr, sc] = d.spacing;
-  const { ch, cw } = inst.size;
+  const { dpr } = inst.size;
+  const ch = inst.size.ch * dpr, cw = inst.size.cw * dpr; // device pixels: a screen pixel
   const r = viewRect(inst.view, H, W);
   const screenMm = Math.max(((r.bottom - r.top) * sr) / ch, ((r.right - r.left) * sc) / cw);
   const shownMm = Math.max(screenMm, Math.max(sr, sc));
@@ -418,7 +419,7 @@ function attach(inst) {
     if (t.id === "spectrum") inst.specView = { z: 1, cy: 0, cx: 0 };
     else {
       const [row, col] = imagePoint(t.mx, t.my);
-      inst.view = clampView({ z: H / inst.size.ch, cy: row, cx: col }, H, W);
+      inst.view = clampView({ z: H / (inst.size.ch * inst.size.dpr), cy: row, cx: col }, H, W);
     }
     scheduleRedraw(inst);
     report(inst, true);
@@ -431,7 +432,7 @@ function attach(inst) {
       inst.view = { z: 1, cy: H / 2, cx: W / 2 };
       inst.specView = { z: 1, cy: 0, cx: 0 };
     } else if (act === "native") {
-      inst.view = clampView({ z: H / inst.size.ch, cy: inst.view.cy, cx: inst.view.cx }, H, W);
+      inst.view = clampView({ z: H / (inst.size.ch * inst.size.dpr), cy: inst.view.cy, cx: inst.view.cx }, H, W);
     }
     scheduleRedraw(inst);
     report(inst, true);
