@@ -108,7 +108,8 @@ def main() -> int:
         if args.panel != "fit":
             choose(page, "Panel size", args.panel)
         wait_idle(page, 120_000)
-        print(f"image: {'dmv_1_R_CC.png' if nyu else 'synthetic cohort image'}; page width {args.width} px; panel {args.panel}")
+        image = "dmv_1_R_CC.png" if nyu else "synthetic cohort image"
+        print(f"image: {image}; page width {args.width} px; panel {args.panel}")
         page.get_by_role("slider").first.focus()
         for _ in range(6):  # from R = 2 down to R = 1 (six stops per octave)
             page.keyboard.press("ArrowLeft")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from core.perturb import PERTURBATIONS as REGISTRY
 from core.viewport import Viewport, area_mean, tile_geometry
 from explorer.ui import lab, loaders, viewer
 from explorer.ui.chrome import ensure_app
+from explorer.ui.full_cache import FullResCache
 from explorer.ui.source import ImageRef, current_image
 
 PERTURBATIONS = list(REGISTRY)  # what the page offers: the registry's perturbations
@@ -40,6 +42,7 @@ PANEL_SIZES = ["Fit to page width", 384, 512, 768, 1024, 1536]
 LAYOUTS = {"row": "Row (1 × 4)", "grid": "Grid (2 × 2, large)"}
 DIFF_LABELS = {"rms": "RMS per screen pixel", "signed": "Signed mean"}
 SPECTRA = ["original", "perturbed"]
+PREFETCH_DELAY_S = 0.12  # the neighbouring stops are computed once the user pauses this long
 
 
 def _label(name: str) -> str:
@@ -250,11 +253,43 @@ def _view_options(window: tuple[float, float], invert: bool) -> lab.ViewOptions:
     )
 
 
-@st.cache_resource(max_entries=3, show_spinner=False)
-def _perturbed(
-    key: str, params_key: tuple, _mammo: Any, _fourier: Any, _params: lab.LabParams
-) -> lab.Perturbed:
-    return lab.perturb_image(_mammo, _fourier, _params)
+@st.cache_resource(show_spinner=False)
+def _full_cache() -> FullResCache:
+    return FullResCache(max_entries=6)
+
+
+def _perturbed(key: str, mammo: Any, fourier: Any, params: lab.LabParams) -> lab.Perturbed:
+    """The full-resolution result, once per image and parameters (a prefetched one is ready or on its way)."""
+    return _full_cache().get((key, params.key()), lambda: lab.perturb_image(mammo, fourier, params))
+
+
+def _neighbours(params: lab.LabParams, mammo: Any, fourier: Any, previous: Any) -> list[lab.LabParams]:
+    """The parameters one slider stop away on either side, the one in the direction of the last move
+    first."""
+    if params.spectral:
+        grid = [v for p in lab.SPECTRAL for v in REGISTRY[p].grid.values()]
+        stops = sorted(set(display.radius_choices(mammo.spacing_mm, float(fourier.nyquist_mm))) | set(grid))
+        field = "radius"
+    elif params.perturbation == "noise":
+        stops, field = sorted(set(NOISE_OPTIONS) | set(REGISTRY["noise"].grid.values())), "std"
+    else:
+        stops, field = list(range(1, 65)), "grid"
+    value = getattr(params, field)
+    below = [v for v in stops if v < value][-1:]
+    above = [v for v in stops if v > value][:1]
+    down = isinstance(previous, lab.LabParams) and getattr(previous, field) > value
+    return [replace(params, **{field: type(value)(v)}) for v in (below + above if down else above + below)]
+
+
+def _prefetch(key: str, mammo: Any, fourier: Any, params: lab.LabParams) -> None:
+    """Compute the neighbouring slider stops in the background once the user pauses (see
+    ``explorer.ui.full_cache``)."""
+    previous = st.session_state.get("lab_last_params")
+    jobs = {
+        (key, p.key()): (lambda p=p: lab.perturb_image(mammo, fourier, p))
+        for p in _neighbours(params, mammo, fourier, previous)
+    }
+    _full_cache().prefetch(jobs, delay=PREFETCH_DELAY_S)
 
 
 @st.cache_resource(max_entries=4, show_spinner=False)
@@ -324,7 +359,7 @@ def _render_view(
     view = Viewport.parse(state.get("view"), shape)
     screen = viewer.screen_size(state, shape, options.panel)
     t = time.perf_counter()
-    perturbed = _perturbed(key, params.key(), mammo, fourier, params)
+    perturbed = _perturbed(key, mammo, fourier, params)
     timing["perturb"] = 1000 * (time.perf_counter() - t)
     t = time.perf_counter()
     bounds, out = tile_geometry(view, shape, screen)
@@ -348,6 +383,7 @@ def _render_view(
     t = time.perf_counter()
     viewer.show(data)
     timing["show"] = 1000 * (time.perf_counter() - t)
+    _prefetch(key, mammo, fourier, params)
     return lab_view, screen
 
 
@@ -405,7 +441,7 @@ def _lab_panel(ref: ImageRef, mammo: Any) -> None:
     )
     if c2.button("Prepare perturbed DICOM", key="lab_prep_dcm"):
         try:
-            full = _perturbed(key, params.key(), mammo, loaders.fourier_filter(key, mammo), params).pixels
+            full = _perturbed(key, mammo, loaders.fourier_filter(key, mammo), params).pixels
             st.session_state["lab_dicom"] = (params, *_dicom_bytes(mammo, full, params.perturbation))
         except ExplorerError as exc:
             st.error(str(exc))
