@@ -71,7 +71,12 @@ def _stats(ms: list[float]) -> str:
     return f"median {q[0]:6.1f} ms   p90 {q[1]:6.1f} ms   (n={len(ms)})"
 
 
+SENT: set[str] = set()  # content ids the "browser" holds, as the page tracks them (viewer.sent_ids)
+
+
 def _step(mammo, fourier, spectrum, params, view, screen, original_tile, perturbed=None) -> float:
+    """One update as the page does it; arrays sent before (the original's tile of this window, the
+    spectrum) travel as their id, as in the app."""
     from explorer.ui import lab, viewer
 
     t = time.perf_counter()
@@ -80,9 +85,11 @@ def _step(mammo, fourier, spectrum, params, view, screen, original_tile, perturb
     lv = lab.build_view(
         mammo, perturbed, lab.ViewOptions(), view, screen, spectrum=spectrum, original_tile=original_tile
     )
-    data = viewer.payload(lv, image_key="bench", state={"token": 0}, screen_hw=screen)
+    data = viewer.payload(lv, image_key="bench", state={"token": 0}, screen_hw=screen, sent=SENT)
     json.dumps(data)
-    return 1000 * (time.perf_counter() - t)
+    ms = 1000 * (time.perf_counter() - t)
+    SENT.update(e["key"] for e in (*data["panels"], data["spectrum"]))
+    return ms
 
 
 def bench_core(path: Path, repeats: int) -> dict[str, float]:

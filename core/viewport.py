@@ -43,6 +43,7 @@ __all__ = [
     "area_weights",
     "tile_shape",
     "tile_geometry",
+    "difference_statistics",
     "render_tile",
     "pack_values",
     "MIN_VIEW_PX",
@@ -253,6 +254,19 @@ class ViewTile:
         return 0.5 / max(self.pixel_mm)
 
 
+def difference_statistics(
+    difference: np.ndarray, out_shape: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Area mean and RMS of a difference window over each footprint of ``out_shape`` (float32 each; the
+    RMS is never below ``|mean|``)."""
+    d = np.asarray(difference)
+    diff_mean = area_mean(d, out_shape)
+    diff_rms = np.sqrt(np.maximum(area_mean(np.square(d, dtype=np.float32), out_shape), 0.0))
+    # Rounding may leave the RMS a hair below |mean|; the RMS is never smaller.
+    np.maximum(diff_rms, np.abs(diff_mean), out=diff_rms)
+    return diff_mean, diff_rms
+
+
 def render_tile(
     original: np.ndarray,
     perturbed: np.ndarray,
@@ -262,6 +276,7 @@ def render_tile(
     *,
     difference: np.ndarray | None = None,
     original_tile: np.ndarray | None = None,
+    difference_tile: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> ViewTile:
     """Cut the view from full-resolution images and reduce it to the screen (see the module docstring).
 
@@ -279,6 +294,8 @@ def render_tile(
         ``perturbed - original`` at full resolution, when the caller keeps it (saves one subtraction).
     original_tile : np.ndarray, optional
         The area mean of ``original`` for the same view and screen (a cached earlier result).
+    difference_tile : (np.ndarray, np.ndarray), optional
+        :func:`difference_statistics` of the difference for the same view and screen (computed ahead).
 
     Returns
     -------
@@ -289,16 +306,16 @@ def render_tile(
     if a.ndim != 2 or a.shape != b.shape:
         raise DisplayError(f"render_tile: images differ in shape or are not 2-D: {a.shape} vs {b.shape}")
     (r0, r1, c0, c1), out = tile_geometry(view, a.shape, screen_hw)
-    if difference is not None:
-        d = np.asarray(difference)[r0:r1, c0:c1]
+    if difference_tile is not None and difference_tile[0].shape == out:
+        diff_mean, diff_rms = difference_tile
     else:
-        d = b[r0:r1, c0:c1].astype(np.float32) - a[r0:r1, c0:c1].astype(np.float32)
+        if difference is not None:
+            d = np.asarray(difference)[r0:r1, c0:c1]
+        else:
+            d = b[r0:r1, c0:c1].astype(np.float32) - a[r0:r1, c0:c1].astype(np.float32)
+        diff_mean, diff_rms = difference_statistics(d, out)
     if original_tile is None or original_tile.shape != out:
         original_tile = area_mean(a[r0:r1, c0:c1], out)
-    diff_mean = area_mean(d, out)
-    diff_rms = np.sqrt(np.maximum(area_mean(np.square(d, dtype=np.float32), out), 0.0))
-    # Rounding may leave the RMS a hair below |mean|; the RMS is never smaller.
-    np.maximum(diff_rms, np.abs(diff_mean), out=diff_rms)
     foot = ((r1 - r0) / out[0], (c1 - c0) / out[1])
     return ViewTile(
         bounds=(r0, r1, c0, c1),

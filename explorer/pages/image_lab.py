@@ -281,12 +281,12 @@ def _neighbours(params: lab.LabParams, mammo: Any, fourier: Any, previous: Any) 
     return [replace(params, **{field: type(value)(v)}) for v in (below + above if down else above + below)]
 
 
-def _prefetch(key: str, mammo: Any, fourier: Any, params: lab.LabParams) -> None:
-    """Compute the neighbouring slider stops in the background once the user pauses (see
-    ``explorer.ui.full_cache``)."""
+def _prefetch(key: str, mammo: Any, fourier: Any, params: lab.LabParams, tile: tuple) -> None:
+    """Compute the neighbouring slider stops, and their tiles of the current view, in the background once
+    the user pauses (see ``explorer.ui.full_cache``)."""
     previous = st.session_state.get("lab_last_params")
     jobs = {
-        (key, p.key()): (lambda p=p: lab.perturb_image(mammo, fourier, p))
+        (key, p.key()): (lambda p=p: lab.perturb_image(mammo, fourier, p, tile))
         for p in _neighbours(params, mammo, fourier, previous)
     }
     _full_cache().prefetch(jobs, delay=PREFETCH_DELAY_S)
@@ -383,7 +383,7 @@ def _render_view(
     t = time.perf_counter()
     viewer.show(data)
     timing["show"] = 1000 * (time.perf_counter() - t)
-    _prefetch(key, mammo, fourier, params)
+    _prefetch(key, mammo, fourier, params, (bounds, out))
     return lab_view, screen
 
 

@@ -8,13 +8,13 @@ A control change costs :func:`perturb_image` (once per image and parameters; the
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from core import display
-from core.viewport import Viewport, ViewTile, render_tile
+from core.viewport import Viewport, ViewTile, difference_statistics, render_tile, tile_geometry
 
 LABELS = {
     "lowpass": "low-pass",
@@ -118,18 +118,36 @@ def perturbed_full(mammogram: Any, fourier: Any, params: LabParams) -> np.ndarra
 @dataclass(frozen=True)
 class Perturbed:
     """The full-resolution result of one perturbation of one image, with its difference from the original
-    (both float32, model units). Cache one per (image, ``LabParams.key()``): a pan then costs only the cut."""
+    (both float32, model units). Cache one per (image, ``LabParams.key()``): a pan then costs only the cut.
+    ``tiles`` keeps the difference's statistics per (bounds, tile shape) once computed."""
 
     params: LabParams
     pixels: np.ndarray
     difference: np.ndarray
+    tiles: dict = field(default_factory=dict, compare=False, repr=False)
+
+    def difference_tile(self, bounds: tuple[int, int, int, int], out: tuple[int, int]):
+        """``core.viewport.difference_statistics`` of the difference in ``bounds`` at ``out`` (cached)."""
+        key = (tuple(bounds), tuple(out))
+        if key not in self.tiles:
+            r0, r1, c0, c1 = bounds
+            if len(self.tiles) >= 4:
+                self.tiles.pop(next(iter(self.tiles)))
+            self.tiles[key] = difference_statistics(self.difference[r0:r1, c0:c1], out)
+        return self.tiles[key]
 
 
-def perturb_image(mammogram: Any, fourier: Any, params: LabParams) -> Perturbed:
-    """:func:`perturbed_full` and ``perturbed - original``."""
+def perturb_image(
+    mammogram: Any, fourier: Any, params: LabParams, tile: tuple[tuple, tuple] | None = None
+) -> Perturbed:
+    """:func:`perturbed_full` and ``perturbed - original``; with ``tile`` ((bounds, tile shape), e.g. the
+    view on screen when it is computed ahead) also the difference's statistics for it."""
     full = perturbed_full(mammogram, fourier, params)
     diff = np.subtract(full, mammogram.pixels, dtype=np.float32)
-    return Perturbed(params, full, diff)
+    result = Perturbed(params, full, diff)
+    if tile is not None:
+        result.difference_tile(*tile)
+    return result
 
 
 @dataclass
@@ -155,10 +173,11 @@ class LabView:
         pert = f"perturbed: {p.describe()}"
         if p.perturbation == "highpass":
             pert += " (own window)"
+        limit = f"{self.diff_limit:.3g}" if self.diff_limit < 1000 else f"{self.diff_limit:.0f}"
         if self.options.diff_mode == "rms":
-            diff = f"difference, RMS per screen pixel: 0 … {self.diff_limit:.3g} model units"
+            diff = f"difference, RMS per screen pixel: 0 … {limit} model units"
         else:
-            diff = f"difference, mean per screen pixel: ±{self.diff_limit:.3g} model units"
+            diff = f"difference, mean per screen pixel: ±{limit} model units"
         spec = f"spectrum of the {self.spectrum_of} image, log10 |F| (cycles/mm)"
         return {"original": "original", "perturbed": pert, "difference": diff, "spectrum": spec}
 
@@ -189,6 +208,7 @@ def build_view(
     """Cut ``view`` from the full-resolution original, perturbed and difference images and reduce it to a
     panel of ``screen_hw`` device pixels (``core.viewport.render_tile``); pick the windows and the
     difference's colour scale (99.5th percentile of the shown statistic)."""
+    bounds, out = tile_geometry(view, mammogram.pixels.shape, screen_hw)
     tile = render_tile(
         mammogram.pixels,
         perturbed.pixels,
@@ -197,6 +217,7 @@ def build_view(
         mammogram.spacing_mm,
         difference=perturbed.difference,
         original_tile=original_tile,
+        difference_tile=perturbed.difference_tile(bounds, out),
     )
     params = perturbed.params
     pw = perturbed_window(tile.perturbed, params, options.window)
