@@ -1,4 +1,5 @@
-"""The image lab's linked viewer: a Streamlit components-v2 element (``assets/viewer.js``, ``viewer.css``).
+"""The image lab's linked viewer: a Streamlit components-v2 element (``assets/viewer_draw.js`` and
+``viewer.js``, joined into one module, and ``viewer.css``).
 
 Python sends the tiles of the current view (:func:`payload`); the browser draws them, zooms and pans, and
 reports the view it shows, which :func:`on_view` stores under :data:`VIEW_KEY` in session state. The page
@@ -39,7 +40,8 @@ def _component() -> Any:
         "mammo_lab_viewer",
         html="<div class='mre-host'></div>",
         css=(ASSETS / "viewer.css").read_text(),
-        js=(ASSETS / "viewer.js").read_text(),
+        # one ES module, kept in two files of reasonable size: drawing first, then interaction + entry point
+        js=(ASSETS / "viewer_draw.js").read_text() + "\n" + (ASSETS / "viewer.js").read_text(),
     )
 
 
