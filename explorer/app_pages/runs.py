@@ -301,7 +301,7 @@ def _picked_run(runs, allowed: bool) -> None:
     if not allowed:
         st.caption(guard.refusal())
     if status == "damaged":
-        st.error(f"{pick} is damaged: {row['problem']}")
+        st.error(f"Damaged store: {row['problem']}")
         return
     failure = _failure(pick)
     if failure and status == "failed":
@@ -311,7 +311,13 @@ def _picked_run(runs, allowed: bool) -> None:
         with st.expander(
             f"{pick}: {n_err} error rows: {len(table)} image(s) or breast(s) could not be scored"
         ):
-            st.dataframe(table, hide_index=True, width="stretch", key="runs_errors")
+            st.dataframe(
+                table,
+                hide_index=True,
+                width="stretch",
+                key="runs_errors",
+                column_config={"message": st.column_config.TextColumn(width="large")},
+            )
 
 
 def _failure(run_id: str) -> str:

@@ -4,6 +4,7 @@ score. Statuses, rates and ETAs come from ``core.runs``; this module only words 
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import pandas as pd
 
@@ -16,7 +17,7 @@ def weights_label(weights: str) -> str:
         return "random weights (untrained)"
     if weights == "imported":
         return "imported scores"
-    return weights
+    return Path(weights).name  # the file's name, as in the scores table; not the server's folders
 
 
 def fmt_duration(seconds: float | None) -> str:
