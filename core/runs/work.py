@@ -289,7 +289,7 @@ def score_batch(
     dmv_samples : int
         DMV augmented windows per view; 0 = one centred window. Seed 0 for every condition.
     timings : Timings, optional
-        Accumulates forward and total seconds.
+        Accumulates forward and total seconds (``on_item`` excluded).
     should_stop : callable, optional
         Polled between images; True: return early (``stopped``) with what was settled until then.
     prep_workers : int, optional
@@ -331,7 +331,9 @@ def score_batch(
             result.rows.extend(rows)
             result.errors.extend(errors)
             if on_item is not None:
+                t_item = time.perf_counter()
                 on_item(item, rows, errors)
+                t_start += time.perf_counter() - t_item  # the caller's time (its store writes) is not ours
     except Stopped:
         result.stopped = True
     timings.total_s += time.perf_counter() - t_start

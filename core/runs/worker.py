@@ -110,10 +110,11 @@ def execute_run(run_id: str, *, log: Callable[[str], None] | None = None, retry_
     store = RunStore.open(run_id)
     with lock.hold(store.folder, what=f"run {run_id}"):
         store.check_integrity()
-        config = store.config()
-        if retry_errors:
-            log(f"retrying {store.clear_errors()} error row(s)")
-        return _run_locked(store, config, log)
+        with store.held_open():
+            config = store.config()
+            if retry_errors:
+                log(f"retrying {store.clear_errors()} error row(s)")
+            return _run_locked(store, config, log)
 
 
 def _run_locked(store: RunStore, config: RunConfig, log) -> str:
