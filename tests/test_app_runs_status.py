@@ -84,8 +84,8 @@ def test_errors_are_listed_and_a_finished_run_opens_in_results(data):
     assert not errors(at)
     table = at.dataframe[0].value
     assert table.set_index("run_id").loc[run_id, "status"] == "done, 2 errors"
-    expander = [e for e in at.expander if "could not be scored" in e.label]
-    assert expander and expander[0].label.startswith(f"{run_id}: 2 error rows: 1 image(s)")
+    warning = [w.value for w in at.warning if "could not be scored" in w.value]
+    assert warning and warning[0].startswith(f"{run_id}: 2 error rows: 1 image(s)")
     (listed,) = [d.value for d in at.dataframe if "message" in d.value.columns]
     assert len(listed) == 1 and listed["conditions"].iloc[0] == 2
     assert "not a recognised image file" in listed["message"].iloc[0]

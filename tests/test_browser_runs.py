@@ -57,8 +57,9 @@ def test_runs_page_lists_errors_and_damage_and_opens_results(runs_data, tmp_path
         alert = page.get_by_test_id("stAlertContentError").filter(has_text="Damaged store").first
         assert "not a database" in alert.inner_text()
         _pick(page, errors)
-        expander = page.get_by_test_id("stExpander").filter(has_text="could not be scored").first
-        assert "2 error rows: 1 image(s)" in expander.inner_text()
+        warning = page.get_by_test_id("stAlertContentWarning").filter(has_text="could not be scored").first
+        assert "2 error rows: 1 image(s)" in warning.inner_text()
+        assert page.get_by_test_id("stDataFrame").count() == 2  # the runs, and the images with errors
         page.screenshot(path=str(artifacts / "runs_errors_damaged.png"), full_page=True)
         page.get_by_role("button", name="Open in Results").click()
         wait_idle(page, 240_000)

@@ -308,16 +308,19 @@ def _picked_run(runs, allowed: bool) -> None:
         st.error(f"{pick}: {failure}")
     if n_err:
         table = error_summary(run_errors(pick))
-        with st.expander(
-            f"{pick}: {n_err} error rows: {len(table)} image(s) or breast(s) could not be scored"
-        ):
-            st.dataframe(
-                table,
-                hide_index=True,
-                width="stretch",
-                key="runs_errors",
-                column_config={"message": st.column_config.TextColumn(width="large")},
-            )
+        st.warning(
+            f"{pick}: {n_err} error rows: {len(table)} image(s) or breast(s) could not be scored "
+            "(not counted as scores; Retry errors scores them again once their files are fixed)",
+            icon=":material/broken_image:",
+        )
+        st.dataframe(
+            table,
+            hide_index=True,
+            width="stretch",
+            key="runs_errors",
+            height=min(400, 35 * (len(table) + 1) + 3),
+            column_config={"message": st.column_config.TextColumn(width="large")},
+        )
 
 
 def _failure(run_id: str) -> str:
