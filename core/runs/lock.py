@@ -47,6 +47,8 @@ def is_held(folder: str | os.PathLike) -> bool:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:
         return False  # no worker ever started, or the folder is gone
+    except OSError as exc:
+        raise RunError(f"{path}: cannot read the run's lock file ({exc.strerror})") from None
     try:
         if _try_lock(fd, fcntl.LOCK_SH):
             fcntl.flock(fd, fcntl.LOCK_UN)
@@ -67,7 +69,7 @@ def hold(folder: str | os.PathLike, *, what: str = "run") -> Iterator[None]:
     """
     path = lock_path(folder)
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     except OSError as exc:
         raise RunError(f"{what}: cannot open its lock file {path} ({exc.strerror})") from None
     try:

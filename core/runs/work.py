@@ -280,8 +280,7 @@ def score_batch(
     ----------
     model : torch.nn.Module
         From :func:`core.models.create_model`, with ``model.spec``.
-    items : sequence of WorkItem
-    conditions : sequence of Condition
+    items, conditions : sequences of WorkItem and Condition
     weights_label : str
         Value of the ``weights`` column.
     batch_size : int
@@ -302,9 +301,8 @@ def score_batch(
     Returns
     -------
     BatchResult
-        ``rows`` with the scores-table columns plus ``condition`` (:attr:`Condition.key`) and ``unit`` (the
-        image id, or ``exam|L`` / ``exam|R``); ``errors`` keyed the same way. Same inputs give the same
-        rows.
+        ``rows``: scores-table columns plus ``condition`` (:attr:`Condition.key`) and ``unit`` (image id, or
+        ``exam|L`` / ``exam|R``); ``errors`` keyed the same way. Same inputs give the same rows.
     """
     from core.models.predict import RESULT_LEVEL
 

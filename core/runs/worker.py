@@ -252,27 +252,47 @@ def runner_loop(*, log: Callable[[str], None] | None = None, idle_exit_s: float 
 
     Only one runner works at a time (an exclusive lock on ``runs/.runner.lock``); a second one exits at
     once. Damaged stores are listed as such, never as queued, and a run that cannot start (its store
-    fails the integrity check, another worker holds it) is logged and left: the runner moves on.
+    fails the integrity check, another worker holds it) is logged and left: the runner moves on. After
+    releasing the lock the runner looks at the queue once more, so a run queued while it was leaving (when
+    :func:`runner_active` still said yes) is not left waiting.
     """
-    import fcntl
+    log = log or (lambda msg: None)
+    tried: set[tuple[str, float]] = set()  # (run, queued time) already started by this runner
+    ran = 0
+    while True:
+        done = _work_queue(log, idle_exit_s, tried)
+        if done is None:
+            return ran
+        ran += done
+        if not _fresh_queued(tried):
+            return ran
 
+
+def _fresh_queued(tried: set) -> list[tuple[str, float]]:
+    """Queued runs (id, queue time) in queue order that this runner has not started yet."""
     from core.runs.listing import list_runs
 
-    log = log or (lambda msg: None)
+    runs = list_runs()
+    queued = runs[runs["status"] == "queued"].sort_values(["queued", "created"])
+    keys = list(zip(queued["run_id"], queued["queued"].fillna(0.0), strict=True))
+    return [k for k in keys if k not in tried]
+
+
+def _work_queue(log, idle_exit_s: float, tried: set) -> int | None:
+    """Hold the runner lock and run queued runs until idle for ``idle_exit_s``; how many it started, or
+    None when another runner holds the lock."""
+    import fcntl
+
     with open(_runner_lock_path(), "w") as lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             log("another runner is active")
-            return 0
+            return None
         ran = 0
-        tried: set[tuple[str, float]] = set()  # (run, queued time) already started by this runner
         idle_since = time.monotonic()
         while True:
-            runs = list_runs()
-            queued = runs[runs["status"] == "queued"].sort_values(["queued", "created"])
-            keys = list(zip(queued["run_id"], queued["queued"].fillna(0.0), strict=True))
-            fresh = [k for k in keys if k not in tried]
+            fresh = _fresh_queued(tried)
             if not fresh:
                 if time.monotonic() - idle_since > idle_exit_s:
                     return ran
