@@ -17,6 +17,7 @@ if str(_ROOT) not in sys.path:
 import streamlit as st  # noqa: E402
 
 from explorer.ui.chrome import register_page  # noqa: E402
+from explorer.ui.guard import sidebar_token  # noqa: E402
 from explorer.ui.source import sidebar_source  # noqa: E402
 
 # Not "pages": Streamlit would run a folder of that name as a version-1 multipage app, each page without
@@ -47,6 +48,7 @@ def main(default_page: str = "Image lab") -> None:
     st.sidebar.title("Mammo Robustness Explorer")
     # Drawn on every page: Streamlit forgets the state of widgets a run does not draw.
     sidebar_source()
+    sidebar_token()
     nav.run()
 
 
