@@ -78,3 +78,24 @@ def input_spacing(
     eff = image_spacing_mm * downsample
     how = f"native {image_spacing_mm:g} mm pixels" + (f" reduced {downsample:g}x" if downsample != 1 else "")
     return eff, f"{what} see {how}"
+
+
+def spec_input_spacing(
+    spec: object, image_spacing_mm: tuple[float, float] | float | None = None
+) -> float | None:
+    """Pixel spacing (mm) of what a built model sees: its weights' ``spacing_mm`` (every image is resampled
+    to it), else the image's coarser spacing times ``downsample`` (native pixels); None when neither is
+    known. ``spec`` is a :class:`core.models.registry.ModelSpec` or a model carrying one."""
+    spec = getattr(spec, "spec", spec)
+    spacing = getattr(spec, "spacing_mm", None)
+    if spacing is not None:
+        return float(spacing)
+    if image_spacing_mm is None:
+        return None
+    coarser = max(image_spacing_mm) if isinstance(image_spacing_mm, tuple | list) else image_spacing_mm
+    return float(coarser) * float(getattr(spec, "downsample", 1.0) or 1.0)
+
+
+def nyquist_mm(spacing_mm: float) -> float:
+    """Nyquist frequency ``1 / (2 spacing)`` in cycles/mm of pixels ``spacing_mm`` apart (0.3 mm: 1.67)."""
+    return 1.0 / (2.0 * float(spacing_mm))
