@@ -1,21 +1,24 @@
-"""Pictures of the model's eye: a saliency map and GMIC's regions drawn over the windowed image.
+"""Pictures of the model's eye: saliency maps and GMIC's regions drawn over the windowed image.
 
-The image is reduced by an integer factor (area mean, :func:`core.display.downsample`) so its longer side
-fits ``max_side``; the saliency map is sampled at the centres of those display pixels; its colour (the
-magma-like ramp of :data:`core.display.SEQUENTIAL_PALETTE`) is blended over the grey image with an opacity
-that grows with the saliency, so cold areas show the image unchanged. The model window is outlined (thin,
-yellow) and the K regions are boxed (cyan) and numbered in the order GMIC picked them.
+The image is reduced so its longer side fits ``max_side`` by the exact area mean over each display pixel
+(:func:`core.viewport.area_mean`), once for all the maps drawn over it; each saliency map is sampled at the
+centres of those display pixels; its colour (the magma-like ramp of :data:`core.display.SEQUENTIAL_PALETTE`)
+is blended over the grey image with an opacity that grows with the saliency, so cold areas show the image
+unchanged. The model window is outlined (thin, yellow) and the K regions are boxed (cyan) and numbered in
+the order GMIC picked them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from core import display
-from core.models.explain import Explanation
+from core.errors import DisplayError
+from core.models.explain import CLASSES, Explanation
+from core.viewport import area_mean
 
 REGION_COLOUR = (0, 229, 255)
 WINDOW_COLOUR = (255, 214, 0)
@@ -29,25 +32,23 @@ def saliency_scale(explanations: Sequence[Explanation], label: str = "malignant"
     return max([1e-3] + [float(np.max(e.saliency[index])) for e in explanations])
 
 
-def _grid(shape: tuple[int, int], factor: int) -> tuple[np.ndarray, np.ndarray]:
-    """Centres (stored-image index units) of the display pixels of :func:`core.display.downsample`."""
-    h, w = shape
-    rows = np.minimum((np.arange(-(-h // factor)) + 0.5) * factor - 0.5, h - 1)
-    cols = np.minimum((np.arange(-(-w // factor)) + 0.5) * factor - 0.5, w - 1)
-    return rows, cols
+def picture_shape(shape: tuple[int, int], max_side: int) -> tuple[int, int]:
+    """The size of a picture of an image of ``shape``: its longer side at most ``max_side``, aspect kept."""
+    scale = min(1.0, max_side / max(shape))
+    return max(1, round(shape[0] * scale)), max(1, round(shape[1] * scale))
 
 
-def picture(
+def pictures(
     pixels: np.ndarray,
     explanation: Explanation,
-    label: str = "malignant",
+    labels: Sequence[str] = CLASSES,
     *,
     window: tuple[float, float] | None = None,
     max_side: int = 1024,
-    vmax: float | None = None,
+    vmax: Mapping[str, float] | None = None,
     regions: bool = True,
-) -> np.ndarray:
-    """The saliency map ``label`` of ``explanation`` over ``pixels`` (the image it explains, model units).
+) -> dict[str, np.ndarray]:
+    """The saliency maps ``labels`` of ``explanation`` over ``pixels`` (the image it explains, model units).
 
     Parameters
     ----------
@@ -55,46 +56,59 @@ def picture(
         The stored image (or its perturbed version), the shape the explanation refers to.
     explanation : Explanation
         From :func:`core.models.explain.explain_image`.
-    label : {"benign", "malignant"}
-        Which saliency map.
+    labels : sequence of {"benign", "malignant"}
+        Which saliency maps.
     window : (centre, width), optional
-        Grey window in model units (default: :func:`core.display.auto_window` of ``pixels``).
+        Grey window in model units (default: :func:`core.display.auto_window` of ``pixels``; every pixel
+        counts when the image has negative values, e.g. a high-pass result).
     max_side : int
-        Longer side of the picture at most (pixels).
-    vmax : float, optional
-        Saliency drawn at full colour (default: the map's maximum; :func:`saliency_scale` for a shared one).
+        Longer side of the pictures at most (pixels, >= 1).
+    vmax : mapping label -> float, optional
+        Saliency drawn at full colour (default: each map's maximum; :func:`saliency_scale` for a shared one).
     regions : bool
         Draw the model window and the K regions.
 
     Returns
     -------
-    numpy.ndarray
-        ``(rows, cols, 3)`` uint8.
+    dict
+        label -> ``(rows, cols, 3)`` uint8, of :func:`picture_shape`.
     """
-    factor = display.display_factor(pixels.shape, max_side)
-    small = display.downsample(pixels, max_side)
+    if max_side < 1:
+        raise DisplayError(f"pictures: max_side must be >= 1, got {max_side}")
+    shape = picture_shape(pixels.shape, max_side)
+    small = area_mean(pixels, shape)
     if window is None:
         window = display.auto_window(pixels, tissue_only=bool(np.min(small) >= 0))
-    grey = display.apply_window(small, *window).astype(np.float32)
-    rows, cols = _grid(pixels.shape, factor)
-    sal = explanation.saliency_at(label, rows, cols)
-    top = saliency_scale([explanation], label) if vmax is None else max(float(vmax), 1e-6)
-    level = np.nan_to_num(np.clip(sal / top, 0.0, 1.0), nan=0.0)
-    colour = display.SEQUENTIAL_PALETTE[(level * 255).astype(np.uint8)].astype(np.float32)
-    alpha = (MAX_ALPHA * level)[..., None]
-    rgb = (grey[..., None] * (1 - alpha) + colour * alpha).round().astype(np.uint8)
-    if not regions:
-        return rgb
-    return _draw_regions(rgb, explanation, factor)
+    grey = display.apply_window(small, *window).astype(np.float32)[..., None]
+    out = {}
+    for label in labels:
+        sal = explanation.saliency_on_image(label, shape)
+        top = saliency_scale([explanation], label) if vmax is None else max(float(vmax[label]), 1e-6)
+        level = np.nan_to_num(np.clip(sal / top, 0.0, 1.0), nan=0.0)
+        colour = display.SEQUENTIAL_PALETTE[(level * 255).astype(np.uint8)].astype(np.float32)
+        alpha = (MAX_ALPHA * level)[..., None]
+        rgb = (grey * (1 - alpha) + colour * alpha).round().astype(np.uint8)
+        out[label] = _draw_regions(rgb, explanation) if regions else rgb
+    return out
 
 
-def _draw_regions(rgb: np.ndarray, explanation: Explanation, factor: int) -> np.ndarray:
+def picture(pixels: np.ndarray, explanation: Explanation, label: str = "malignant", **options) -> np.ndarray:
+    """One saliency map over the image: :func:`pictures` for ``label`` alone (``vmax`` may be a float)."""
+    vmax = options.pop("vmax", None)
+    if vmax is not None and not isinstance(vmax, Mapping):
+        vmax = {label: float(vmax)}
+    return pictures(pixels, explanation, (label,), vmax=vmax, **options)[label]
+
+
+def _draw_regions(rgb: np.ndarray, explanation: Explanation) -> np.ndarray:
     img = Image.fromarray(rgb)
     draw = ImageDraw.Draw(img)
     width = max(1, round(max(rgb.shape[:2]) / 400))
+    fr = explanation.frame.image_shape[0] / rgb.shape[0]  # image pixels per picture pixel, per axis
+    fc = explanation.frame.image_shape[1] / rgb.shape[1]
 
     def rect(row: int, col: int, height: int, wide: int) -> list[float]:
-        return [col / factor, row / factor, (col + wide) / factor - 1, (row + height) / factor - 1]
+        return [col / fc, row / fr, (col + wide) / fc - 1, (row + height) / fr - 1]
 
     draw.rectangle(rect(*explanation.frame.window_box), outline=WINDOW_COLOUR, width=1)
     font = ImageFont.load_default(size=max(10, 6 * width))

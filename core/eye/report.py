@@ -31,7 +31,7 @@ from core import display
 from core.errors import ExplorerError
 from core.eye.curve import CurvePoint
 from core.eye.look import ModelInput
-from core.eye.pictures import picture, saliency_scale
+from core.eye.pictures import pictures, saliency_scale
 from core.models.explain import CLASSES, Explanation
 
 
@@ -103,11 +103,8 @@ def write_explain(
         ):
             names = {}
             own = window if np.min(pixels) >= 0 else None  # a high-pass image gets its own window
-            for label in CLASSES:
-                rgb = picture(
-                    pixels, explanation, label, window=own,
-                    max_side=max_side, vmax=data["saliency_scale"][label],
-                )  # fmt: skip
+            drawn = pictures(pixels, explanation, window=own, max_side=max_side, vmax=data["saliency_scale"])
+            for label, rgb in drawn.items():
                 names[label] = f"{which}_{label}.png"
                 (out / names[label]).write_bytes(display.png_bytes(rgb, compress_level=6))
                 panels.append((f"{which} {label} {getattr(explanation, label):.3f}", rgb))

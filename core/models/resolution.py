@@ -14,13 +14,16 @@ from pathlib import Path
 
 
 @functools.lru_cache(maxsize=32)
-def _recorded(path: str, mtime: float, size: int) -> tuple[float | None, float]:
-    """``(spacing_mm, downsample)`` recorded in a weights file (read as tensors only, once per version)."""
+def _recorded(path: str, mtime: float, size: int) -> tuple[float | None, float, str]:
+    """``(spacing_mm, downsample, arch)`` recorded in a weights file (read as tensors only, once per
+    version)."""
     from core.models.weights import load_checkpoint
 
-    config = load_checkpoint(path).config
+    checkpoint = load_checkpoint(path)
+    config = checkpoint.config
     spacing = config.get("spacing_mm")
-    return (None if spacing is None else float(spacing)), float(config.get("downsample", 1.0) or 1.0)
+    downsample = float(config.get("downsample", 1.0) or 1.0)
+    return (None if spacing is None else float(spacing)), downsample, str(checkpoint.arch)
 
 
 def weights_path(model: str, weights: str | Path) -> Path | None:
@@ -67,9 +70,11 @@ def input_spacing(
             return None, f"weights {weights!r} not found here"
         try:
             stat = path.stat()
-            spacing, downsample = _recorded(str(path), stat.st_mtime, stat.st_size)
+            spacing, downsample, arch = _recorded(str(path), stat.st_mtime, stat.st_size)
         except (ModelError, OSError) as exc:
             return None, f"{path.name}: {exc}"
+        if arch != str(model).lower():
+            return None, f"{path.name} holds {arch} weights, not {str(model).lower()}"
         what = "demo weights" if str(weights) == "demo" else path.name
     if spacing is not None:
         return spacing, f"{what} resample every image to {spacing:g} mm"
