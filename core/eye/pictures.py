@@ -23,6 +23,7 @@ from core.viewport import area_mean
 REGION_COLOUR = (0, 229, 255)
 WINDOW_COLOUR = (255, 214, 0)
 MAX_ALPHA = 0.65
+_PALETTE = np.asarray(display.SEQUENTIAL_PALETTE, np.uint8).ravel().tobytes()
 
 
 def saliency_scale(explanations: Sequence[Explanation], label: str = "malignant") -> float:
@@ -79,16 +80,18 @@ def pictures(
     small = area_mean(pixels, shape)
     if window is None:
         window = display.auto_window(pixels, tissue_only=bool(np.min(small) >= 0))
-    grey = display.apply_window(small, *window).astype(np.float32)[..., None]
+    grey = Image.fromarray(display.apply_window(small, *window)).convert("RGB")
     out = {}
     for label in labels:
         sal = explanation.saliency_on_image(label, shape)
         top = saliency_scale([explanation], label) if vmax is None else max(float(vmax[label]), 1e-6)
         level = np.nan_to_num(np.clip(sal / top, 0.0, 1.0), nan=0.0)
-        colour = display.SEQUENTIAL_PALETTE[(level * 255).astype(np.uint8)].astype(np.float32)
-        alpha = (MAX_ALPHA * level)[..., None]
-        rgb = (grey * (1 - alpha) + colour * alpha).round().astype(np.uint8)
-        out[label] = _draw_regions(rgb, explanation) if regions else rgb
+        index = (level * 255).astype(np.uint8)
+        colour = Image.frombytes("P", (shape[1], shape[0]), np.ascontiguousarray(index).tobytes())
+        colour.putpalette(_PALETTE)
+        alpha = Image.fromarray((MAX_ALPHA * index).astype(np.uint8), "L")  # opacity grows with saliency
+        rgb = Image.composite(colour.convert("RGB"), grey, alpha)
+        out[label] = _draw_regions(rgb, explanation) if regions else np.asarray(rgb)
     return out
 
 
@@ -100,12 +103,11 @@ def picture(pixels: np.ndarray, explanation: Explanation, label: str = "malignan
     return pictures(pixels, explanation, (label,), vmax=vmax, **options)[label]
 
 
-def _draw_regions(rgb: np.ndarray, explanation: Explanation) -> np.ndarray:
-    img = Image.fromarray(rgb)
+def _draw_regions(img: Image.Image, explanation: Explanation) -> np.ndarray:
     draw = ImageDraw.Draw(img)
-    width = max(1, round(max(rgb.shape[:2]) / 400))
-    fr = explanation.frame.image_shape[0] / rgb.shape[0]  # image pixels per picture pixel, per axis
-    fc = explanation.frame.image_shape[1] / rgb.shape[1]
+    width = max(1, round(max(img.size) / 400))
+    fr = explanation.frame.image_shape[0] / img.height  # image pixels per picture pixel, per axis
+    fc = explanation.frame.image_shape[1] / img.width
 
     def rect(row: int, col: int, height: int, wide: int) -> list[float]:
         return [col / fc, row / fr, (col + wide) / fc - 1, (row + height) / fr - 1]
