@@ -13,8 +13,9 @@ row and column, then height and width; ``attention`` is the region's weight in G
      "perturbed": {... the same ...},
      "curve": [{"mode", "radius", "benign", "malignant"}, ...]    (only when asked for)}
 
-The pictures (:func:`core.eye.pictures.picture`) show each saliency map over its own image (the perturbed
-map over the perturbed image) with one grey window and one colour scale per class for both, and
+The pictures (:func:`core.eye.pictures.pictures`) show each saliency map over its own image (the perturbed
+map over the perturbed image) with one grey window (a high-pass image, zero-mean, gets its own) and one
+colour scale per class for both, and
 ``explain.png`` puts the four side by side.
 """
 
@@ -102,7 +103,8 @@ def write_explain(
             ("perturbed", perturbed, perturbed_pixels),
         ):
             names = {}
-            own = window if np.min(pixels) >= 0 else None  # a high-pass image gets its own window
+            zero_mean = which == "perturbed" and data["perturbation"].get("name") == "highpass"
+            own = None if zero_mean else window  # a high-pass image gets its own window
             drawn = pictures(pixels, explanation, window=own, max_side=max_side, vmax=data["saliency_scale"])
             for label, rgb in drawn.items():
                 names[label] = f"{which}_{label}.png"

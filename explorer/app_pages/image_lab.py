@@ -464,7 +464,14 @@ def _lab_panel(ref: ImageRef, mammo: Any) -> None:
         help="Zoom all panels to one screen pixel per image pixel around the centre of the breast "
         "(in the panels: double-click a spot, or the 1:1 button).",
     )
-    model_eye.section(ref, mammo, image, params, lambda: _perturbed(key, mammo, image, params).pixels)
+    model_eye.section(ref, mammo, image, params, lambda: _pixels_for_eye(key, mammo, image, params))
+
+
+def _pixels_for_eye(key: str, mammo: Any, image: Any, params: lab.LabParams) -> Any:
+    """The model's eye's perturbed pixels, in its thread: the viewer's result if cached (peeking, so the
+    slider's prefetches are not dropped), else computed anew."""
+    done = _full_cache().peek((key, params.key()))
+    return done.pixels if done is not None else lab.perturbed_full(mammo, image, params)
 
 
 def render() -> None:

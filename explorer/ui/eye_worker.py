@@ -28,7 +28,7 @@ class Job:
     """One keyed piece of work: its state, and its value (``DONE``) or exception (``FAILED``)."""
 
     key: Hashable
-    compute: Callable[[], Any]
+    compute: Callable[[], Any] | None
     priority: int
     group: Hashable | None
     state: str = QUEUED
@@ -66,7 +66,7 @@ class EyeWorker:
             if job is not None and job.state != FAILED:
                 self._jobs.move_to_end(key)
                 return job
-            job = Job(key, compute, priority, group)
+            job = Job(key, compute, priority, group)  # a failed job is replaced, so it runs again
             self._jobs[key] = job
             heapq.heappush(self._queue, (priority, next(self._order), key))
             self._trim()
@@ -105,7 +105,8 @@ class EyeWorker:
             try:
                 value, error, state = job.compute(), None, DONE
             except Exception as exc:  # kept for the page, which shows it as a message
-                value, error, state = None, exc, FAILED
+                value, error, state = None, exc.with_traceback(None), FAILED  # no frames kept alive
             with self._cond:
                 job.value, job.error, job.state = value, error, state
+                job.compute = None  # the closure holds the image and its FFT: let them go with the caches
                 self._trim()

@@ -139,7 +139,7 @@ def resolution_note(col: Any, perturbation: str, radius: float, spacing_mm: tupl
         col.warning(note, icon=":material/visibility_off:")
 
 
-def _eye_job(mammo: Any, model: Any, perturbed: Callable[[], np.ndarray]) -> Callable[[], EyeResult]:
+def _eye_job(mammo: Any, model: Any, perturbed: Callable[[], np.ndarray], name: str) -> Callable:
     def compute() -> EyeResult:
         from core import display
         from core.eye import look, model_input
@@ -151,7 +151,7 @@ def _eye_job(mammo: Any, model: Any, perturbed: Callable[[], np.ndarray]) -> Cal
         scale = {label: saliency_scale([original, changed], label) for label in LABELS}
         drawn = {}
         for which, e, px in (("original", original, mammo.pixels), ("perturbed", changed, pixels)):
-            own = window if which == "original" or float(np.min(px)) >= 0 else None
+            own = None if which == "perturbed" and name == "highpass" else window  # zero-mean: own window
             for label, rgb in pictures(px, e, window=own, max_side=PICTURE_SIDE, vmax=scale).items():
                 drawn[which, label] = rgb
         return EyeResult(original, changed, drawn, scale, model_input(model, mammo.spacing_mm))
@@ -193,7 +193,7 @@ def _request(ref_key: str, mammo: Any, image: Any, params: Any, weights: str, mo
 
     w = worker()
     eye_key = ("eye", ref_key, weights, params.key())
-    w.request(eye_key, _eye_job(mammo, model, perturbed), priority=0, group="eye")
+    w.request(eye_key, _eye_job(mammo, model, perturbed, params.perturbation), priority=0, group="eye")
     kind = params.kind if params.spectral else "ideal"
     points = {}
     for mode in _curve_modes(params):
