@@ -48,7 +48,7 @@ def register(subparsers) -> None:
         action="store_true",
         help="name the image by its file name in explain.json (default: a pseudonymous id img-...)",
     )
-    p.add_argument("--out", required=True, help="output folder (created if needed)")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder (created if needed)")
     p.set_defaults(func=run)
 
 
