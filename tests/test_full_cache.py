@@ -72,3 +72,22 @@ def test_a_request_drops_prefetches_not_started_yet():
     cache.prefetch({"next": lambda: calls.append("next") or 2}, delay=0.05)
     time.sleep(0.3)
     assert calls == ["next"] and cache.get("next", lambda: -1) == 2
+
+
+def test_peek_returns_finished_results_only_and_keeps_the_prefetches():
+    """Background readers (the model's eye) peek: nothing computed, nothing waited for, nothing dropped."""
+    cache = FullResCache()
+    calls = []
+    assert cache.peek("a") is None
+    cache.get("a", lambda: "A")
+    cache.prefetch({"later": lambda: calls.append("later") or 1}, delay=0.1)
+    assert cache.peek("a") == "A" and cache.peek("later") is None
+    time.sleep(0.4)
+    assert calls == ["later"] and cache.peek("later") == 1  # the delayed prefetch was not dropped
+
+    def broken():
+        raise ValueError("no")
+
+    cache.prefetch({"bad": broken})
+    time.sleep(0.1)
+    assert cache.peek("bad") is None

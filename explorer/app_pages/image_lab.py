@@ -23,7 +23,7 @@ from core import display
 from core.errors import ExplorerError
 from core.perturb import PERTURBATIONS as REGISTRY
 from core.viewport import Viewport, area_mean, tile_geometry
-from explorer.ui import lab, loaders, viewer
+from explorer.ui import lab, loaders, model_eye, viewer
 from explorer.ui.full_cache import FullResCache
 from explorer.ui.source import ImageRef, current_image
 
@@ -184,6 +184,7 @@ def _controls(mammo: Any, image: Any) -> lab.LabParams:
             f"(coarser axis) · corner {float(image.nyquist_mm):.3g} (above it a low-pass is the identity). "
             f"Pixel spacing {mammo.spacing_mm[0]:g}×{mammo.spacing_mm[1]:g} mm."
         )
+        model_eye.resolution_note(c2, name, float(values["lab_R"]), mammo.spacing_mm)
     return lab.LabParams(
         perturbation=name,
         radius=float(values["lab_R"]),
@@ -463,6 +464,14 @@ def _lab_panel(ref: ImageRef, mammo: Any) -> None:
         help="Zoom all panels to one screen pixel per image pixel around the centre of the breast "
         "(in the panels: double-click a spot, or the 1:1 button).",
     )
+    model_eye.section(ref, mammo, image, params, lambda: _pixels_for_eye(key, mammo, image, params))
+
+
+def _pixels_for_eye(key: str, mammo: Any, image: Any, params: lab.LabParams) -> Any:
+    """The model's eye's perturbed pixels, in its thread: the viewer's result if cached (peeking, so the
+    slider's prefetches are not dropped), else computed anew."""
+    done = _full_cache().peek((key, params.key()))
+    return done.pixels if done is not None else lab.perturbed_full(mammo, image, params)
 
 
 def render() -> None:

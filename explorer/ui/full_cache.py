@@ -84,6 +84,15 @@ class FullResCache:
                 if key not in self._items:
                     self._store(key, self._pool.submit(compute))
 
+    def peek(self, key: Hashable) -> Any:
+        """The finished result for ``key``, or None; unlike :meth:`get` it neither computes, waits nor drops
+        queued prefetches (for background work that must not slow the slider down)."""
+        with self._lock:
+            future = self._items.get(key)
+        if future is None or not future.done() or future.cancelled() or future.exception() is not None:
+            return None
+        return future.result()
+
     def __contains__(self, key: Hashable) -> bool:
         with self._lock:
             return key in self._items
