@@ -220,32 +220,88 @@ def test_cancelled_ray_run_resumes_where_it_stopped(local_ray, tiny, weights, re
     assert _compare(reference["dmv"], load_scores(run_id)) <= 1e-6
 
 
-def test_an_unreadable_image_fails_alone_and_the_run_names_it(local_ray, tiny, weights, data, tmp_path):
-    """Per-item failures do not stop the dataset: every other row is stored, the run fails naming the image,
-    and a resume after the file is mended completes the run."""
+def test_an_unreadable_image_becomes_error_rows_and_the_run_goes_on(local_ray, tiny, weights, data, tmp_path):
+    """As in the local engine: the unreadable image's keys become error rows (stage ``read``, named by its
+    cohort id), every other row is stored, the run ends ``done, N errors``; a resume does not read the image
+    again, ``--retry-errors`` does (through the CLI, on Ray) and, once the file is mended, scores it."""
     import shutil
+
+    from core.cli import main
+    from core.manifest import read_manifest
 
     cohort = tmp_path / "cohort"
     shutil.copytree(tiny.parent, cohort)
-    from core.manifest import read_manifest
-
     bad = read_manifest(cohort / "manifest.csv").iloc[5]  # paths resolved against the copy's folder
     target = Path(bad.path)
     assert target.is_relative_to(cohort)
     original = target.read_bytes()
     target.write_bytes(b"not a DICOM file" * 64)
-    config = _config(tiny, weights, "gmic", "ray", matched_baseline=False)
+    config = _config(tiny, weights, "gmic", "ray", perturbations={"lowpass": [2]})
     config.manifest = str(cohort / "manifest.csv")
     run_id = create_run(config)
-    with pytest.raises(RunError, match=rf"1 item\(s\) could not be scored: {bad.image_id} \(prepare\)"):
-        execute_run(run_id)
+    lines: list[str] = []
+    assert execute_run(run_id, log=lines.append) == "done"
     store = RunStore.open(run_id)
-    n_cond = int(store.get("n_conditions"))
-    assert store.status().status == "failed" and bad.image_id in store.status().error
-    assert store.count() == int(store.get("total")) - n_cond
+    n_cond, total = int(store.get("n_conditions")), int(store.get("total"))
+    st = store.status()
+    assert (st.status, st.done, st.errors, st.label) == (
+        "done",
+        total - n_cond,
+        n_cond,
+        f"done, {n_cond} errors",
+    )
+    assert lines[-1] == f"done, {n_cond} error row(s)"
+    errors = store.errors()
+    assert set(errors["image_id"]) == {bad.image_id} and set(errors["stage"]) == {"read"}
+    assert all(bad.image_id in m and str(cohort) not in m for m in errors["message"])
     assert bad.image_id not in set(load_scores(run_id)["image_id"])
+    print(f"unreadable image under Ray: {n_cond} error rows ({errors['stage'].iloc[0]}), {st.done} scores")
     target.write_bytes(original)
-    assert execute_run(run_id) == "done" and store.count() == int(store.get("total"))
+    assert execute_run(run_id) == "done" and store.count_errors() == n_cond  # known bad: not read again
+    assert main(["run", "--resume", run_id, "--retry-errors", "--quiet"]) == 0
+    st = store.status()
+    assert (st.status, st.done, st.errors, st.label) == ("done", total, 0, "done")
+    assert json.loads(store.get("timings"))["engine"] == "ray"
+
+
+def test_scorer_scores_again_one_by_one_after_a_failed_forward_pass(tiny, weights):
+    """The model actor's own fallback (no Ray needed to call it): a batch whose forward pass fails is scored
+    again item by item, so only the item that breaks the model gets ``score`` errors; the others' rows equal
+    those of a batch without it, and an item that failed in its preparation task passes through."""
+    import pickle
+
+    from core.manifest import read_manifest
+    from core.runs import base_conditions, work_items
+    from core.runs.ray_engine import Scorer
+    from core.runs.work import prepare_item
+
+    config = _config(tiny, weights, "gmic", "ray", perturbations={"lowpass": [2]}, matched_baseline=False)
+    scorer = Scorer(config.to_json(), "w", None)  # threads None: this process keeps its torch threads
+    items, _ = work_items(read_manifest(tiny), "gmic", max_images=3)
+    conditions = base_conditions(config)
+    units = [prepare_item(item, conditions, scorer.model.spec) for item in items]
+    units[1].windows = [np.stack([w, w]) for w in units[1].windows]  # a 4-D batch: the forward pass raises
+
+    def batch(ks, failed=()):
+        return {
+            "k": np.array(ks), "item": [pickle.dumps(items[k]) for k in ks],
+            "unit": [b"" if k in failed else pickle.dumps(units[k]) for k in ks],
+            "error": ["cannot read" if k in failed else "" for k in ks],
+            "stage": ["read" if k in failed else "" for k in ks],
+            "image_id": [items[k].key if k in failed else "" for k in ks],
+        }  # fmt: skip
+
+    out = scorer(batch([0, 1, 2]))
+    by_k = {int(k): i for i, k in enumerate(out["k"])}
+    assert sorted(by_k) == [0, 1, 2]
+    assert out["stage"][by_k[1]] == "score" and out["image_id"][by_k[1]] == items[1].key
+    assert out["error"][by_k[1]] and not out["result"][by_k[1]]
+    alone = scorer(batch([0, 2]))
+    for k in (0, 2):
+        rows, errors = pickle.loads(out["result"][by_k[k]])
+        assert not errors and rows == pickle.loads(alone["result"][list(alone["k"]).index(k)])[0]
+    passed = scorer(batch([0, 2], failed=(2,)))
+    assert list(passed["stage"]) == ["read", ""] and passed["image_id"][0] == items[2].key
 
 
 def test_ray_engine_without_ray_is_a_clear_error(tiny, weights, data, monkeypatch):

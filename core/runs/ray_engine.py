@@ -17,10 +17,12 @@ two passes to Ray Data:
 
 Faults. Ray Data restarts a dead actor and retries its in-flight batch, and retries a failed CPU task; what
 was written stays written. A killed driver leaves a resumable run: the store holds whole batches, and a
-resumed run schedules only items that miss rows. Items that fail with an :class:`core.errors.ExplorerError`
-(an unreadable image, an image the model cannot use) do not stop the dataset: each becomes a
-:class:`UnitFailure` (``RayEngine.failures``); when the pass is over, every other row is stored and the run
-fails with a :class:`RunError` naming them (a resume retries them).
+resumed run schedules only items that miss rows. An item that cannot be read, prepared or scored does not
+stop the dataset, as in the local engine (:mod:`core.runs.failures`): its keys become error rows with the
+stage that failed (``read``, ``prepare``, ``score``), the run ends ``done`` with its error count, a resume
+does not retry them unless asked (``retry_errors``), and an image that cannot be read adds nothing to the
+matched-baseline norms. A forward pass that fails scores its batch's items again one at a time, so only the
+item that breaks the model gets ``score`` error rows.
 
 Ray is optional: this module imports it only when a Ray run starts, and says how to install it when it is
 missing. Without an address (config, or ``RAY_ADDRESS``) a local Ray is started for the run and stopped
@@ -35,27 +37,16 @@ import pickle
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-from core.errors import ExplorerError
 from core.runs.config import RunConfig, RunError
+from core.runs.failures import ItemFailure, describe, error_records, known_bad
 from core.runs.grid import Condition, norm_key
 from core.runs.work import ImageRow, WorkItem
 
 INSTALL_HINT = "pip install 'mammo-robustness-explorer[ray]' (bash scripts/install.sh installs it)"
-
-
-@dataclass(frozen=True)
-class UnitFailure:
-    """One work item that could not be scored: its key (image id or exam id), the stage (``"norms"``,
-    ``"prepare"``, ``"score"``) and the error message (which names the file)."""
-
-    item: str
-    stage: str
-    message: str
 
 
 def import_ray() -> Any:
@@ -118,26 +109,28 @@ def _quiet(ray: Any) -> None:
 
 
 def _norms_row(row: dict, *, images: Sequence[ImageRow], targets: Sequence[Condition]) -> dict:
-    """CPU task: the change norms of one image (``norms``), or its error message (``error``)."""
+    """CPU task: the change norms of one image (``norms``); ``ok`` False when it cannot be read (it adds
+    nothing to the sums, and becomes error rows when it is scored)."""
     from core.runs.work import image_norms
 
     k = int(row["k"])
-    try:
-        return {"k": k, "norms": image_norms(images[k], targets), "error": ""}
-    except ExplorerError as exc:
-        return {"k": k, "norms": [0.0] * len(targets), "error": str(exc)}
+    norms = image_norms(images[k], targets)
+    return {"k": k, "norms": [0.0] * len(targets) if norms is None else norms, "ok": norms is not None}
 
 
 def _prepare_row(row: dict, *, conditions: Sequence[Condition], spec, dmv_samples: int) -> dict:
-    """CPU task: load, perturb and prepare the row's work item; its pickled model inputs, or the error."""
+    """CPU task: load, perturb and prepare the row's work item; its pickled model inputs, or the failure
+    (``error``, ``stage``, ``image_id``)."""
     from core.runs.work import prepare_item
 
     item = pickle.loads(row["item"])
-    out = {"k": int(row["k"]), "item": row["item"], "unit": b"", "error": ""}
+    out = {"k": int(row["k"]), "item": row["item"], "unit": b"", "error": "", "stage": "", "image_id": ""}
     try:
         unit = prepare_item(item, conditions, spec, dmv_samples=dmv_samples)
-    except ExplorerError as exc:
-        return {**out, "error": str(exc)}
+    except ItemFailure as failure:
+        return {**out, "error": failure.message, "stage": failure.stage, "image_id": failure.image_id}
+    except Exception as exc:  # one item's failure, whatever it is, must not stop the dataset
+        return {**out, "error": describe(exc), "stage": "prepare"}
     return {**out, "unit": pickle.dumps(unit, protocol=pickle.HIGHEST_PROTOCOL)}
 
 
@@ -169,59 +162,64 @@ class Scorer:
         self.weights_label = weights_label
 
     def __call__(self, batch: dict) -> dict:
-        """``{k, item, unit, error}`` rows in, ``{k, rows, error, stage, forward_s, n_inputs}`` out: per item
-        its pickled score rows (:func:`core.runs.work.score_rows`) or its error and the stage that raised it
-        (``prepare``, ``score``); the forward seconds and inputs of the call on the first row."""
-        from core.models.forward import score_units
-        from core.runs.work import score_rows
-
-        out: dict[str, list] = {
-            "k": [],
-            "rows": [],
-            "error": [],
-            "stage": [],
-            "forward_s": [],
-            "n_inputs": [],
-        }
+        """``{k, item, unit, error, stage, image_id}`` rows in, ``{k, result, error, stage, image_id,
+        forward_s, n_inputs}`` out: per item its pickled ``(score rows, error records)`` of
+        :func:`core.runs.work.score_rows` (a non-finite score is an error record), or its failure and the
+        stage (``read``, ``prepare`` from the task, ``score`` here); the forward seconds and inputs of the
+        call on the first row."""
+        out: dict[str, list] = {key: [] for key in OUT_COLUMNS}
         items, units = {}, []
-        for k, item, blob, error in zip(
-            batch["k"], batch["item"], batch["unit"], batch["error"], strict=True
-        ):
+        for k, item, blob, error, stage, image_id in zip(
+            batch["k"], batch["item"], batch["unit"], batch["error"], batch["stage"], batch["image_id"],
+            strict=True,
+        ):  # fmt: skip
             if error:
-                _append(out, int(k), b"", str(error), "prepare")
+                _append(out, int(k), error=str(error), stage=str(stage), image_id=str(image_id))
             else:
                 items[int(k)] = pickle.loads(item)
                 units.append((int(k), pickle.loads(blob)))
         stats = [0.0, 0]
+        self._score(units, items, out, stats)
+        if out["k"]:
+            out["forward_s"][0], out["n_inputs"][0] = stats[0], stats[1]
+        return out
+
+    def _score(self, units: list, items: dict, out: dict, stats: list) -> None:
+        """Score ``units`` ``[(k, inputs)]`` in forward batches into ``out``; when a forward pass fails, the
+        items it left unscored are scored again one at a time, and an item that fails alone gets its error
+        (stage ``score``), as :class:`core.runs.stream.Stream` does in the local engine."""
+        from core.models.forward import score_units
+        from core.runs.work import score_rows
 
         def on_forward(seconds: float, n_inputs: int) -> None:
             stats[0] += seconds
             stats[1] += n_inputs
 
-        arch = self.model.spec.arch
+        done: set[int] = set()
         try:
-            for k, scores in score_units(
-                self.model, units, batch_size=self.batch_size, on_forward=on_forward
-            ):
-                rows = score_rows(arch, self.weights_label, items[k], scores)
-                _append(out, k, pickle.dumps(rows, protocol=pickle.HIGHEST_PROTOCOL), "")
-        except ExplorerError as exc:
-            done = set(out["k"])
-            for k, _ in units:
-                if k not in done:
-                    _append(out, k, b"", str(exc), "score")
-        if out["k"]:
-            out["forward_s"][0], out["n_inputs"][0] = stats[0], stats[1]
-        return out
+            scored = score_units(self.model, units, batch_size=self.batch_size, on_forward=on_forward)
+            for k, scores in scored:
+                result = score_rows(self.model.spec.arch, self.weights_label, items[k], scores)
+                _append(out, k, result=pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL))
+                done.add(k)
+        except Exception as exc:  # a forward pass failed; its batch may span several items
+            left = [(k, unit) for k, unit in units if k not in done]
+            if len(left) == 1:
+                item = items[left[0][0]]
+                image_id = item.images[0].image_id if len(item.images) == 1 else ""
+                _append(out, left[0][0], error=describe(exc), stage="score", image_id=image_id)
+            else:
+                for one in left:
+                    self._score([one], items, out, stats)
 
 
-def _append(out: dict, k: int, rows: bytes, error: str, stage: str = "") -> None:
-    out["k"].append(k)
-    out["rows"].append(rows)
-    out["error"].append(error)
-    out["stage"].append(stage)
-    out["forward_s"].append(0.0)
-    out["n_inputs"].append(0)
+OUT_COLUMNS = ("k", "result", "error", "stage", "image_id", "forward_s", "n_inputs")
+
+
+def _append(out: dict, k: int, *, result: bytes = b"", error: str = "", stage: str = "", image_id: str = ""):
+    """One item's entry in a :class:`Scorer` output batch (the timings go on the batch's first row)."""
+    for key, value in zip(OUT_COLUMNS, (k, result, error, stage, image_id, 0.0, 0), strict=True):
+        out[key].append(value)
 
 
 def _prep_memory(spec, n_conditions: int, images_per_item: int) -> int:
@@ -243,7 +241,6 @@ class RayEngine:
         self.ray = import_ray()
         self.config = config
         self.log = log
-        self.failures: list[UnitFailure] = []
         resources = self.ray.cluster_resources()
         self.gpus = 0 if config.device == "cpu" else int(resources.get("GPU", 0))
         if self.gpus == 0 and str(config.device or "").startswith("cuda"):
@@ -267,55 +264,47 @@ class RayEngine:
 
     def change_norms(self, items: Sequence[WorkItem], targets: Sequence[Condition]):
         """Per target, ``(sum of ||P(x) - x||_2, images)`` as :func:`core.runs.work.change_norms`, the sums
-        taken in image order on the driver. Images that fail are left out and recorded in ``failures``."""
+        taken in image order on the driver; an image that cannot be read adds nothing (it becomes error
+        rows when it is scored)."""
         rows = [row for item in items for row in item.images]
-        owner = {row.image_id: item.key for item in items for row in item.images}
         ds = self.ray.data.from_items(
             [{"k": k} for k in range(len(rows))], override_num_blocks=self._blocks(len(rows))
         )
         fn = partial(_norms_row, images=rows, targets=list(targets))
         results = {int(r["k"]): r for r in ds.map(fn, num_cpus=1).iter_rows()}
-        out: dict[str, list] = {norm_key(c): [0.0, 0] for c in targets}
+        out: dict[str, list] = {}
         for k in range(len(rows)):
-            r = results[k]
-            if r["error"]:
-                self.failures.append(UnitFailure(owner[rows[k].image_id], "norms", str(r["error"])))
+            if not results[k]["ok"]:
                 continue
-            for cond, norm in zip(targets, r["norms"], strict=True):
-                acc = out[norm_key(cond)]
+            for cond, norm in zip(targets, results[k]["norms"], strict=True):
+                acc = out.setdefault(norm_key(cond), [0.0, 0])
                 acc[0] += float(norm)
                 acc[1] += 1
         self.log(f"ray: matched-baseline norms of {len(rows)} image(s)")
-        return {k: (v[0], v[1]) for k, v in out.items() if v[1]}
+        return {k: (v[0], v[1]) for k, v in out.items()}
 
     def score(
         self, store: Any, items: Sequence[WorkItem], conditions: Sequence[Condition], stop, label: str
     ) -> None:
-        """Score every item that misses rows in ``store``; rows are written as they arrive.
+        """Score every item that misses keys in ``store`` (neither scored nor an error row; an item whose
+        keys are all error rows is not tried again, as in the local engine); rows and error rows are
+        written as they arrive.
 
         ``label`` is the ``weights`` column. Returns early (nothing half-written) when ``stop()`` turns True.
-        Raises :class:`RunError` after the pass when items failed (``failures``); every other row is in the
-        store by then.
         """
         from core.models import create_model
 
-        done_units = store.done_units()
+        counts = store.unit_counts()
         n_cond = len(conditions)
-        failed = {f.item for f in self.failures}
         pending = [
             k for k, item in enumerate(items)
-            if item.key not in failed and not all(done_units.get(u, 0) >= n_cond for u in item.units)
+            if not known_bad(item, counts, n_cond)
+            and not all(sum(counts.get(u, (0, 0))) >= n_cond for u in item.units)
         ]  # fmt: skip
+        store.mark_progress()  # the rate counts from here
         if pending:
             spec = create_model(self.config.model, self.config.weights, device="cpu", fast=False).spec
             self._score(store, items, pending, list(conditions), spec, stop, label)
-        if self.failures:
-            names = "; ".join(f"{f.item} ({f.stage}): {f.message}" for f in self.failures[:5])
-            more = f" and {len(self.failures) - 5} more" if len(self.failures) > 5 else ""
-            raise RunError(
-                f"{len(self.failures)} item(s) could not be scored: {names}{more}; every other row is "
-                "stored, and resuming the run retries them"
-            )
 
     def _dataset(self, items, pending, conditions, spec, label):
         """Prepare (CPU tasks) -> score (actor pool): a lazy Ray dataset of per-item score rows."""
@@ -346,33 +335,46 @@ class RayEngine:
         )
         timings = {"forward_s": 0.0, "n_inputs": 0, "n_images": 0, "store_s": 0.0}
         total = int(store.get("total") or 0)
-        buffer: list[dict] = []
+        rows: list[dict] = []
+        errors: list[dict] = []
         held = [0, time.monotonic()]  # items in the buffer, time of the last write
 
         def flush() -> None:
-            if buffer:
+            if rows or errors:
                 t0 = time.perf_counter()
-                done = store.add_scores(buffer)
+                done = store.add_results(rows, errors)
                 timings["store_s"] += time.perf_counter() - t0
                 self.log(f"{done}/{total} rows")
-                buffer.clear()
+                rows.clear()
+                errors.clear()
             store.set(timings=_timings_json(timings, time.perf_counter() - t_start))
             held[:] = [0, time.monotonic()]
+
+        def settle(k: int, blob: bytes, error: str, stage: str, image_id: str) -> None:
+            item = items[k]
+            if error:
+                failed = error_records(item, conditions, arch=spec.arch, weights_label=label, stage=stage,
+                                       message=error, image_id=image_id)  # fmt: skip
+            else:
+                scored, failed = pickle.loads(blob)
+                rows.extend(scored)
+            if failed:
+                errors.extend(failed)
+                self.log(f"error: {failed[0]['message']}")
+            if not error or stage == "score":  # prepared and given to the model, as the local timings count
+                timings["n_images"] += len(item.images)
+            held[0] += 1
 
         batches = self._dataset(items, pending, conditions, spec, label).iter_batches(
             batch_size=None, batch_format="numpy", prefetch_batches=2
         )
         try:
             for batch in batches:
-                for k, blob, error, stage in zip(
-                    batch["k"], batch["rows"], batch["error"], batch["stage"], strict=True
-                ):
-                    if error:
-                        self.failures.append(UnitFailure(items[int(k)].key, str(stage), str(error)))
-                    else:
-                        buffer += pickle.loads(blob)
-                        timings["n_images"] += len(items[int(k)].images)
-                        held[0] += 1
+                for k, blob, error, stage, image_id in zip(
+                    batch["k"], batch["result"], batch["error"], batch["stage"], batch["image_id"],
+                    strict=True,
+                ):  # fmt: skip
+                    settle(int(k), blob, str(error), str(stage), str(image_id))
                 timings["forward_s"] += float(sum(batch["forward_s"]))
                 timings["n_inputs"] += int(sum(batch["n_inputs"]))
                 if held[0] >= self.config.batch_size or time.monotonic() - held[1] > 2.0:
@@ -392,4 +394,4 @@ def _timings_json(timings: dict, wall_s: float) -> str:
     return json.dumps({**timings, "total_s": wall_s, "engine": "ray"})
 
 
-__all__ = ["RayEngine", "Scorer", "UnitFailure", "import_ray", "ray_available", "ray_session"]
+__all__ = ["RayEngine", "Scorer", "import_ray", "ray_available", "ray_session"]

@@ -145,8 +145,10 @@ def _synthetic() -> ImageRef | None:
         "a while the first time it is generated, then loads instantly.",
     )
     try:
+        from core.paths import data_dir
+
         _generate_with_progress(preset)
-        manifest = loaders.cohort_manifest(preset)
+        manifest = loaders.cohort_manifest(preset, 0, str(data_dir()))
     except ExplorerError as exc:
         sb.error(str(exc))
         return None
