@@ -333,32 +333,8 @@ def generate_cohort(
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
     try:
         jobs = [(spec, preset, str(tmp), cohort_key, compression) for spec in specs]
-        n_workers = max(1, workers if workers is not None else preset.workers)
-        results = []
-        if n_workers == 1:
-            iterator = map(_render_exam, jobs)
-            for k, res in enumerate(iterator):
-                results.append(res)
-                if progress:
-                    progress(k + 1, len(jobs))
-        else:
-            with ProcessPoolExecutor(n_workers, initializer=_keep_freed_memory) as pool:
-                for k, res in enumerate(pool.map(_render_exam, jobs, chunksize=4)):
-                    results.append(res)
-                    if progress:
-                        progress(k + 1, len(jobs))
-        manifest = pd.DataFrame([row for rows, _ in results for row in rows])
-        findings = pd.DataFrame([rec for _, recs in results for rec in recs], columns=list(FINDINGS_COLUMNS))
-        findings["row"] = findings["row"].astype(float).round(2)
-        findings["col"] = findings["col"].astype(float).round(2)
-        findings["diameter_mm"] = findings["diameter_mm"].astype(float).round(3)
-        from core.manifest import write_manifest
-
-        findings.to_csv(tmp / "findings.csv", index=False)
-        info = {"preset": asdict(preset), "seed": seed, "generator_version": GENERATOR_VERSION,
-                "n_exams": len(specs), "n_images": len(manifest), "compression": compression}  # fmt: skip
-        (tmp / "cohort.json").write_text(json.dumps(info, indent=2) + "\n")
-        write_manifest(manifest, tmp / "manifest.csv")  # written last: its presence marks completeness
+        results = _render_all(jobs, max(1, workers if workers is not None else preset.workers), progress)
+        _write_tables(tmp, results, preset, seed, compression)
         if out_dir.exists():
             out_dir.rmdir()
         os.replace(tmp, out_dir)
@@ -366,6 +342,39 @@ def generate_cohort(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out_dir / "manifest.csv"
+
+
+def _render_all(jobs: list, n_workers: int, progress: Callable[[int, int], None] | None) -> list:
+    """The rendered exams (manifest rows, findings) in exam order, in ``n_workers`` processes."""
+    results = []
+    if n_workers == 1:
+        for k, res in enumerate(map(_render_exam, jobs)):
+            results.append(res)
+            if progress:
+                progress(k + 1, len(jobs))
+        return results
+    with ProcessPoolExecutor(n_workers, initializer=_keep_freed_memory) as pool:
+        for k, res in enumerate(pool.map(_render_exam, jobs, chunksize=4)):
+            results.append(res)
+            if progress:
+                progress(k + 1, len(jobs))
+    return results
+
+
+def _write_tables(tmp: Path, results: list, preset: CohortPreset, seed: int, compression: str) -> None:
+    """Writes ``findings.csv``, ``cohort.json`` and, last (marking a complete cohort), ``manifest.csv``."""
+    from core.manifest import write_manifest
+
+    manifest = pd.DataFrame([row for rows, _ in results for row in rows])
+    findings = pd.DataFrame([rec for _, recs in results for rec in recs], columns=list(FINDINGS_COLUMNS))
+    findings["row"] = findings["row"].astype(float).round(2)
+    findings["col"] = findings["col"].astype(float).round(2)
+    findings["diameter_mm"] = findings["diameter_mm"].astype(float).round(3)
+    findings.to_csv(tmp / "findings.csv", index=False)
+    info = {"preset": asdict(preset), "seed": seed, "generator_version": GENERATOR_VERSION,
+            "n_exams": len(results), "n_images": len(manifest), "compression": compression}  # fmt: skip
+    (tmp / "cohort.json").write_text(json.dumps(info, indent=2) + "\n")
+    write_manifest(manifest, tmp / "manifest.csv")
 
 
 def cohort_dir(preset: str, seed: int = 0) -> Path:
