@@ -16,7 +16,9 @@ host memory without blocking and, for GMIC only, run under ``torch.autocast(floa
 1e-3 of float32 on an H200, ``benchmarks/README.md``; DMV stays float32, where autocast was slower). Every
 forward pass runs under ``torch.inference_mode()``. ``fast=False`` (the exact path) keeps contiguous NCHW
 tensors and float32 throughout: the computation of the official code. On the CPU both paths agree within
-about 1e-6 (``tests/test_fast_inference.py``).
+about 1e-6 (``tests/test_fast_inference.py``). The fast path's CPU kernels may split their sums by the number
+of torch threads: the same inputs scored with 1 and 2 threads differed by up to 6e-8 (the exact path not at
+all), so bit-for-bit comparisons of fast scores need the same thread count.
 """
 
 from __future__ import annotations
