@@ -62,6 +62,8 @@ def test_runs_page_lists_errors_and_damage_and_opens_results(runs_data, tmp_path
         assert page.get_by_test_id("stDataFrame").count() == 2  # the runs, and the images with errors
         page.screenshot(path=str(artifacts / "runs_errors_damaged.png"), full_page=True)
         page.get_by_role("button", name="Open in Results").click()
+        # wait_idle alone may return on the Runs page still shown while the switch is on its way
+        page.get_by_role("heading", name="Results").first.wait_for(timeout=240_000)
         wait_idle(page, 240_000)
         assert page.url.endswith("/results")
         assert page.get_by_role("heading", name="Results").count() == 1
