@@ -104,5 +104,12 @@ def count(value: object, name: str, where: str, error: type[ExplorerError] = Exp
     return int(number)
 
 
+def fft_workers(value: object, where: str, error: type[ExplorerError] = ExplorerError) -> int:
+    """A ``scipy.fft`` thread count: -1 (all cores) or an integer >= 1."""
+    if isinstance(value, bool) or not isinstance(value, int) or value == 0 or value < -1:
+        raise error(f"{where}: workers must be -1 (all cores) or >= 1, got {value!r}")
+    return value
+
+
 def _is_real(value: object) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)

@@ -33,3 +33,22 @@ def data_dir(tmp_path, monkeypatch) -> Path:
     folder = tmp_path / "data"
     monkeypatch.setenv("MAMMO_ROBUST_DATA", str(folder))
     return folder
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny tensors: one torch thread avoids OpenMP spin-waits on a shared 2-core machine."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def artifacts(tmp_path_factory) -> Path:
+    """Where browser tests leave their screenshots: MAMMO_TEST_ARTIFACTS, else a temporary folder."""
+    folder = Path(os.environ.get("MAMMO_TEST_ARTIFACTS", tmp_path_factory.mktemp("tmp") / "artifacts"))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder

@@ -97,13 +97,14 @@ def encode(kind: str, arr: np.ndarray) -> bytes:
     """A DICOM file of ``arr`` compressed with the transfer syntax ``kind`` ("rle", "j2k", "jll", "jls")."""
     ds = dataset(arr)
     if kind == "jll":
-        return _gdcm_jpeg_lossless(ds)
+        return gdcm_jpeg_lossless(ds)
     plugin = {"rle": "pydicom", "j2k": "pylibjpeg", "jls": "pyjpegls"}[kind]
     ds.compress(SYNTAXES[kind], encoding_plugin=plugin)
     return to_bytes(ds)
 
 
-def _gdcm_jpeg_lossless(ds: Dataset) -> bytes:
+def gdcm_jpeg_lossless(ds: Dataset) -> bytes:
+    """``ds`` re-encoded by python-gdcm as JPEG Lossless, Process 14 SV1 (pydicom cannot encode it)."""
     import gdcm
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -3,13 +3,10 @@ Chromium."""
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 
 from tests.browser_utils import (
-    CHROMIUM,
+    BROWSER_TEST_MARKS,
     VIEWER,
     browser_page,
     choose,
@@ -22,18 +19,7 @@ from tests.browser_utils import (
     zoom_at,
 )
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.slow,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} missing (scripts/install.sh installs it)"),
-]
-
-
-@pytest.fixture(scope="module")
-def artifacts(tmp_path_factory) -> Path:
-    folder = Path(os.environ.get("MAMMO_TEST_ARTIFACTS", tmp_path_factory.mktemp("tmp") / "artifacts"))
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
+pytestmark = BROWSER_TEST_MARKS
 
 
 def _radius_label(page) -> str:

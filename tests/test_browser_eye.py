@@ -4,14 +4,10 @@ GMIC runs in the background."""
 
 from __future__ import annotations
 
-import os
 import time
-from pathlib import Path
-
-import pytest
 
 from tests.browser_utils import (
-    CHROMIUM,
+    BROWSER_TEST_MARKS,
     VIEWER,
     browser_page,
     choose,
@@ -22,18 +18,7 @@ from tests.browser_utils import (
     wait_redraw,
 )
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.slow,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} missing (scripts/install.sh installs it)"),
-]
-
-
-@pytest.fixture(scope="module")
-def artifacts(tmp_path_factory) -> Path:
-    folder = Path(os.environ.get("MAMMO_TEST_ARTIFACTS", tmp_path_factory.mktemp("tmp") / "artifacts"))
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
+pytestmark = BROWSER_TEST_MARKS
 
 
 def _metrics(page) -> dict[str, float]:

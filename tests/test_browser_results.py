@@ -4,19 +4,14 @@ LaTeX downloads."""
 from __future__ import annotations
 
 import io
-import os
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from tests.browser_utils import CHROMIUM, browser_page, exceptions, running_app, wait_idle
+from tests.browser_utils import BROWSER_TEST_MARKS, browser_page, exceptions, running_app, wait_idle
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.slow,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} missing (scripts/install.sh installs it)"),
-]
+pytestmark = BROWSER_TEST_MARKS
 
 
 @pytest.fixture()
@@ -31,9 +26,7 @@ def tiny_run_data(tmp_path, monkeypatch) -> Path:
     return data
 
 
-def test_results_warns_and_downloads_table1(tiny_run_data, tmp_path):
-    artifacts = Path(os.environ.get("MAMMO_TEST_ARTIFACTS", tmp_path / "artifacts"))
-    artifacts.mkdir(parents=True, exist_ok=True)
+def test_results_warns_and_downloads_table1(tiny_run_data, artifacts):
     with running_app(tiny_run_data) as url, browser_page() as page:
         page.goto(f"{url}/results")
         wait_idle(page, 240_000)

@@ -3,18 +3,13 @@ switching pages from inside the polling fragment."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
-from tests.browser_utils import CHROMIUM, browser_page, exceptions, running_app, wait_idle
+from tests.browser_utils import BROWSER_TEST_MARKS, browser_page, exceptions, running_app, wait_idle
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.slow,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} missing (scripts/install.sh installs it)"),
-]
+pytestmark = BROWSER_TEST_MARKS
 
 
 @pytest.fixture()
@@ -45,10 +40,8 @@ def _pick(page, run_id: str) -> None:
     wait_idle(page)
 
 
-def test_runs_page_lists_errors_and_damage_and_opens_results(runs_data, tmp_path):
+def test_runs_page_lists_errors_and_damage_and_opens_results(runs_data, artifacts):
     data, errors, bad = runs_data
-    artifacts = Path(os.environ.get("MAMMO_TEST_ARTIFACTS", tmp_path / "artifacts"))
-    artifacts.mkdir(parents=True, exist_ok=True)
     with running_app(data) as url, browser_page(1500, 1600) as page:
         page.goto(f"{url}/runs")
         wait_idle(page, 240_000)
@@ -62,6 +55,8 @@ def test_runs_page_lists_errors_and_damage_and_opens_results(runs_data, tmp_path
         assert page.get_by_test_id("stDataFrame").count() == 2  # the runs, and the images with errors
         page.screenshot(path=str(artifacts / "runs_errors_damaged.png"), full_page=True)
         page.get_by_role("button", name="Open in Results").click()
+        # wait_idle alone may return on the Runs page still shown while the switch is on its way
+        page.get_by_role("heading", name="Results").first.wait_for(timeout=240_000)
         wait_idle(page, 240_000)
         assert page.url.endswith("/results")
         assert page.get_by_role("heading", name="Results").count() == 1

@@ -23,13 +23,7 @@ from core.models.predict import (
 from core.models.registry import build_model
 from tests.test_predict import SMALL, _breast, _exam
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -99,9 +99,7 @@ class FourierFilter:
 
     def __init__(self, pixels: np.ndarray, spacing_mm: tuple[float, float], *, workers: int = -1) -> None:
         self._spacing = validate.spacing_pair(spacing_mm, "FourierFilter", PerturbationError)
-        if isinstance(workers, bool) or not isinstance(workers, int) or workers == 0 or workers < -1:
-            raise PerturbationError(f"FourierFilter: workers must be -1 (all cores) or >= 1, got {workers!r}")
-        self._workers = workers
+        self._workers = validate.fft_workers(workers, "FourierFilter", PerturbationError)
         image = validate.image_2d(pixels, "FourierFilter", PerturbationError)
         # Keep a private copy (the identity results return it), unless the conversion already made one.
         self._pixels = image.copy() if np.may_share_memory(image, pixels) else image

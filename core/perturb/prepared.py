@@ -43,9 +43,7 @@ class PreparedImage:
 
     def __init__(self, pixels: np.ndarray, spacing_mm: tuple[float, float], *, workers: int = -1) -> None:
         self._spacing = validate.spacing_pair(spacing_mm, "PreparedImage", PerturbationError)
-        if isinstance(workers, bool) or not isinstance(workers, int) or workers == 0 or workers < -1:
-            raise PerturbationError(f"PreparedImage: workers must be -1 (all cores) or >= 1, got {workers!r}")
-        self._workers = workers
+        self._workers = validate.fft_workers(workers, "PreparedImage", PerturbationError)
         self._pixels = validate.image_2d(pixels, "PreparedImage", PerturbationError)
         self._fourier: FourierFilter | None = None
         self._power: tuple[np.ndarray, np.ndarray] | None = None

@@ -32,6 +32,9 @@ RETRY_HELP = (
 )
 
 
+GOTO_RESULTS = "runs_goto_results"  # set by "Open in Results"; the next full run switches pages
+
+
 @st.cache_data(max_entries=16, show_spinner="Counting the work (the cohort is generated on first use)...")
 def _estimate(config_json: str, roots: tuple[str, ...]) -> dict:
     from core.runs import RunConfig, estimate_work
@@ -297,7 +300,10 @@ def _picked_run(runs, allowed: bool) -> None:
             st.rerun()
     if c[4].button("Open in Results", key="runs_open", disabled=status != "done" or not row["done"]):
         chrome.request_run(pick)
-        st.switch_page(chrome.page("Results"))
+        # Switch from a full run, not from inside the polling fragment: a page switch made by a fragment
+        # could leave the Results page blank when the fragment's timer fired during the switch.
+        st.session_state[GOTO_RESULTS] = True
+        st.rerun(scope="app")
     if not allowed:
         st.caption(guard.refusal())
     if status == "damaged":
@@ -333,6 +339,10 @@ def _failure(run_id: str) -> str:
 
 
 def render() -> None:
+    if st.session_state.pop(GOTO_RESULTS, False):
+        from explorer.ui import chrome
+
+        st.switch_page(chrome.page("Results"))
     st.header("Runs")
     st.caption(
         "A run scores every image (GMIC) or breast (DMV) of a cohort under each perturbation and severity, "
