@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything the app and the tests need, on a fresh Debian machine or in CI.
-#   bash scripts/install.sh          app + tests (Python packages, Chromium for browser tests)
-#   bash scripts/install.sh --app    app only
+#   bash scripts/install.sh          app + tests + the Ray engine (Python packages, Chromium for browser tests)
+#   bash scripts/install.sh --app    app only (runs use the local engine; no Ray)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -15,7 +15,7 @@ if [ "${1:-}" = "--app" ]; then
     exit 0
 fi
 
-"$PY" -m pip install --quiet -e ".[test]"
+"$PY" -m pip install --quiet -e ".[test,ray]"
 
 # Headless Chromium for the browser tests (Playwright drives Debian's build; it cannot download its own).
 if ! command -v chromium >/dev/null 2>&1; then

@@ -353,3 +353,75 @@ def test_anatomy_is_drawn_in_mm_so_another_spacing_gives_the_same_breast():
                       breast.sum() * spacing**2))  # fmt: skip
     (h1, d1, a1), (h2, d2, a2) = sizes
     assert abs(h1 - h2) < 0.3 and abs(d1 - d2) < 0.3 and abs(a1 - a2) / a1 < 0.01
+
+
+def test_pixel_data_is_rle_compressed_and_identical_to_the_rendering(tiny_df):
+    """Issue 19: the cohort is stored RLE Lossless; the decoded values are exactly the rendered ones."""
+    from pydicom.uid import RLELossless
+
+    from core.imaging import load_mammogram
+
+    preset = PRESETS["tiny"]
+    specs = {s.exam_id: s for s in sample_exams(preset, 0)}
+    for row in tiny_df.itertuples():
+        ds = pydicom.dcmread(row.path)
+        assert ds.file_meta.TransferSyntaxUID == RLELossless
+        rendered, _ = render_view(specs[row.exam_id], row.laterality, row.view, preset)
+        assert np.array_equal(ds.pixel_array, rendered), row.image_id
+        # the project's loader (decoding in its sandboxed decode process) reads the same values
+        assert np.array_equal(load_mammogram(row.path).pixels, rendered.astype(np.float32))
+
+
+def test_compression_options_store_the_same_pixels_in_fewer_bytes(tiny, tmp_path):
+    from core.phantom.dicom import write_view
+
+    plain = generate_cohort("tiny", tmp_path / "plain", seed=0, compression="none")
+    assert json.loads((plain.parent / "cohort.json").read_text())["compression"] == "none"
+    sizes = {"rle": 0, "none": 0}
+    for rle_file in sorted((tiny.parent / "images").rglob("*.dcm")):
+        plain_file = plain.parent / rle_file.relative_to(tiny.parent)
+        assert np.array_equal(_pixels(str(rle_file)), _pixels(str(plain_file)))
+        sizes["rle"] += rle_file.stat().st_size
+        sizes["none"] += plain_file.stat().st_size
+    assert sizes["rle"] < sizes["none"] / 2
+    preset = PRESETS["tiny"]
+    stored, _ = render_view(sample_exams(preset, 0)[0], "L", "CC", preset)
+    path = tmp_path / "j2k.dcm"
+    write_view(
+        path, stored, spacing_mm=0.1, laterality="L", view="CC", exam_id="E", patient_id="P",
+        image_id="I", instance_number=1, cohort_key="k", compression="jpeg2000",
+    )  # fmt: skip
+    assert pydicom.dcmread(path).file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.4.90"
+    assert np.array_equal(_pixels(str(path)), stored)
+    with pytest.raises(PhantomError, match="unknown compression 'zip'"):
+        generate_cohort("tiny", tmp_path / "zip", compression="zip")
+
+
+def test_ensure_cohort_reports_progress_while_generating(data_dir):
+    from core.phantom import cohort_ready
+
+    assert not cohort_ready("tiny")
+    calls = []
+    ensure_cohort("tiny", progress=lambda done, total: calls.append((done, total)))
+    n = PRESETS["tiny"].n_exams
+    assert calls == [(k, n) for k in range(1, n + 1)]
+    assert cohort_ready("tiny")
+    ensure_cohort("tiny", progress=lambda done, total: calls.append((done, total)))
+    assert len(calls) == n  # on disk already: nothing generated, nothing reported
+
+
+def test_cli_progress_line(tmp_path, capsys):
+    import io
+
+    from core.cli import main
+    from core.cli.phantom import progress_line
+
+    stream = io.StringIO()  # not a terminal: one line per 5 % step
+    report = progress_line(stream, start=0.0)
+    for done in range(1, 301):
+        report(done, 300)
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 21 and lines[-1].startswith("generating: 300/300 exams (100 %)")
+    assert "about" in lines[0] and "left" in lines[0]
+    assert main(["phantom", "--preset", "tiny", "--out", str(tmp_path / "c")]) == 0
+    assert "generating: 6/6 exams (100 %)" in capsys.readouterr().err

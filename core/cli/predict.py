@@ -36,6 +36,11 @@ def register(subparsers) -> None:
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--out", help="CSV file to write (default: standard output)")
     p.add_argument(
+        "--exact", action="store_true",
+        help="the exact inference path (contiguous float32, what the official code computes) instead of the "
+        "fast default (channels_last, inference_mode; within 1e-5)",
+    )  # fmt: skip
+    p.add_argument(
         "--file-names",
         action="store_true",
         help="use the file names as image_id (they may carry patient names; default: pseudonymous ids "
@@ -71,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     weights = args.weights or ["demo"]
     if args.arch == "dmv" and len(weights) != 1:
         raise ModelError("DMV takes one --weights (no ensemble)")
-    models = [create_model(args.arch, weights=w) for w in weights]
+    models = [create_model(args.arch, weights=w, fast=not args.exact) for w in weights]
     if bool(args.manifest) == bool(args.files):
         raise ModelError("give either image files or --manifest")
     spacing = tuple(args.spacing) if args.spacing else None

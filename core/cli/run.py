@@ -32,6 +32,20 @@ def register(subparsers) -> None:
     p.add_argument(
         "--export", nargs=2, metavar=("RUN_ID", "FILE"), help="write a run's scores (.csv/.parquet)"
     )
+    p.add_argument(
+        "--engine", choices=("local", "ray"),
+        help="where the grid is scored: local (default: this process) or ray (a Ray cluster with Ray Data; "
+        "needs the ray extra); overrides the config's engine",
+    )  # fmt: skip
+    p.add_argument(
+        "--address", help="Ray engine: the cluster to join (e.g. auto, head-node:6379, ray://head:10001); "
+        "default RAY_ADDRESS, else a local Ray started for the run",
+    )  # fmt: skip
+    p.add_argument("--workers", type=int, help="Ray engine: model actors (default: one per GPU, else one)")
+    p.add_argument(
+        "--exact", action="store_true",
+        help="the exact inference path (contiguous float32, as the official code) instead of the fast one",
+    )  # fmt: skip
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=run)
 
@@ -79,13 +93,21 @@ def run(args: argparse.Namespace) -> int:
         runs.runner_loop(log=log)
         return 0
     if args.resume:
+        if args.engine or args.address or args.workers is not None or args.exact:
+            store = runs.RunStore.open(args.resume)  # e.g. a local run resumed on a cluster
+            if not store.worker_alive():  # a running run keeps its options (resuming it fails below)
+                store.set(config=_with_options(store.config(), args).to_json())
         status = runs.execute_run(args.resume, log=log, retry_errors=args.retry_errors)
         return 0 if status == "done" else 3
     if not args.config:
         print("mammo-robust run: give a CONFIG file, --resume RUN_ID, --runner, --list, --cancel or --export",
               file=sys.stderr)  # fmt: skip
         return 2
-    config = runs.load_config(args.config)
+    config = _with_options(runs.load_config(args.config), args)
+    if config.engine == "ray":  # a clear error before anything is stored
+        from core.runs.ray_engine import import_ray
+
+        import_ray()
     if args.submit:
         print(runs.submit_run(config))
         return 0
@@ -93,3 +115,21 @@ def run(args: argparse.Namespace) -> int:
     print(f"run {run_id}", flush=True)
     status = runs.execute_run(run_id, log=log)
     return 0 if status == "done" else 3
+
+
+def _with_options(config, args: argparse.Namespace):
+    """The config with the command line's engine options applied (they are stored with the run, so a resumed
+    run uses them too)."""
+    from dataclasses import replace
+
+    changes = {}
+    if args.engine:
+        changes["engine"] = args.engine
+    if args.address:
+        changes["address"] = args.address
+        changes.setdefault("engine", "ray")
+    if args.workers is not None:
+        changes["workers"] = args.workers
+    if args.exact:
+        changes["fast"] = False
+    return replace(config, **changes) if changes else config

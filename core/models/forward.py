@@ -8,6 +8,17 @@ batch that may come from several images or exams.
 
 Label layout of DMV (the official one): ``left_benign, right_benign, left_malignant, right_malignant``
 (:data:`DMV_LABELS`); :func:`breast_scores` turns it into named per-breast results.
+
+Fast and exact inference. A model made by :func:`core.models.create_model` with ``fast=True`` (the default)
+holds its convolution weights in ``channels_last`` memory format and carries ``model.fast_inference =
+True``; the forward passes here then feed ``channels_last`` inputs, and on CUDA copy each batch from pinned
+host memory without blocking and, for GMIC only, run under ``torch.autocast(float16)`` (measured within
+1e-3 of float32 on an H200, ``benchmarks/README.md``; DMV stays float32, where autocast was slower). Every
+forward pass runs under ``torch.inference_mode()``. ``fast=False`` (the exact path) keeps contiguous NCHW
+tensors and float32 throughout: the computation of the official code. On the CPU both paths agree within
+about 1e-6 (``tests/test_fast_inference.py``). The fast path's CPU kernels may split their sums by the number
+of torch threads: the same inputs scored with 1 and 2 threads differed by up to 6e-8 (the exact path not at
+all), so bit-for-bit comparisons of fast scores need the same thread count.
 """
 
 from __future__ import annotations
@@ -15,6 +26,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,6 +63,39 @@ def model_device(model: Any) -> Any:
         return torch.device("cpu")
 
 
+def is_fast(model: Any) -> bool:
+    """Whether a model takes the fast path (``create_model(..., fast=True)``); False for any other module."""
+    return bool(getattr(model, "fast_inference", False))
+
+
+def _batch(model: Any, inputs: np.ndarray) -> Any:
+    """A batch ``(N, H, W)`` as the model's input tensor ``(N, 1, H, W)`` on its device: fast models get
+    ``channels_last`` (and on CUDA a non-blocking copy from pinned memory)."""
+    import torch
+
+    x = torch.from_numpy(np.ascontiguousarray(inputs, dtype=np.float32))[:, None]
+    dev = model_device(model)
+    fast = is_fast(model)
+    if dev.type == "cuda":
+        # The pinned buffer is kept alive by the caching host allocator until the copy has finished.
+        x = (x.pin_memory() if fast else x).to(dev, non_blocking=fast)
+    return x.contiguous(memory_format=torch.channels_last) if fast else x
+
+
+@contextmanager
+def _inference(model: Any):
+    """``torch.inference_mode()``; on CUDA for a fast GMIC also ``autocast(float16)``."""
+    import torch
+
+    with torch.inference_mode():
+        arch = getattr(getattr(model, "spec", None), "arch", None)
+        if is_fast(model) and arch == "gmic" and model_device(model).type == "cuda":
+            with torch.autocast("cuda", dtype=torch.float16):
+                yield
+        else:
+            yield
+
+
 def gmic_forward(model: Any, inputs: np.ndarray) -> np.ndarray:
     """GMIC ``y_fusion`` for a batch of prepared inputs ``(N, H, W)``: (N, 2) [benign, malignant] float64."""
     return gmic_outputs(model, inputs)["y_fusion"]
@@ -66,15 +111,14 @@ def gmic_outputs(
     """Outputs ``keys`` of one GMIC forward pass on a batch of prepared inputs ``(N, H, W)``, as arrays.
 
     The one GMIC forward pass of the package: :func:`gmic_forward` (the scores) and the explanations of
-    ``core.models.explain`` both go through it, so they see the same computation. ``y_fusion`` comes back
-    as float64 (exactly the float32 values), ``patch_locations`` as int64, other outputs as float32
+    ``core.models.explain`` both go through it, so they see the same computation, fast or exact as the
+    model was made (the module docstring). ``y_fusion`` comes back as float64 (exactly the float32 values,
+    or the float16 ones of a fast model on CUDA), ``patch_locations`` as int64, other outputs as float32
     (see :class:`core.models.gmic.GMIC` for their shapes).
     """
-    import torch
-
-    x = torch.from_numpy(np.ascontiguousarray(inputs, dtype=np.float32))[:, None]
-    with torch.inference_mode():
-        out = model(x.to(model_device(model)))
+    x = _batch(model, inputs)
+    with _inference(model):
+        out = model(x)
     result = {}
     for key in keys:
         value = out[key]
@@ -91,12 +135,8 @@ def dmv_forward(model: Any, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
     the label order :data:`DMV_LABELS`."""
     import torch
 
-    dev = model_device(model)
-    batch = {
-        v: torch.from_numpy(np.ascontiguousarray(inputs[v], dtype=np.float32))[:, None].to(dev)
-        for v in EXAM_VIEWS
-    }
-    with torch.inference_mode():
+    batch = {v: _batch(model, inputs[v]) for v in EXAM_VIEWS}
+    with _inference(model):
         out = model(batch)
     cc = torch.exp(out["CC"][..., 1]).double()
     mlo = torch.exp(out["MLO"][..., 1]).double()

@@ -213,7 +213,8 @@ def create_model(
     device: str | torch.device | None = None,
     variant: str | None = None,
     view: str | None = None,
-    channels_last: bool = False,
+    fast: bool = True,
+    channels_last: bool | None = None,
 ) -> nn.Module:
     """Build DMV or GMIC with weights, in eval mode, on CUDA when available (else the CPU).
 
@@ -233,10 +234,13 @@ def create_model(
         file holds. GMIC: ``"resnet18"``.
     view : str, optional
         For DMV ``"single"`` from image-wise weights: which view's column and head to take ("L-CC", ...).
-    channels_last : bool
-        Store the convolution weights in ``channels_last`` memory format. At the official sizes this costs
-        1.3-1.4x less CPU time per image (``benchmarks/bench_models.py``) and changes outputs by about 1e-7;
-        the default (False) computes exactly what the official code computes on the same backend.
+    fast, channels_last : bool
+        ``fast`` (default): the fast inference path, weights in ``channels_last`` memory format and the
+        forward passes of :mod:`core.models.forward` on ``channels_last`` inputs (on CUDA pinned memory,
+        and ``autocast(float16)`` for GMIC): 1.3-1.6x faster at the official sizes on the CPU
+        (``benchmarks/bench_models.py``), probabilities within 1e-5 (``tests/test_fast_inference.py``).
+        ``False``: the exact path (contiguous float32, what the official code computes on the same
+        backend). ``channels_last``, its former name, overrides it when given. ``model.fast_inference``.
 
     Returns
     -------
@@ -255,7 +259,7 @@ def create_model(
     if weights is None or (isinstance(weights, str) and weights == "random"):
         model, info = build(variant, {}, "random")
         model.spec = _spec(key, info, "random", False, {}, view)
-        return _place(model, target, channels_last)
+        return _place(model, target, fast if channels_last is None else channels_last)
 
     is_demo_name = isinstance(weights, str) and weights == "demo"
     if is_demo_name:
@@ -281,12 +285,15 @@ def create_model(
     label = "demo" if is_demo_name else path.name
     is_demo = bool(config.get("demo", is_demo_name))
     model.spec = _spec(key, info, label, is_demo, config if ckpt.kind == "project" else {}, view)
-    return _place(model, target, channels_last)
+    return _place(model, target, fast if channels_last is None else channels_last)
 
 
-def _place(model: nn.Module, device: torch.device, channels_last: bool) -> nn.Module:
+def _place(model: nn.Module, device: torch.device, fast: bool) -> nn.Module:
     model = model.eval().to(device)
-    return model.to(memory_format=torch.channels_last) if channels_last else model
+    if fast:
+        model = model.to(memory_format=torch.channels_last)
+    model.fast_inference = bool(fast)
+    return model
 
 
 def _adapt(ckpt: Checkpoint, key: str, variant: str | None, view: str | None, path: Path):

@@ -11,6 +11,7 @@ from typing import Any
 from core.errors import RunError
 
 MODELS = ("gmic", "dmv")
+ENGINES = ("local", "ray")
 # Perturbations whose result depends on the seed; the filters are deterministic and run with seed 0 only.
 SEEDED = ("noise", "shuffle")
 
@@ -56,6 +57,22 @@ class RunConfig:
         DMV augmented windows per view (NYU: 10); 0: one centred window (deterministic, fastest).
     name : str
         A label for people.
+    engine : {"local", "ray"}
+        ``"local"`` (default): one worker process on this machine, no Ray needed. ``"ray"``: the same grid on
+        a Ray cluster with Ray Data (:mod:`core.runs.ray_engine`; needs the ``ray`` extra); scores land in
+        the same store, written by the driver.
+    address : str or None
+        Ray engine: the cluster to join (``"ray://head:10001"``, ``"head:6379"``, ``"auto"``); None: the
+        ``RAY_ADDRESS`` environment variable, else a local Ray started on this machine for the run.
+    workers : int or None
+        Ray engine: model actors (one GPU each where the cluster has GPUs); None: one per GPU of the
+        cluster, else one.
+    fast : bool
+        The fast inference path (``channels_last``, ``inference_mode``; on CUDA pinned memory and, for
+        GMIC, float16 autocast; see :func:`core.models.create_model`); False: the exact path.
+    gpu_batch_size : int or None
+        Model inputs per forward pass on a GPU; None: ``max(batch_size, 16)``. ``batch_size`` stays the
+        CPU's.
     """
 
     model: str
@@ -71,6 +88,11 @@ class RunConfig:
     device: str | None = None
     dmv_samples: int = 0
     name: str = ""
+    engine: str = "local"
+    address: str | None = None
+    workers: int | None = None
+    fast: bool = True
+    gpu_batch_size: int | None = None
 
     def __post_init__(self) -> None:
         self.validate()
@@ -104,15 +126,26 @@ class RunConfig:
         if not seeds or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds):
             raise RunError(f"run config: seeds must be a non-empty list of integers >= 0, got {self.seeds!r}")
         self.seeds = sorted(set(seeds))
-        for key in ("batch_size", "max_images", "dmv_samples"):
+        if self.engine not in ENGINES:
+            raise RunError(f"run config: engine must be one of {ENGINES}, got {self.engine!r}")
+        if self.address is not None and (not isinstance(self.address, str) or not self.address.strip()):
+            raise RunError(f"run config: address must be a Ray address such as 'auto', got {self.address!r}")
+        for key in ("batch_size", "max_images", "dmv_samples", "workers", "gpu_batch_size"):
             value = getattr(self, key)
             low = 0 if key == "dmv_samples" else 1
-            if value is None and key == "max_images":
+            if value is None and key in ("max_images", "workers", "gpu_batch_size"):
                 continue
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise RunError(f"run config: {key} must be an integer >= {low}, got {value!r}")
         self.matched_baseline = bool(self.matched_baseline)
+        self.fast = bool(self.fast)
         return self
+
+    def forward_batch_size(self, device_type: str) -> int:
+        """Inputs per forward pass on a device type (``"cpu"``, ``"cuda"``): batches sized per device."""
+        if device_type == "cuda":
+            return self.gpu_batch_size or max(self.batch_size, 16)
+        return self.batch_size
 
     # --- serialisation ------------------------------------------------------------------------------
 

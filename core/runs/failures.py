@@ -30,6 +30,13 @@ class ItemFailure(Exception):
         self.message = message
 
 
+def known_bad(item: Any, counts: dict, n_cond: int) -> bool:
+    """Every key of the work item is an error row (``counts``: ``RunStore.unit_counts()``, per unit
+    ``(scores, errors)``): it failed before the model and a resumed run does not try it again (it takes no
+    place in the model's batches, so leaving it out changes no other score)."""
+    return all(counts.get(u, (0, 0)) == (0, n_cond) for u in item.units)
+
+
 def describe(exc: BaseException) -> str:
     """The message of a failure: the library's own message for an ``ExplorerError``, else the exception's
     type and text (an unexpected failure of one image, kept for the operator)."""

@@ -156,7 +156,7 @@ def _prepared(row: ImageRow):
     return mam, PreparedImage(mam.pixels, mam.spacing_mm, workers=1)
 
 
-def _image_norms(row: ImageRow, targets: Sequence[Condition]) -> list[float] | None:
+def image_norms(row: ImageRow, targets: Sequence[Condition]) -> list[float] | None:
     """``||P(x) - x||_2`` of one image for each target condition (model units;
     :meth:`core.perturb.PreparedImage.change_norm`: the ideal filters by Parseval, without inverse FFT);
     None when the image cannot be read or perturbed (the scoring pass records it as an error)."""
@@ -183,7 +183,7 @@ def change_norms(
     rows = [row for item in items for row in item.images]
     out: dict[str, list] = {}
     with ThreadPoolExecutor(max_workers=n_workers(workers)) as pool:
-        for norms in pool.map(lambda r: _image_norms(r, targets), rows):
+        for norms in pool.map(lambda r: image_norms(r, targets), rows):
             if norms is None:
                 continue
             for cond, norm in zip(targets, norms, strict=True):
@@ -193,7 +193,7 @@ def change_norms(
     return {k: (v[0], v[1]) for k, v in out.items()}
 
 
-def _rows(arch: str, weights: str, item: WorkItem, scores) -> tuple[list[dict], list[dict]]:
+def score_rows(arch: str, weights: str, item: WorkItem, scores) -> tuple[list[dict], list[dict]]:
     """Score rows of one item from its named results (:class:`core.models.forward.Score`, whose version is
     the :class:`Condition`): one per image (a one-image item) or per breast (an exam); a non-finite score
     becomes an error record of its key instead."""
@@ -314,7 +314,7 @@ def score_batch(
     result = BatchResult()
 
     def prepare(item: WorkItem):
-        return _prepare_item(item, spec, conditions, dmv_samples)
+        return prepare_item(item, conditions, spec, dmv_samples=dmv_samples)
 
     stream = Stream(model, items, prepare, batch_size, timings, should_stop, prep_workers)
     try:
@@ -325,7 +325,7 @@ def score_batch(
                     message=outcome.message, image_id=outcome.image_id,
                 )  # fmt: skip
             else:
-                rows, errors = _rows(spec.arch, weights_label, item, outcome)
+                rows, errors = score_rows(spec.arch, weights_label, item, outcome)
             result.rows.extend(rows)
             result.errors.extend(errors)
             if on_item is not None:
@@ -367,8 +367,14 @@ def _attempt(image_id: str, stage: str, fn, *args, **kwargs):
         raise ItemFailure(image_id, stage, describe(exc)) from exc
 
 
-def _prepare_item(item: WorkItem, spec, conditions: Sequence[Condition], dmv_samples: int):
-    """The model inputs of an item under every condition (load, perturb, prepare; no model)."""
+def prepare_item(item: WorkItem, conditions: Sequence[Condition], spec, *, dmv_samples: int = 0):
+    """The model inputs of one item under every condition, without a model (both engines call this):
+    each image loaded once and perturbed through one :class:`core.perturb.PreparedImage`, then
+    :func:`core.models.predict.prepare_unit` (``GmicInputs`` or ``DmvInputs``, plain picklable arrays).
+
+    Raises :class:`core.runs.failures.ItemFailure` (the image, the stage ``read`` or ``prepare``, and a
+    message naming the image) when an image cannot be read or prepared.
+    """
     from core.models.predict import prepare_unit
 
     images, inputs = [], []

@@ -35,6 +35,7 @@ from core.errors import ExplorerError
 from core.runs import lock
 from core.runs.cohort import resolve_manifest
 from core.runs.config import RunConfig, RunError
+from core.runs.failures import known_bad
 from core.runs.grid import base_conditions, matched_conditions, matched_targets, norm_key
 from core.runs.store import RunStore
 from core.runs.work import Timings, WorkItem, change_norms, score_batch, work_items
@@ -146,8 +147,9 @@ def _run_locked(store: RunStore, config: RunConfig, log) -> str:
             signal.signal(sig, handler)
 
 
-def _conditions(store: RunStore, config: RunConfig, items: list[WorkItem], log) -> list:
-    """The run's conditions; the matched baselines' norms measured once and kept in the store."""
+def _conditions(store: RunStore, config: RunConfig, items: list[WorkItem], log, engine=None) -> list:
+    """The run's conditions; the matched baselines' norms measured once (here, or by the Ray ``engine``)
+    and kept in the store."""
     conditions = base_conditions(config)
     targets = matched_targets(config)
     if targets:
@@ -155,7 +157,7 @@ def _conditions(store: RunStore, config: RunConfig, items: list[WorkItem], log) 
         if not all(norm_key(t) in norms for t in targets):
             log(f"matched baseline: measuring {len(targets)} perturbation norm(s) over {len(items)} item(s)")
             t0 = time.perf_counter()
-            sums = change_norms(items, targets)
+            sums = change_norms(items, targets) if engine is None else engine.change_norms(items, targets)
             store.set(norms_s=repr(time.perf_counter() - t0))
             if len(sums) < len(targets):
                 raise RunError("matched baseline: no image of the cohort could be read to measure its norms")
@@ -165,14 +167,20 @@ def _conditions(store: RunStore, config: RunConfig, items: list[WorkItem], log) 
     return conditions
 
 
-def _known_bad(item: WorkItem, counts: dict, n_cond: int) -> bool:
-    """Every key of the item is an error row: it failed before the model and is not tried again (it takes
-    no place in the model's batches, so leaving it out changes no other score)."""
-    return all(counts.get(u, (0, 0)) == (0, n_cond) for u in item.units)
-
-
 def _execute(store: RunStore, config: RunConfig, stop: _StopFlag, log) -> str:
+    if config.engine == "ray":  # the same plan, scored on a Ray cluster (core.runs.ray_engine)
+        from core.runs.ray_engine import ray_session
+
+        with ray_session(config, log) as engine:
+            return _execute_with(store, config, stop, log, engine)
+    return _execute_with(store, config, stop, log, None)
+
+
+def _execute_with(store: RunStore, config: RunConfig, stop: _StopFlag, log, engine) -> str:
+    """The run's plan (items, conditions, matched norms), then its scores: in this process (``engine`` None)
+    or by the engine (``engine.change_norms``, ``engine.score``), into the same store."""
     from core.models import create_model
+    from core.models.forward import model_device
 
     roots = store.json_meta("allowed_roots")
     items, problems = work_items(
@@ -182,12 +190,16 @@ def _execute(store: RunStore, config: RunConfig, stop: _StopFlag, log) -> str:
         raise RunError("no image to score")
     if problems:
         store.set(problems=json.dumps(problems))
-    conditions = _conditions(store, config, items, log)
+    conditions = _conditions(store, config, items, log, engine)
     n_cond = len(conditions)
     total = sum(len(item.units) for item in items) * n_cond
     store.set(total=str(total), n_conditions=str(n_cond), n_items=str(len(items)),
               item_rows=str(len(items[0].units) * n_cond))  # fmt: skip
-    model = create_model(config.model, config.weights, device=config.device)
+    if engine is not None:
+        engine.score(store, items, conditions, stop, weights_label(config))
+        return _finish(store, stop, total, log)
+    model = create_model(config.model, config.weights, device=config.device, fast=config.fast)
+    forward_batch = config.forward_batch_size(model_device(model).type)
     timings = Timings()
     timings.extra["store_s"] = 0.0
     counts = store.unit_counts()
@@ -206,14 +218,20 @@ def _execute(store: RunStore, config: RunConfig, stop: _StopFlag, log) -> str:
         if stop():
             break
         result = score_batch(
-            model, [item for item in batch if not _known_bad(item, counts, n_cond)], conditions,
-            weights_label=weights_label(config), batch_size=config.batch_size,
+            model, [item for item in batch if not known_bad(item, counts, n_cond)], conditions,
+            weights_label=weights_label(config), batch_size=forward_batch,
             dmv_samples=config.dmv_samples, timings=timings, should_stop=stop, on_item=commit,
         )  # fmt: skip
         store.set(timings=json.dumps(_timings(timings)))
         log(f"{store.settled()}/{total} rows")
         if result.stopped or stop():
             break
+    return _finish(store, stop, total, log)
+
+
+def _finish(store: RunStore, stop: _StopFlag, total: int, log) -> str:
+    """The run's final status from what the store holds (scores and error rows): cancelled, done (with its
+    error count), or a :class:`RunError` when keys are missing. Both engines end here."""
     settled = store.settled()
     if stop() and settled < total:
         store.set(status="cancelled", finished=repr(time.time()))

@@ -147,11 +147,39 @@ def _synthetic() -> ImageRef | None:
     try:
         from core.paths import data_dir
 
+        _generate_with_progress(preset)
         manifest = loaders.cohort_manifest(preset, 0, str(data_dir()))
     except ExplorerError as exc:
         sb.error(str(exc))
         return None
     return _ref_from_manifest(manifest, f"synthetic cohort '{preset}'")
+
+
+def _generate_with_progress(preset: str) -> None:
+    """Generate a built-in cohort on first use under a progress bar (exams written, time left); nothing
+    to do when it is on disk already."""
+    import time
+
+    from core.phantom import cohort_ready, ensure_cohort
+
+    if cohort_ready(preset):
+        return
+    title = f"Generating the synthetic cohort '{preset}' (first time only)"
+    bar = st.progress(0.0, text=f"{title}...")
+    start = time.monotonic()
+
+    def progress(done: int, total: int) -> None:
+        left = (time.monotonic() - start) / done * (total - done)
+        bar.progress(done / total, text=f"{title}: {done}/{total} exams, about {_duration(left)} left")
+
+    try:
+        ensure_cohort(preset, progress=progress)
+    finally:
+        bar.empty()
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
 
 
 def _nyu() -> ImageRef | None:
