@@ -17,6 +17,11 @@ def register(subparsers) -> None:
     )
     p.add_argument("config", nargs="?", help="run config file (.json or .toml); see core.runs.RunConfig")
     p.add_argument("--run-id", help="id for the new run (default: time-model-random)")
+    p.add_argument(
+        "--weights",
+        help="weights instead of the config's ('demo', 'random' or a file): one sweep config for every "
+        "checkpoint of a training run (docs/training-experiments.md)",
+    )
     p.add_argument("--resume", metavar="RUN_ID", help="continue a stored run where it stopped")
     p.add_argument("--runner", action="store_true", help="work the queue of submitted runs, one at a time")
     p.add_argument("--submit", action="store_true", help="queue the config's run for the runner instead")
@@ -62,6 +67,10 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr)  # fmt: skip
         return 2
     config = runs.load_config(args.config)
+    if args.weights:
+        import dataclasses
+
+        config = dataclasses.replace(config, weights=args.weights)
     if args.submit:
         print(runs.submit_run(config))
         return 0
