@@ -101,10 +101,13 @@ def test_save_every_in_the_frozen_trunk_modes(tiny_data, tmp_path):
         window_samples=1, epochs=3, patience=5, save_every=2,
     )  # fmt: skip
     result = train(frozen, log=lambda _: None)
-    assert result.checkpoints == [tmp_path / "gf-epoch02.pt"]
+    # epoch 0 is the --init state the run validated first; then every 2nd epoch
+    assert result.checkpoints == [tmp_path / "gf-epoch00.pt", tmp_path / "gf-epoch02.pt"]
     assert not (tmp_path / "gf-epoch01.pt").exists() and not (tmp_path / "gf-epoch03.pt").exists()
-    info = create_model("gmic", weights=result.checkpoints[0]).spec.config["training"]
+    info = create_model("gmic", weights=result.checkpoints[1]).spec.config["training"]
     assert info["epoch"] == 2 and info["val_auc"] == result.history[2]["val_auc"]  # history[0]: epoch 0
+    start = create_model("gmic", weights=result.checkpoints[0], device="cpu").state_dict()
+    assert _states_equal(start, create_model("gmic", weights=base.out, device="cpu").state_dict())
 
     dmv = TrainOptions(
         arch="dmv", out=str(tmp_path / "d.pt"), cohort=str(tiny_data), epochs=2, init_trunk=base.out,

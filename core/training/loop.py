@@ -234,6 +234,7 @@ class _Training:
             val_auc = self.validate()
             self.history.append({"epoch": 0, "train_loss": None, "val_auc": _round(val_auc), "minutes": 0.0})
             self.keep_if_best(0, val_auc)
+            self.series.save(0, self.scored, val_auc)
             log(f"epoch 0 (from {Path(options.init).name}): {self.val_name} malignant AUC {_round(val_auc)}")
         steps_per_epoch = -(-self.n_epoch // options.batch_size)
         opt = torch.optim.Adam(self.model.parameters(), lr=options.lr)

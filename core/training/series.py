@@ -2,7 +2,8 @@
 model's AUC against low-pass severity over the checkpoints of one training run.
 
 Every ``N``-th epoch the state that epoch was validated with (the moving average with ``--ema``) is written
-beside the run's checkpoint as ``<out>-epoch<NN>.pt`` (``gmic-run.pt`` -> ``gmic-run-epoch03.pt``): the naming
+(and epoch 0, the starting state, where a run from ``--init`` validates it before its first step) beside the
+run's checkpoint as ``<out>-epoch<NN>.pt`` (``gmic-run.pt`` -> ``gmic-run-epoch03.pt``): the naming
 convention that :func:`core.metrics.parameters.checkpoint_of` reads back, so a results table holding several
 of them draws one ramp of curves per run (``docs/results.md``). Each file is a ``mammo-robust/1`` checkpoint
 (:func:`core.models.weights.save_checkpoint`, float16 like the run's own file unless ``half`` is off) whose
@@ -73,8 +74,8 @@ class CheckpointSeries:
         self.written: list[Path] = []
 
     def due(self, epoch: int) -> bool:
-        """Whether epoch ``epoch`` (1, 2, ...) is one of the series."""
-        return bool(self.every) and epoch >= 1 and epoch % self.every == 0
+        """Whether epoch ``epoch`` (0: the starting state, 1, 2, ...) is one of the series."""
+        return bool(self.every) and epoch >= 0 and epoch % self.every == 0
 
     def save(self, epoch: int, model: Any, val_auc: float | None) -> Path | None:
         """Write ``model`` (the state validated at the end of ``epoch``) if the epoch is due; its path."""
