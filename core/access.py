@@ -12,10 +12,19 @@ Roots
 
 The command line and the Python library read whatever their caller names (the caller is the operator);
 :func:`core.manifest.read_manifest` applies roots only when it is given some.
+
+Runs token
+    Starting, cancelling, resuming and deleting runs and importing score tables cost the server's time and
+    disk; an app served beyond this machine asks for a token before it allows them. The operator sets it
+    in ``MAMMO_RUNS_TOKEN`` (or ``runs_token`` in Streamlit's secrets); :func:`token_matches` compares in
+    constant time, :func:`is_loopback` tells a server reachable from this machine only. The app's side
+    (where the token is entered) is ``explorer.ui.guard``.
 """
 
 from __future__ import annotations
 
+import hmac
+import ipaddress
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -23,6 +32,7 @@ from pathlib import Path
 from core.errors import AccessError
 
 ROOTS_ENV = "MAMMO_ALLOWED_ROOTS"
+RUNS_TOKEN_ENV = "MAMMO_RUNS_TOKEN"
 
 
 def allowed_roots() -> tuple[Path, ...]:
@@ -60,3 +70,26 @@ def check_allowed(path: str | os.PathLike, roots: Iterable[str | os.PathLike] | 
             f"{path}: outside the folders this app may read; the operator sets them with {ROOTS_ENV}"
         )
     return Path(os.path.realpath(os.path.expanduser(os.fspath(path))))
+
+
+def is_loopback(address: str | None) -> bool:
+    """True when a server bound to ``address`` can be reached from this machine only (``127.0.0.1``,
+    ``::1``, ``localhost``...). ``None`` or ``""`` (Streamlit's default: every interface), ``0.0.0.0``, a
+    host name or any other address are not."""
+    if not address:
+        return False
+    text = address.strip().strip("[]")
+    if text.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(text).is_loopback
+    except ValueError:
+        return False
+
+
+def token_matches(given: str | None, expected: str | None) -> bool:
+    """Whether ``given`` equals the configured token, compared in constant time (``hmac.compare_digest``);
+    an empty or missing token matches nothing."""
+    if not expected or not given:
+        return False
+    return hmac.compare_digest(given.encode(), expected.encode())

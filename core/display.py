@@ -177,26 +177,39 @@ def radius_choices(
     spacing_mm: tuple[float, float],
     corner_mm: float | None = None,
     r_min: float = 0.05,
-    per_decade: int = 16,
+    per_octave: int = 6,
 ) -> list[float]:
-    """Log-spaced low-/high-pass radii (cycles/mm) for a slider, with the landmarks included exactly.
+    """Log-spaced low-/high-pass radii (cycles/mm) for a slider, on the study's octave grid.
 
+    The values are ``2 ** (k / per_octave)`` for integer ``k``, so every power of two (the registry's grid
+    4, 2, 1, 0.5, 0.25 included) is on the list *exactly*; the others are rounded to 3 significant digits.
     The list runs from ``r_min`` to the corner frequency ``corner_mm`` (the largest frequency present,
-    default ``hypot`` of the two axis Nyquist frequencies, above which a low-pass is the identity), and
-    always contains the study's R = 2.0 and the axis Nyquist frequency ``1 / (2 * max(spacing))``.
-    Values are rounded to 3 significant digits and sorted ascending.
+    default ``hypot`` of the two axis Nyquist frequencies, above which a low-pass is the identity) and also
+    holds the axis Nyquist frequency ``1 / (2 * max(spacing))`` and the corner (rounded to 4 decimals); a
+    grid value within 3 % of one of those two is dropped, so that no two stops are near duplicates.
+    Sorted ascending.
     """
     sr, sc = float(spacing_mm[0]), float(spacing_mm[1])
     if not (sr > 0 and sc > 0):
         raise DisplayError(f"pixel spacing must be positive, got {spacing_mm}")
-    nyq = nyquist_axis(spacing_mm)
-    corner = float(corner_mm) if corner_mm else float(np.hypot(0.5 / sr, 0.5 / sc))
+    if int(per_octave) != per_octave or per_octave < 1:
+        raise DisplayError(f"per_octave must be a positive integer, got {per_octave!r}")
+    nyq = round(nyquist_axis(spacing_mm), 4)
+    corner = round(float(corner_mm) if corner_mm else float(np.hypot(0.5 / sr, 0.5 / sc)), 4)
     if r_min >= corner:
         r_min = corner / 100.0
-    n = max(2, int(np.ceil(np.log10(corner / r_min) * per_decade)) + 1)
-    grid = np.geomspace(r_min, corner, n)
-    values = {float(f"{v:.3g}") for v in grid} | {STUDY_RADIUS, round(nyq, 4), round(corner, 4)}
-    return sorted(v for v in values if r_min <= v <= corner + 1e-9)
+    k_lo = int(np.ceil(np.log2(r_min) * per_octave - 1e-9))
+    k_hi = int(np.floor(np.log2(corner) * per_octave + 1e-9))
+    landmarks = [v for v in (nyq, corner) if r_min <= v <= corner]
+    values = set(landmarks) | ({STUDY_RADIUS} if r_min <= STUDY_RADIUS <= corner else set())
+    for k in range(k_lo, k_hi + 1):
+        exact = k % per_octave == 0
+        v = float(2.0 ** (k // per_octave)) if exact else float(f"{2.0 ** (k / per_octave):.3g}")
+        if not exact and any(abs(np.log(v / m)) < np.log(1.03) for m in landmarks):
+            continue
+        if r_min <= v <= corner + 1e-9:
+            values.add(v)
+    return sorted(values)
 
 
 def nyquist_axis(spacing_mm: tuple[float, float]) -> float:
@@ -230,6 +243,7 @@ def _lut(anchors: np.ndarray) -> np.ndarray:
 _DIV_LUT = _lut(_DIVERGING)
 DIVERGING_PALETTE = _DIV_LUT
 _SEQ_LUT = _lut(_SEQUENTIAL)
+SEQUENTIAL_PALETTE = _SEQ_LUT
 
 
 def symmetric_limit(values: np.ndarray, pct: float = 99.5) -> float:
@@ -400,20 +414,50 @@ def draw_ellipse(
     return np.asarray(img)
 
 
-def patch_strip(patches: Sequence[np.ndarray], centre: float, width: float, gap: int = 2) -> np.ndarray:
+def patch_strip(
+    patches: Sequence[np.ndarray],
+    centre: float,
+    width: float,
+    gap: int = 2,
+    *,
+    labels: Sequence[str] | None = None,
+    scale: int = 1,
+) -> np.ndarray:
     """Window a series of equally sized patches with one common window and join them left to right.
 
     Used for the calcification strips (one patch per low-pass radius): a common window makes fading visible.
-    Returns a uint8 (h, n * w + (n - 1) * gap) array; gaps are white.
+
+    Parameters
+    ----------
+    patches : sequence of 2-D arrays of one shape, model units.
+    centre, width : the common window, model units.
+    gap : white pixels between patches (after scaling).
+    labels : one text per patch (e.g. ``"R = 2"``), drawn on a white band above it.
+    scale : integer enlargement (1..32) of each patch with nearest-neighbour pixels, before labelling.
+
+    Returns
+    -------
+    uint8 array ``(band + scale * h, n * scale * w + (n - 1) * gap)``; ``band`` is 0 without labels.
     """
     if not patches:
         raise DisplayError("patch_strip: no patches given")
     shapes = {np.asarray(p).shape for p in patches}
     if len(shapes) != 1:
         raise DisplayError(f"patch_strip: patches differ in shape: {sorted(shapes)}")
-    tiles = [apply_window(p, centre, width) for p in patches]
+    if labels is not None and len(labels) != len(patches):
+        raise DisplayError(f"patch_strip: {len(patches)} patches but {len(labels)} labels")
+    tiles = [upscale(apply_window(p, centre, width), scale) for p in patches]
     h, w = tiles[0].shape
-    out = np.full((h, len(tiles) * w + (len(tiles) - 1) * gap), 255, np.uint8)
+    band = 0 if labels is None else max(14, h // 8)
+    out = np.full((band + h, len(tiles) * w + (len(tiles) - 1) * gap), 255, np.uint8)
     for i, tile in enumerate(tiles):
-        out[:, i * (w + gap) : i * (w + gap) + w] = tile
+        out[band:, i * (w + gap) : i * (w + gap) + w] = tile
+    if labels is not None:
+        img = Image.fromarray(out)
+        draw = ImageDraw.Draw(img)
+        font = _font(max(10, band - 4))
+        for i, text in enumerate(labels):
+            tw = draw.textlength(text, font=font)
+            draw.text((i * (w + gap) + (w - tw) / 2, 1), text, fill=0, font=font)
+        out = np.asarray(img)
     return out

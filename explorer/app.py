@@ -17,11 +17,13 @@ if str(_ROOT) not in sys.path:
 import streamlit as st  # noqa: E402
 
 from explorer.ui.chrome import register_page  # noqa: E402
+from explorer.ui.guard import sidebar_token  # noqa: E402
 from explorer.ui.source import sidebar_source  # noqa: E402
 
 # Not "pages": Streamlit would run a folder of that name as a version-1 multipage app, each page without
 # this script, until st.navigation is first called.
 PAGES = Path(__file__).resolve().parent / "app_pages"
+FAVICON = _ROOT / "assets" / "icons" / "favicon.png"
 
 
 def main(default_page: str = "Image lab") -> None:
@@ -29,9 +31,9 @@ def main(default_page: str = "Image lab") -> None:
 
     ``default_page`` (a page title) is the page opened at the bare URL; tests use it to open one page.
     """
-    st.set_page_config(
-        page_title="Mammo Robustness Explorer", page_icon=":material/radiology:", layout="wide"
-    )
+    # A local file, not ":material/...": Streamlit fetches a Material favicon from fonts.gstatic.com,
+    # which an offline installation cannot reach.
+    st.set_page_config(page_title="Mammo Robustness Explorer", page_icon=str(FAVICON), layout="wide")
     nav = st.navigation(
         {
             "Images": [
@@ -47,6 +49,7 @@ def main(default_page: str = "Image lab") -> None:
     st.sidebar.title("Mammo Robustness Explorer")
     # Drawn on every page: Streamlit forgets the state of widgets a run does not draw.
     sidebar_source()
+    sidebar_token()
     nav.run()
 
 

@@ -118,11 +118,58 @@ def wait_idle(page, timeout_ms: int = 60_000, quiet_ms: int = 1500) -> None:
     raise TimeoutError(f"the app was still busy after {timeout_ms} ms")
 
 
-def panel_sources(page) -> list[str]:
-    """The data-URI sources of the image panels of the first plotly figure (the lab's panels)."""
-    return page.eval_on_selector_all(
-        ".js-plotly-plot image", "els => els.map(e => e.getAttribute('href') || e.getAttribute('xlink:href'))"
-    )
+VIEWER = ".mre-viewer"  # the image lab's viewer (explorer/ui/assets/viewer.js), inside a shadow root
+
+_PANEL_STATS = """(canvas, ref) => {
+    const d = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+    let n = 0, far = 0, sum = 0, hash = 0;
+    for (let i = 0; i < d.length; i += 4) {
+        n++;
+        sum += d[i] + d[i + 1] + d[i + 2];
+        if (Math.abs(d[i] - ref[0]) + Math.abs(d[i + 1] - ref[1]) + Math.abs(d[i + 2] - ref[2]) > 30) far++;
+        hash = (Math.imul(hash, 31) + d[i] + 7 * d[i + 1] + 13 * d[i + 2]) >>> 0;
+    }
+    return {mean: sum / n / 3, far: far / n, hash, width: canvas.width, height: canvas.height};
+}"""
+
+
+def viewer_stamp(page) -> str | None:
+    """The stamp of the data the viewer last drew (changes with every redraw from new data)."""
+    return page.locator(VIEWER).get_attribute("data-stamp")
+
+
+def wait_redraw(page, old_stamp: str | None, timeout_ms: int = 60_000) -> str:
+    """Wait until the viewer has drawn data other than ``old_stamp``; returns the new stamp."""
+    deadline = time.time() + timeout_ms / 1000
+    while time.time() < deadline:
+        stamp = viewer_stamp(page)
+        if stamp and stamp != old_stamp:
+            return stamp
+        page.wait_for_timeout(20)
+    viewer = page.locator(VIEWER)
+    state = {
+        "stamp": viewer_stamp(page),
+        "describe": viewer.get_attribute("data-describe"),
+        "readout": page.locator(".mre-readout").inner_text(),
+        "captions": page.get_by_test_id("stCaptionContainer").all_inner_texts()[-2:],
+    }
+    raise TimeoutError(f"the viewer did not redraw within {timeout_ms} ms: {state}")
+
+
+def panel_stats(page, panel: str, ref: tuple[int, int, int] = (0, 0, 0)) -> dict:
+    """Pixel statistics of one panel's canvas as drawn: mean grey level, the share of pixels farther than 30
+    (sum of |RGB difference|) from the colour ``ref``, a hash of the pixels, and the canvas size."""
+    return page.locator(f"canvas[data-panel={panel}]").evaluate(_PANEL_STATS, list(ref))
+
+
+def zoom_at(page, row_frac: float, col_frac: float, clicks: int = 6) -> None:
+    """Wheel-zoom the image panels around a point given as fractions of the original panel's height and
+    width (the view is the whole image before the first zoom)."""
+    box = page.locator("canvas[data-panel=original]").bounding_box()
+    page.mouse.move(box["x"] + col_frac * box["width"], box["y"] + row_frac * box["height"])
+    for _ in range(clicks):
+        page.mouse.wheel(0, -200)
+        page.wait_for_timeout(30)
 
 
 def exceptions(page) -> list[str]:
@@ -149,7 +196,11 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--nyu", action="store_true", help="select the NYU sample dmv_1_R_CC.png")
     parser.add_argument("--data", type=Path, default=None, help="MAMMO_ROBUST_DATA (default: a temp folder)")
     parser.add_argument("--cohort", default="tiny")
-    parser.add_argument("--inspect", action="store_true", help="open the native-resolution inspector")
+    parser.add_argument(
+        "--zoom", default="", help="ROW_FRAC,COL_FRAC[,CLICKS]: wheel-zoom the lab's panels there"
+    )
+    parser.add_argument("--layout", default="", help="the lab's layout: 'Grid' or 'Row'")
+    parser.add_argument("--panel", default="", help="the lab's panel size, e.g. 768")
     parser.add_argument("--click", action="append", default=[], help="click the button with this text")
     parser.add_argument("--image", default="", help="choose this image of the cohort (image_id)")
     parser.add_argument("--left", type=int, default=0, help="press ArrowLeft on the first slider N times")
@@ -173,20 +224,20 @@ def main(argv: list[str]) -> int:
         for text in args.click:
             page.get_by_role("button", name=text).first.click()
             wait_idle(page, 180_000)
-        if args.inspect:
-            page.get_by_test_id("stExpander").filter(has_text="Native-resolution inspector").locator(
-                "summary"
-            ).click()
-            for item in args.fill:
-                label, value = item.split("=", 1)
-                box = page.get_by_label(label).first
-                box.fill(value)
-                box.press("Enter")
-                wait_idle(page, 180_000)
-            page.locator("label").filter(has=page.get_by_role("switch", name="Show")).first.click()
+        if args.layout:
+            page.get_by_test_id("stRadio").filter(has_text="Layout").get_by_text(args.layout).first.click()
+            wait_idle(page, 180_000)
+        if args.panel:
+            choose(page, "Panel size", args.panel)
+        if args.zoom:
+            old = viewer_stamp(page)
+            parts = [float(v) for v in args.zoom.split(",")]
+            zoom_at(page, parts[0], parts[1], int(parts[2]) if len(parts) > 2 else 6)
+            wait_redraw(page, old)
             wait_idle(page, 180_000)
         tag = ("_nyu" if args.nyu else "") + (f"_{args.image}" if args.image else "")
-        name = f"{args.page or 'image_lab'}{tag}{'_insp' if args.inspect else ''}.png"
+        tag += ("_zoom" if args.zoom else "") + (f"_{args.layout}" if args.layout else "")
+        name = f"{args.page or 'image_lab'}{tag}.png"
         page.screenshot(path=str(args.out / name), full_page=True)
         print(args.out / name, "exceptions:", exceptions(page))
     return 0

@@ -165,3 +165,16 @@ def test_server_manifest_rows_outside_the_roots_are_refused(tiny_cohort, tmp_pat
     warnings = " ".join(w.value for w in at.sidebar.warning)
     assert "1 row(s) of this manifest refused" in warnings and "lies outside the allowed folders" in warnings
     assert at.sidebar.selectbox(key="src_image_id").options == ["img0  ·  exam e1 L-CC  ·  normal"]
+
+
+def test_loopback_addresses_and_token_comparison():
+    from core.access import is_loopback, token_matches
+
+    for address in ("127.0.0.1", "127.0.0.2", "::1", "[::1]", "localhost", "LOCALHOST"):
+        assert is_loopback(address), address
+    for address in (None, "", "0.0.0.0", "::", "192.168.1.4", "example.org", "10.0.0.1"):
+        assert not is_loopback(address), address
+    assert token_matches("s3cret", "s3cret")
+    assert not token_matches("s3cre", "s3cret") and not token_matches("", "s3cret")
+    assert not token_matches("", "") and not token_matches(None, None)  # no token configured: nothing matches
+    assert not token_matches("é", "e")

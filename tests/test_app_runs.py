@@ -3,6 +3,8 @@ jump from a per-image row to the image lab."""
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -120,8 +122,14 @@ def _scores_table(n: int = 24, seed: int = 0) -> pd.DataFrame:
 
 
 def test_results_import_and_views(tiny_cohort, tmp_path):
-    path = tmp_path / "scores.csv"
-    _scores_table().to_csv(path, index=False)
+    outside = tmp_path / "scores.csv"
+    _scores_table().to_csv(outside, index=False)
+    at = _run(open_page("Results", {"res_import_path": str(outside)}))
+    at.button(key="res_import").click()
+    _run(at)
+    assert any("outside the folders this app may read" in e for e in errors(at))
+    path = tiny_cohort.parents[2] / "scores-import.csv"  # inside the data folder, an allowed root
+    shutil.copy(outside, path)
     at = _run(open_page("Results", {"res_import_path": str(path)}))
     at.button(key="res_import").click()
     _run(at)

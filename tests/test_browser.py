@@ -8,7 +8,19 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser_utils import CHROMIUM, browser_page, exceptions, panel_sources, running_app, wait_idle
+from tests.browser_utils import (
+    CHROMIUM,
+    VIEWER,
+    browser_page,
+    choose,
+    exceptions,
+    panel_stats,
+    running_app,
+    viewer_stamp,
+    wait_idle,
+    wait_redraw,
+    zoom_at,
+)
 
 pytestmark = [
     pytest.mark.browser,
@@ -28,55 +40,102 @@ def _radius_label(page) -> str:
     return page.get_by_role("slider").first.get_attribute("aria-valuetext") or ""
 
 
-def test_radius_slider_updates_the_image(tmp_path, artifacts):
+def _caption(page) -> str:
+    return page.get_by_text("server time for this update").inner_text()
+
+
+RMS_ZERO = (0, 0, 4)  # the difference panel's colour for 0 (core.display.SEQUENTIAL_PALETTE[0])
+
+
+def test_radius_slider_updates_the_panels(tmp_path, artifacts):
     with running_app(tmp_path / "data") as url, browser_page() as page:
         page.goto(url)
         wait_idle(page, 240_000)
         assert not exceptions(page)
-        page.wait_for_selector(".js-plotly-plot image", timeout=60_000)
-        before = panel_sources(page)
-        assert len(before) == 4, "expected original, perturbed, difference and spectrum panels"
-        label_before = _radius_label(page)
-        assert label_before.startswith("2 (study R)")
+        page.locator(f"{VIEWER}[data-stamp]").wait_for(timeout=60_000)
+        wait_idle(page)
+        names = ["original", "perturbed", "difference", "spectrum"]
+        before = {n: panel_stats(page, n) for n in names}
+        assert _radius_label(page).startswith("2 (study R)")
+        assert "R = 2 cycles/mm" in page.locator(VIEWER).get_attribute("data-describe")
 
-        thumb = page.get_by_role("slider").first
-        thumb.focus()
-        for _ in range(6):
+        stamp = viewer_stamp(page)
+        page.get_by_role("slider").first.focus()
+        for _ in range(6):  # six stops per octave: R = 1 exactly
             page.keyboard.press("ArrowLeft")
+        wait_redraw(page, stamp)
         wait_idle(page)
-        page.wait_for_function(
-            "old => { const e = document.querySelectorAll('.js-plotly-plot image')[1];"
-            " return e && e.getAttribute('href') !== old; }",
-            arg=before[1],
-            timeout=30_000,
-        )
-        after = panel_sources(page)
-        label_after = _radius_label(page)
+        after = {n: panel_stats(page, n) for n in names}
         page.screenshot(path=str(artifacts / "image_lab_after_slider.png"), full_page=True)
-
-        assert float(label_after.split()[0]) < 2.0, label_after
-        assert after[0] == before[0], "the original panel must not change"
-        assert after[1] != before[1] and after[2] != before[2], "perturbed and difference panels must change"
-        assert after[3] == before[3], "the spectrum is computed once per image"
-        caption = page.get_by_text("server time for this update").inner_text()
-        assert f"R = {label_after.split()[0]} cycles/mm" in caption
+        assert _radius_label(page) == "1"
+        assert "R = 1 cycles/mm" in _caption(page)
+        assert "R = 1 cycles/mm" in page.locator(VIEWER).get_attribute("data-describe")
+        assert after["original"]["hash"] == before["original"]["hash"], "the original panel must not change"
+        assert after["perturbed"]["hash"] != before["perturbed"]["hash"]
+        assert after["difference"]["hash"] != before["difference"]["hash"]
+        assert after["spectrum"]["hash"] != before["spectrum"]["hash"]  # the cutoff circle moved
         assert not exceptions(page)
-        assert (artifacts / "image_lab_after_slider.png").stat().st_size > 10_000
 
-        # A box drawn with the figure's box-select tool opens the native-resolution inspector there.
-        page.locator(".js-plotly-plot").first.hover()
-        page.locator(".js-plotly-plot .modebar-btn[data-title='Box Select']").first.click()
-        area = page.locator(".js-plotly-plot .nsewdrag").first.bounding_box()
-        x0, y0 = area["x"] + area["width"] * 0.3, area["y"] + area["height"] * 0.4
-        page.mouse.move(x0, y0)
-        page.mouse.down()
-        page.mouse.move(x0 + 40, y0 + 40, steps=8)
-        page.mouse.up()
+
+@pytest.mark.usefixtures("nyu_samples")
+def test_real_sample_difference_zoom_and_controls(tmp_path, artifacts):
+    """dmv_1_R_CC.png at the study's R = 2: the difference panel is not blank at the default view; a zoom
+    survives a slider step and a change of perturbation; slider and caption agree after shuffle ->
+    low-pass."""
+    with running_app(tmp_path / "data") as url, browser_page(1700, 1300) as page:
+        page.goto(url)
+        wait_idle(page, 240_000)
+        choose(page, "Source", "NYU samples")
+        page.locator(f"{VIEWER}[data-stamp]").wait_for(timeout=120_000)
+        wait_idle(page, 120_000)
+        assert page.get_by_text("dmv_1_R_CC.png").count() >= 1
+        original = panel_stats(page, "original")
+        difference = panel_stats(page, "difference", RMS_ZERO)
+        page.screenshot(path=str(artifacts / "lab_nyu_default.png"), full_page=True)
+        # The breast covers ~20 % of this image; its change at R = 2 must show across the breast.
+        assert original["far"] > 0.1
+        assert difference["far"] > 0.8 * original["far"], (original, difference)
+        assert float(page.locator(VIEWER).get_attribute("data-fmax")) < 2.0  # the view cannot show R = 2...
+        assert "zoom in to see what R = 2 removes" in _caption(page)  # ...and says so
+
+        stamp = viewer_stamp(page)
+        zoom_at(page, 1398 / 3328, 2368 / 2560, clicks=8)  # a cluster of calcifications near the chest wall
+        stamp = wait_redraw(page, stamp)
         wait_idle(page)
-        inspector = page.get_by_test_id("stExpander").filter(has_text="Native-resolution inspector")
-        inspector.get_by_text("native pixels").wait_for(timeout=30_000)
-        assert inspector.locator("img").count() == 3  # original, perturbed, difference
-        page.screenshot(path=str(artifacts / "image_lab_box_select.png"), full_page=True)
+        zoom = page.locator(VIEWER).get_attribute("data-zoom")
+        assert float(zoom) > 8
+        assert "native pixels" in _caption(page)
+        view = _caption(page).split("view: ")[1].split(";")[0]
+        page.screenshot(path=str(artifacts / "lab_nyu_zoomed.png"), full_page=True)
+
+        page.get_by_role("slider").first.focus()
+        page.keyboard.press("ArrowRight")
+        stamp = wait_redraw(page, stamp)
+        wait_idle(page)
+        assert page.locator(VIEWER).get_attribute("data-zoom") == zoom
+        assert _caption(page).split("view: ")[1].split(";")[0] == view
+        assert "R = 2.24 cycles/mm" in _caption(page)
+
+        radio = page.get_by_test_id("stRadio").filter(has_text="Perturbation")
+        radio.get_by_text("Gaussian noise").click()
+        stamp = wait_redraw(page, stamp)
+        wait_idle(page)
+        assert page.locator(VIEWER).get_attribute("data-zoom") == zoom
+        assert _caption(page).split("view: ")[1].split(";")[0] == view
+        noise = panel_stats(page, "difference", RMS_ZERO)
+        assert noise["far"] > 0.9  # noise changes every pixel, background included
+
+        radio.get_by_text("patch shuffle").click()
+        stamp = wait_redraw(page, stamp)
+        wait_idle(page)
+        radio.get_by_text("low-pass").click()
+        wait_redraw(page, stamp)
+        wait_idle(page)
+        assert _radius_label(page) == "2.24"
+        assert "R = 2.24 cycles/mm" in _caption(page)
+        assert "R = 2.24 cycles/mm" in page.locator(VIEWER).get_attribute("data-describe")
+        assert page.locator(VIEWER).get_attribute("data-zoom") == zoom
+        page.screenshot(path=str(artifacts / "lab_nyu_after_switches.png"), full_page=True)
         assert not exceptions(page)
 
 

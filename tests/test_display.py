@@ -109,6 +109,22 @@ def test_patch_strip_common_window():
         display.patch_strip([a, np.zeros((3, 3))], 0.0, 1.0)
 
 
+def test_patch_strip_labels_each_patch():
+    """Each patch of a calcification strip carries its R (issue 14)."""
+    patches = [np.full((9, 9), v, np.float32) for v in (1000.0, 2000.0, 3000.0)]
+    plain = display.patch_strip(patches, 2000.0, 2000.0, gap=2, scale=4)
+    labelled = display.patch_strip(
+        patches, 2000.0, 2000.0, gap=2, scale=4, labels=["original", "R = 2", "R = 1"]
+    )
+    band = labelled.shape[0] - plain.shape[0]
+    assert plain.shape == (36, 3 * 36 + 4) and band >= 14
+    assert np.array_equal(labelled[band:], plain)  # the patches, enlarged, under the labels
+    for i in range(3):  # dark text above every patch, on white
+        assert (labelled[:band, i * 38 : i * 38 + 36] < 128).any()
+    with pytest.raises(ExplorerError, match="labels"):
+        display.patch_strip(patches, 0.0, 1.0, labels=["one"])
+
+
 def test_png_roundtrip():
     img = (np.arange(64, dtype=np.uint8).reshape(8, 8)) * 3
     back = np.asarray(Image.open(io.BytesIO(display.png_bytes(img))))

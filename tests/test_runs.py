@@ -321,13 +321,25 @@ def test_import_scores_as_a_finished_run(data_dir, tmp_path):
 
 
 def test_a_running_run_is_not_started_twice(data_dir):
+    """Liveness is the worker's lock, not a PID: a run whose lock is held cannot be started, resumed or
+    deleted; a recorded PID of a live process that holds no lock (this test process) is not a worker."""
     import os
 
+    from core.runs import delete_run, lock
+
     run_id = create_run(RunConfig(model="gmic", manifest="tiny"))
-    RunStore.open(run_id).set(status="running", pid=str(os.getpid()))
-    with pytest.raises(RunError, match="already running"):
-        execute_run(run_id)
-    RunStore.open(run_id).set(pid="999999999")  # its process is gone: interrupted, may resume
+    store = RunStore.open(run_id)
+    with lock.hold(store.folder):  # what a worker holds for its whole life
+        store.set(status="running", pid="1")
+        assert run_status(run_id).status == "running"
+        with pytest.raises(RunError, match="already running"):
+            execute_run(run_id)
+        with pytest.raises(RunError, match="running; cancel it first"):
+            delete_run(run_id)
+        with pytest.raises(RunError, match="is running"):
+            resume_run(run_id, start_runner=False)
+    # its process is gone, whatever PID the store recorded (here one that is alive): interrupted
+    store.set(pid=str(os.getpid()))
     assert run_status(run_id).status == "interrupted"
 
 

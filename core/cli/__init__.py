@@ -13,7 +13,17 @@ import sys
 
 from core.errors import ExplorerError
 
-SUBCOMMAND_MODULES = ("info", "perturb", "phantom", "manifest", "train", "predict", "run", "report")
+SUBCOMMAND_MODULES = (
+    "info",
+    "perturb",
+    "phantom",
+    "manifest",
+    "train",
+    "predict",
+    "explain",
+    "run",
+    "report",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -173,55 +173,81 @@ def validate_manifest(
     seen: set[str] = set()
     numbers = df["_row"].tolist() if "_row" in df.columns else [first_line + i for i in range(len(df))]
     for i, rec in enumerate(df[list(COLUMNS)].to_dict("records")):
-        line = int(numbers[i])
-        image_id = "" if pd.isna(rec["image_id"]) else str(rec["image_id"]).strip()
-        errors = []
-        if not image_id:
-            errors.append("empty image_id")
-        elif image_id in seen:
-            errors.append("duplicate image_id")
-        exam_id = "" if pd.isna(rec["exam_id"]) else str(rec["exam_id"]).strip()
-        if not exam_id:
-            errors.append("empty exam_id")
-        patient_id = "" if pd.isna(rec["patient_id"]) else str(rec["patient_id"]).strip()
-        lat = "" if pd.isna(rec["laterality"]) else str(rec["laterality"]).strip().upper()
-        if lat not in LATERALITIES:
-            errors.append(f"unknown laterality {rec['laterality']!r} (expected L or R)")
-        view = "" if pd.isna(rec["view"]) else str(rec["view"]).strip().upper()
-        if view not in VIEWS:
-            errors.append(f"unknown view {rec['view']!r} (expected CC or MLO)")
-        labels = [_label(rec["label_benign"]), _label(rec["label_malignant"])]
-        if "bad" in labels:
-            errors.append(f"bad label (benign={rec['label_benign']!r}, malignant={rec['label_malignant']!r})")
-        spacing = [_spacing(rec["spacing_row_mm"]), _spacing(rec["spacing_col_mm"])]
-        if "bad" in spacing:
-            errors.append(f"bad spacing ({rec['spacing_row_mm']!r}, {rec['spacing_col_mm']!r})")
-        split = "" if pd.isna(rec["split"]) else str(rec["split"]).strip().lower()
-        split = split or "test"
-        if split not in SPLITS:
-            errors.append(f"unknown split {rec['split']!r} (expected train, val or test)")
-        raw_path = "" if pd.isna(rec["path"]) else str(rec["path"]).strip()
-        if not raw_path:
-            errors.append("empty path")
-        else:
-            path = Path(raw_path).expanduser()
-            if base_dir is not None and not path.is_absolute():
-                path = base_dir / path
-            if allowed is not None and not is_allowed(path, allowed):
-                errors.append(f"path {raw_path!r} lies outside the allowed folders")
-            elif check_files and not path.is_file():
-                errors.append(f"missing file: {path}")
+        image_id, values, errors = _check_row(rec, seen, base_dir, allowed, check_files)
         if errors:
-            problems.append(Problem(line, image_id, "; ".join(errors) + " (row dropped)"))
+            problems.append(Problem(int(numbers[i]), image_id, "; ".join(errors) + " (row dropped)"))
             continue
         seen.add(image_id)
         keep.append(i)
-        for key, value in zip(
-            COLUMNS,
-            (image_id, exam_id, patient_id, lat, view, str(path), *spacing, *labels, split),
-            strict=True,
-        ):
+        for key, value in zip(COLUMNS, values, strict=True):
             rows[key].append(value)
+    out = _typed_frame(rows, df, keep)
+    if exam_checks:
+        problems += check_exams(out)
+    return out, problems
+
+
+def _text(value: object) -> str:
+    """A cell as stripped text, ``""`` for a missing one."""
+    return "" if pd.isna(value) else str(value).strip()
+
+
+def _check_row(
+    rec: dict, seen: set[str], base_dir: Path | None, allowed: list[Path] | None, check_files: bool
+) -> tuple[str, tuple, list[str]]:
+    """``(image_id, values, errors)`` of one manifest row: its normalised values in :data:`COLUMNS` order
+    (meaningful only without errors) and what is wrong with it (``seen``: the image ids kept so far)."""
+    image_id = _text(rec["image_id"])
+    errors = []
+    if not image_id:
+        errors.append("empty image_id")
+    elif image_id in seen:
+        errors.append("duplicate image_id")
+    exam_id = _text(rec["exam_id"])
+    if not exam_id:
+        errors.append("empty exam_id")
+    patient_id = _text(rec["patient_id"])
+    lat = _text(rec["laterality"]).upper()
+    if lat not in LATERALITIES:
+        errors.append(f"unknown laterality {rec['laterality']!r} (expected L or R)")
+    view = _text(rec["view"]).upper()
+    if view not in VIEWS:
+        errors.append(f"unknown view {rec['view']!r} (expected CC or MLO)")
+    labels = [_label(rec["label_benign"]), _label(rec["label_malignant"])]
+    if "bad" in labels:
+        errors.append(f"bad label (benign={rec['label_benign']!r}, malignant={rec['label_malignant']!r})")
+    spacing = [_spacing(rec["spacing_row_mm"]), _spacing(rec["spacing_col_mm"])]
+    if "bad" in spacing:
+        errors.append(f"bad spacing ({rec['spacing_row_mm']!r}, {rec['spacing_col_mm']!r})")
+    split = _text(rec["split"]).lower() or "test"
+    if split not in SPLITS:
+        errors.append(f"unknown split {rec['split']!r} (expected train, val or test)")
+    path, path_error = _image_path(_text(rec["path"]), base_dir, allowed, check_files)
+    if path_error:
+        errors.append(path_error)
+    return image_id, (image_id, exam_id, patient_id, lat, view, path, *spacing, *labels, split), errors
+
+
+def _image_path(
+    raw_path: str, base_dir: Path | None, allowed: list[Path] | None, check_files: bool
+) -> tuple[str, str | None]:
+    """``(path, error)``: the image path resolved against ``base_dir`` when relative, and what is wrong with
+    it (empty, outside the allowed folders, or a missing file when ``check_files``), else None."""
+    if not raw_path:
+        return "", "empty path"
+    path = Path(raw_path).expanduser()
+    if base_dir is not None and not path.is_absolute():
+        path = base_dir / path
+    if allowed is not None and not is_allowed(path, allowed):
+        return str(path), f"path {raw_path!r} lies outside the allowed folders"
+    if check_files and not path.is_file():
+        return str(path), f"missing file: {path}"
+    return str(path), None
+
+
+def _typed_frame(rows: dict[str, list], df: pd.DataFrame, keep: list[int]) -> pd.DataFrame:
+    """The kept rows as a table of typed :data:`COLUMNS` (float64 spacings; int64 labels, or ``Int64`` when
+    some are unknown), followed by the source's extra columns (all but ``_row``) of rows ``keep``."""
     out = pd.DataFrame(rows, columns=list(COLUMNS))
     for col in ("spacing_row_mm", "spacing_col_mm"):
         out[col] = out[col].astype(np.float64)
@@ -235,9 +261,7 @@ def validate_manifest(
     if extra:
         kept = df.iloc[keep][extra].reset_index(drop=True)
         out = pd.concat([out, kept], axis=1)
-    if exam_checks:
-        problems += check_exams(out)
-    return out, problems
+    return out
 
 
 def check_exams(df: pd.DataFrame) -> list[Problem]:

@@ -243,64 +243,77 @@ def table1(
     level = level or "breast"
     if aucs is None:
         aucs = auc_table(scores, target=target, levels=[level], n_resamples=0)
-    a = aucs[aucs["level"] == level]
-    # Pool perturbation seeds by averaging their AUCs.
-    keys = ["model", "weights", "perturbation", "severity", "parameter"]
-    pooled = a.groupby(keys, dropna=False, sort=True).agg(auc=("auc", "mean"), n_seeds=("seed", "nunique"))
-    pooled = pooled.reset_index()
-    frame = level_table(scores, level)
-    score_col, label_col = f"score_{target}", f"label_{target}"
-    frame = frame.assign(_key=_case_key(frame))
-    cases = {
-        key: pd.DataFrame(
-            {"score": g[score_col].to_numpy(), "label": g[label_col].to_numpy()}, index=g["_key"]
-        )
-        for key, g in frame.groupby(["model", "weights", "perturbation", "severity"], sort=False)
-    }
+    pooled = _pooled_aucs(aucs, level)
+    cases = _condition_cases(scores, level, target)
     info = {
         (r.model, r.weights, r.perturbation, r.severity): (r.auc, r.n_seeds)
         for r in pooled.itertuples(index=False)
     }
     with_none = {(m, w) for (m, w, p, _) in info if p == UNPERTURBED}
-    out = []
-    for r in pooled.itertuples(index=False):
-        if r.perturbation.startswith(MATCHED_PREFIX):
-            continue
-        key = (r.model, r.weights, r.perturbation, r.severity)
-        has_none = (r.model, r.weights) in with_none
-        base_key = (
-            (r.model, r.weights, UNPERTURBED, 0) if has_none else (r.model, r.weights, r.perturbation, 0)
-        )
-        if base_key not in info and has_none:  # "none" stored at another severity label
-            base_key = next(k for k in info if k[:3] == (r.model, r.weights, UNPERTURBED))
-        matched_key = (r.model, r.weights, MATCHED_PREFIX + r.perturbation, r.severity)
-        is_unperturbed = r.perturbation == UNPERTURBED or (not has_none and r.severity == 0)
-        un_auc = info[base_key][0] if base_key in info and not is_unperturbed else np.nan
-        m_auc = info[matched_key][0] if matched_key in info else np.nan
-        p_un = p_m = np.nan
-        if r.n_seeds == 1:
-            if not np.isnan(un_auc) and info[base_key][1] == 1:
-                p_un = _paired_p(cases, key, base_key)
-            if not np.isnan(m_auc) and info[matched_key][1] == 1:
-                p_m = _paired_p(cases, key, matched_key)
-        out.append(
-            {
-                "model": r.model,
-                "weights": r.weights,
-                "level": level,
-                "perturbation": r.perturbation,
-                "severity": r.severity,
-                "parameter": r.parameter,
-                "auc": r.auc,
-                "diff_unperturbed": r.auc - un_auc,
-                "p_unperturbed": p_un,
-                "baseline_auc": m_auc,
-                "diff_baseline": r.auc - m_auc,
-                "p_baseline": p_m,
-                "cell": _fmt(r.auc, r.auc - m_auc),
-            }
-        )
+    out = [
+        _table1_row(r, level, info, with_none, cases)
+        for r in pooled.itertuples(index=False)
+        if not r.perturbation.startswith(MATCHED_PREFIX)
+    ]
     return pd.DataFrame(out)
+
+
+def _pooled_aucs(aucs: pd.DataFrame, level: str) -> pd.DataFrame:
+    """AUC per model, weights and condition at ``level``, perturbation seeds pooled by averaging their AUCs
+    (``n_seeds``: how many were pooled)."""
+    a = aucs[aucs["level"] == level]
+    keys = ["model", "weights", "perturbation", "severity", "parameter"]
+    pooled = a.groupby(keys, dropna=False, sort=True).agg(auc=("auc", "mean"), n_seeds=("seed", "nunique"))
+    return pooled.reset_index()
+
+
+def _condition_cases(scores: pd.DataFrame, level: str, target: str) -> dict[tuple, pd.DataFrame]:
+    """Score and label of every case (indexed by case key) per ``(model, weights, perturbation, severity)``:
+    what the paired tests of :func:`_paired_p` compare."""
+    frame = level_table(scores, level)
+    score_col, label_col = f"score_{target}", f"label_{target}"
+    frame = frame.assign(_key=_case_key(frame))
+    return {
+        key: pd.DataFrame(
+            {"score": g[score_col].to_numpy(), "label": g[label_col].to_numpy()}, index=g["_key"]
+        )
+        for key, g in frame.groupby(["model", "weights", "perturbation", "severity"], sort=False)
+    }
+
+
+def _table1_row(r, level: str, info: Mapping, with_none: set, cases: Mapping) -> dict:
+    """One row of :func:`table1` for the pooled condition ``r``; ``info`` maps every condition key to its
+    ``(auc, n_seeds)``, ``with_none`` holds the (model, weights) that have an unperturbed condition."""
+    key = (r.model, r.weights, r.perturbation, r.severity)
+    has_none = (r.model, r.weights) in with_none
+    base_key = (r.model, r.weights, UNPERTURBED, 0) if has_none else (r.model, r.weights, r.perturbation, 0)
+    if base_key not in info and has_none:  # "none" stored at another severity label
+        base_key = next(k for k in info if k[:3] == (r.model, r.weights, UNPERTURBED))
+    matched_key = (r.model, r.weights, MATCHED_PREFIX + r.perturbation, r.severity)
+    is_unperturbed = r.perturbation == UNPERTURBED or (not has_none and r.severity == 0)
+    un_auc = info[base_key][0] if base_key in info and not is_unperturbed else np.nan
+    m_auc = info[matched_key][0] if matched_key in info else np.nan
+    p_un = p_m = np.nan
+    if r.n_seeds == 1:
+        if not np.isnan(un_auc) and info[base_key][1] == 1:
+            p_un = _paired_p(cases, key, base_key)
+        if not np.isnan(m_auc) and info[matched_key][1] == 1:
+            p_m = _paired_p(cases, key, matched_key)
+    return {
+        "model": r.model,
+        "weights": r.weights,
+        "level": level,
+        "perturbation": r.perturbation,
+        "severity": r.severity,
+        "parameter": r.parameter,
+        "auc": r.auc,
+        "diff_unperturbed": r.auc - un_auc,
+        "p_unperturbed": p_un,
+        "baseline_auc": m_auc,
+        "diff_baseline": r.auc - m_auc,
+        "p_baseline": p_m,
+        "cell": _fmt(r.auc, r.auc - m_auc),
+    }
 
 
 def roc_points(

@@ -53,12 +53,37 @@ def model_device(model: Any) -> Any:
 
 def gmic_forward(model: Any, inputs: np.ndarray) -> np.ndarray:
     """GMIC ``y_fusion`` for a batch of prepared inputs ``(N, H, W)``: (N, 2) [benign, malignant] float64."""
+    return gmic_outputs(model, inputs)["y_fusion"]
+
+
+#: GMIC outputs that say where the model looked (:func:`gmic_outputs`, ``core.models.explain``).
+GMIC_EXPLAIN_OUTPUTS = ("y_fusion", "saliency_map", "patch_locations", "patch_attns")
+
+
+def gmic_outputs(
+    model: Any, inputs: np.ndarray, keys: Iterable[str] = ("y_fusion",)
+) -> dict[str, np.ndarray]:
+    """Outputs ``keys`` of one GMIC forward pass on a batch of prepared inputs ``(N, H, W)``, as arrays.
+
+    The one GMIC forward pass of the package: :func:`gmic_forward` (the scores) and the explanations of
+    ``core.models.explain`` both go through it, so they see the same computation. ``y_fusion`` comes back
+    as float64 (exactly the float32 values), ``patch_locations`` as int64, other outputs as float32
+    (see :class:`core.models.gmic.GMIC` for their shapes).
+    """
     import torch
 
     x = torch.from_numpy(np.ascontiguousarray(inputs, dtype=np.float32))[:, None]
     with torch.inference_mode():
         out = model(x.to(model_device(model)))
-    return out["y_fusion"].double().cpu().numpy()
+    result = {}
+    for key in keys:
+        value = out[key]
+        if key == "y_fusion":
+            value = value.double()
+        elif value.is_floating_point():
+            value = value.float()
+        result[key] = value.cpu().numpy()
+    return result
 
 
 def dmv_forward(model: Any, inputs: Mapping[str, np.ndarray]) -> np.ndarray:

@@ -14,13 +14,16 @@ from pathlib import Path
 
 
 @functools.lru_cache(maxsize=32)
-def _recorded(path: str, mtime: float, size: int) -> tuple[float | None, float]:
-    """``(spacing_mm, downsample)`` recorded in a weights file (read as tensors only, once per version)."""
+def _recorded(path: str, mtime: float, size: int) -> tuple[float | None, float, str]:
+    """``(spacing_mm, downsample, arch)`` recorded in a weights file (read as tensors only, once per
+    version)."""
     from core.models.weights import load_checkpoint
 
-    config = load_checkpoint(path).config
+    checkpoint = load_checkpoint(path)
+    config = checkpoint.config
     spacing = config.get("spacing_mm")
-    return (None if spacing is None else float(spacing)), float(config.get("downsample", 1.0) or 1.0)
+    downsample = float(config.get("downsample", 1.0) or 1.0)
+    return (None if spacing is None else float(spacing)), downsample, str(checkpoint.arch)
 
 
 def weights_path(model: str, weights: str | Path) -> Path | None:
@@ -67,9 +70,11 @@ def input_spacing(
             return None, f"weights {weights!r} not found here"
         try:
             stat = path.stat()
-            spacing, downsample = _recorded(str(path), stat.st_mtime, stat.st_size)
+            spacing, downsample, arch = _recorded(str(path), stat.st_mtime, stat.st_size)
         except (ModelError, OSError) as exc:
             return None, f"{path.name}: {exc}"
+        if arch != str(model).lower():
+            return None, f"{path.name} holds {arch} weights, not {str(model).lower()}"
         what = "demo weights" if str(weights) == "demo" else path.name
     if spacing is not None:
         return spacing, f"{what} resample every image to {spacing:g} mm"
@@ -78,3 +83,24 @@ def input_spacing(
     eff = image_spacing_mm * downsample
     how = f"native {image_spacing_mm:g} mm pixels" + (f" reduced {downsample:g}x" if downsample != 1 else "")
     return eff, f"{what} see {how}"
+
+
+def spec_input_spacing(
+    spec: object, image_spacing_mm: tuple[float, float] | float | None = None
+) -> float | None:
+    """Pixel spacing (mm) of what a built model sees: its weights' ``spacing_mm`` (every image is resampled
+    to it), else the image's coarser spacing times ``downsample`` (native pixels); None when neither is
+    known. ``spec`` is a :class:`core.models.registry.ModelSpec` or a model carrying one."""
+    spec = getattr(spec, "spec", spec)
+    spacing = getattr(spec, "spacing_mm", None)
+    if spacing is not None:
+        return float(spacing)
+    if image_spacing_mm is None:
+        return None
+    coarser = max(image_spacing_mm) if isinstance(image_spacing_mm, tuple | list) else image_spacing_mm
+    return float(coarser) * float(getattr(spec, "downsample", 1.0) or 1.0)
+
+
+def nyquist_mm(spacing_mm: float) -> float:
+    """Nyquist frequency ``1 / (2 spacing)`` in cycles/mm of pixels ``spacing_mm`` apart (0.3 mm: 1.67)."""
+    return 1.0 / (2.0 * float(spacing_mm))

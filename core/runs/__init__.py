@@ -5,36 +5,58 @@ For the UI and scripts::
     cfg = RunConfig(model="gmic", manifest="demo", weights="demo",
                     perturbations={"lowpass": [1, 2, 3, 4]}, matched_baseline=True)
     estimate_work(cfg)            # items, rows, model inputs, before starting
-    run_id = submit_run(cfg)      # queued; a detached runner process (`mammo-robust run --runner`) runs it
-    run_status(run_id)            # RunStatus: status, done, total, rate (rows/s), eta_s
+    run_id = submit_run(cfg)      # weights checked, then queued; a detached runner process
+                                  # (`mammo-robust run --runner`) runs it
+    run_status(run_id)            # RunStatus: status, done, errors, total, rate (rows/s), eta_s
     cancel_run(run_id)
     load_scores(run_id)           # the long scores table (core.metrics.SCORE_COLUMNS)
-    list_runs()                   # every run, newest first
+    run_errors(run_id)            # images that could not be read or scored, per condition
+    list_runs()                   # every run, newest first; damaged stores listed as "damaged"
 
-Modules: :mod:`~core.runs.config` (RunConfig), :mod:`~core.runs.cohort` (a run's manifest),
-:mod:`~core.runs.grid` (conditions, matched baseline), :mod:`~core.runs.work` (the per-batch work as plain
-functions), :mod:`~core.runs.store` (SQLite WAL store), :mod:`~core.runs.worker` (resumable worker, queue
-runner), :mod:`~core.runs.context` (what a run knows
-beyond its scores, for the metrics: model resolution, image sizes).
+Modules: :mod:`~core.runs.config` (RunConfig), :mod:`~core.runs.checks` (weights and allowed folders,
+before a run is queued), :mod:`~core.runs.cohort` (a run's manifest), :mod:`~core.runs.grid` (conditions,
+matched baseline), :mod:`~core.runs.work` (the work as plain functions; :func:`score_batch` and
+:func:`score_unit` turn an image that cannot be scored into error records, :mod:`~core.runs.failures`),
+:mod:`~core.runs.stream` (its threads), :mod:`~core.runs.store` (SQLite WAL store: scores, errors,
+progress), :mod:`~core.runs.lock` (the worker's liveness lock), :mod:`~core.runs.listing` (every run,
+damaged ones included), :mod:`~core.runs.worker` (resumable worker, queue runner),
+:mod:`~core.runs.context` (what a run knows beyond its scores, for the metrics: model resolution, image
+sizes).
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import pandas as pd
 
+from core.runs import lock
+from core.runs.checks import check_access, check_weights
 from core.runs.cohort import resolve_manifest
 from core.runs.config import RunConfig, RunError, load_config
 from core.runs.grid import Condition, base_conditions, image_seed, matched_conditions, n_conditions
-from core.runs.store import RunStatus, RunStore, list_runs, runs_dir
-from core.runs.work import Timings, WorkItem, change_norms, score_items, work_items
+from core.runs.listing import list_runs
+from core.runs.store import ERROR_COLUMNS, RunStatus, RunStore, runs_dir
+from core.runs.work import (
+    BatchResult,
+    Timings,
+    WorkItem,
+    change_norms,
+    score_batch,
+    score_items,
+    score_unit,
+    work_items,
+)
 from core.runs.worker import estimate_work, execute_run, runner_active, runner_loop, spawn_runner
 
 __all__ = [
+    "BatchResult",
     "Condition",
+    "ERROR_COLUMNS",
     "RunConfig",
     "RunError",
     "RunStatus",
@@ -44,6 +66,8 @@ __all__ = [
     "base_conditions",
     "cancel_run",
     "change_norms",
+    "check_access",
+    "check_weights",
     "create_run",
     "delete_run",
     "describe_scores",
@@ -60,28 +84,63 @@ __all__ = [
     "n_conditions",
     "resume_run",
     "run_dir",
+    "run_errors",
     "run_status",
     "runner_active",
     "runner_loop",
     "runs_dir",
+    "score_batch",
     "score_items",
+    "score_unit",
     "spawn_runner",
     "submit_run",
     "work_items",
 ]
 
 
-def create_run(config: RunConfig, run_id: str | None = None) -> str:
-    """Create a run's store (status ``queued``) without starting anything; returns its id."""
-    return RunStore.create(config.validate(), run_id).run_id
+def create_run(
+    config: RunConfig,
+    run_id: str | None = None,
+    *,
+    check: bool = True,
+    roots: Iterable[str | Path] | None = None,
+) -> str:
+    """Create a run's store (status ``queued``) without starting anything; returns its id.
 
-
-def submit_run(config: RunConfig, *, start_runner: bool = True) -> str:
-    """Queue a run and make sure a detached runner process works the queue; returns the run id.
-
-    Runs start in submission order, one at a time.
+    Parameters
+    ----------
+    check : bool
+        Check the weights first (:func:`core.runs.checks.check_weights`: file present, tensors only, of
+        the config's architecture), so that a run that could not start is refused now, not in the worker.
+    roots : iterable of path, optional
+        The folders the run may read (the app passes :func:`core.access.allowed_roots`): its weights file
+        and manifest must lie inside them (else :class:`core.errors.AccessError`), and the worker reads
+        only manifest rows inside them. None: no restriction (the library and command line).
     """
-    run_id = create_run(config)
+    config = config.validate()
+    meta = None
+    if roots is not None:
+        roots = [str(r) for r in roots]
+        check_access(config, roots)
+        meta = {"allowed_roots": json.dumps(roots)}
+    if check:
+        check_weights(config)
+    return RunStore.create(config, run_id, meta=meta).run_id
+
+
+def submit_run(
+    config: RunConfig,
+    *,
+    start_runner: bool = True,
+    check: bool = True,
+    roots: Iterable[str | Path] | None = None,
+) -> str:
+    """Queue a run (checked as in :func:`create_run`) and make sure a detached runner process works the
+    queue; returns the run id.
+
+    Runs start in the order they were queued, one at a time.
+    """
+    run_id = create_run(config, check=check, roots=roots)
     if start_runner and not runner_active():
         spawn_runner()
     return run_id
@@ -90,6 +149,12 @@ def submit_run(config: RunConfig, *, start_runner: bool = True) -> str:
 def run_status(run_id: str) -> RunStatus:
     """Status and progress of a run (cheap; poll it)."""
     return RunStore.open(run_id).status()
+
+
+def run_errors(run_id: str) -> pd.DataFrame:
+    """The run's error rows: one per condition per image (GMIC) or breast (DMV) that could not be scored
+    (columns :data:`core.runs.store.ERROR_COLUMNS`: the image, the condition, the stage and the message)."""
+    return RunStore.open(run_id).errors()
 
 
 def run_dir(run_id: str) -> Path:
@@ -106,23 +171,41 @@ def cancel_run(run_id: str) -> None:
         store.set(cancel_requested="1")
 
 
-def resume_run(run_id: str, *, start_runner: bool = True) -> None:
-    """Queue a cancelled, interrupted or failed run again; it continues where it stopped."""
+def resume_run(run_id: str, *, start_runner: bool = True, retry_errors: bool = False) -> None:
+    """Queue a cancelled, interrupted or failed run again; it continues where it stopped.
+
+    The store's integrity is checked first: a damaged store is refused (:class:`RunError` saying so).
+    Images that failed before (error rows) are not tried again unless ``retry_errors``, which also lets a
+    run that is done with errors run again for those images only. The run keeps its creation time; its
+    place in the queue is the time it was resumed.
+    """
     store = RunStore.open(run_id)
-    status = store.status().status
-    if status in ("done", "running", "queued"):
-        raise RunError(f"run {run_id} is {status}; only cancelled, interrupted or failed runs resume")
-    store.set(status="queued", cancel_requested="0", created=repr(time.time()))
+    store.check_integrity()
+    st = store.status()
+    if st.status in ("running", "queued") or (st.status == "done" and not (retry_errors and st.errors)):
+        what = "only cancelled, interrupted or failed runs resume"
+        if st.status == "done" and st.errors:
+            what = "retry its errors to score those images again"
+        raise RunError(f"run {run_id} is {st.label}; {what}")
+    if retry_errors:
+        store.clear_errors()
+    store.set(status="queued", cancel_requested="0", queued=repr(time.time()))
     if start_runner and not runner_active():
         spawn_runner()
 
 
 def delete_run(run_id: str) -> None:
-    """Remove a run that is not running."""
-    store = RunStore.open(run_id)
-    if store.status().status == "running":
-        raise RunError(f"run {run_id} is running; cancel it first")
-    shutil.rmtree(store.folder)
+    """Remove a run that is not running (a damaged one too)."""
+    store = RunStore(run_id)
+    if not store.folder.is_dir():
+        raise RunError(f"run {run_id}: no such run in {runs_dir()}")
+    try:
+        with lock.hold(store.folder, what=f"run {run_id}"):  # no worker can start it meanwhile
+            shutil.rmtree(store.folder)
+    except RunError:
+        if store.folder.is_dir():
+            raise RunError(f"run {run_id} is running; cancel it first") from None
+        raise
 
 
 def load_scores(run_id: str) -> pd.DataFrame:

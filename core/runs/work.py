@@ -15,9 +15,8 @@ layouts: it loads, perturbs, runs threads and writes rows.
 
 from __future__ import annotations
 
-import os
+import math
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -27,7 +26,9 @@ import pandas as pd
 
 from core.metrics.scores import UNPERTURBED
 from core.runs.config import RunError
+from core.runs.failures import ItemFailure, describe, error_records, unit_errors
 from core.runs.grid import Condition, image_seed, norm_key
+from core.runs.stream import Stopped, Stream, n_workers
 
 
 @dataclass(frozen=True)
@@ -155,13 +156,18 @@ def _prepared(row: ImageRow):
     return mam, PreparedImage(mam.pixels, mam.spacing_mm, workers=1)
 
 
-def _image_norms(row: ImageRow, targets: Sequence[Condition]) -> list[float]:
+def _image_norms(row: ImageRow, targets: Sequence[Condition]) -> list[float] | None:
     """``||P(x) - x||_2`` of one image for each target condition (model units;
-    :meth:`core.perturb.PreparedImage.change_norm`: the ideal filters by Parseval, without inverse FFT)."""
-    _, image = _prepared(row)
-    return [
-        image.change_norm(c.perturbation, c.parameter, seed=image_seed(c.seed, row.image_id)) for c in targets
-    ]
+    :meth:`core.perturb.PreparedImage.change_norm`: the ideal filters by Parseval, without inverse FFT);
+    None when the image cannot be read or perturbed (the scoring pass records it as an error)."""
+    try:
+        _, image = _prepared(row)
+        return [
+            image.change_norm(c.perturbation, c.parameter, seed=image_seed(c.seed, row.image_id))
+            for c in targets
+        ]
+    except Exception:  # the image's failure is recorded when it is scored; it just adds no norm
+        return None
 
 
 def change_norms(
@@ -170,13 +176,16 @@ def change_norms(
     """First pass of the matched baseline: per target, the sum of ``||P(x) - x||_2`` and the image count.
 
     Returns ``{norm_key: (sum of norms, number of images)}`` so that partial results over batches add up;
-    the mean is ``sum / count``. Images are perturbed in ``workers`` threads; the sums are taken in
-    image order, so the result does not depend on the number of threads.
+    the mean is ``sum / count``. Images that cannot be read are left out of both (they become error rows
+    when the run scores them). Images are perturbed in ``workers`` threads; the sums are taken in image
+    order, so the result does not depend on the number of threads.
     """
     rows = [row for item in items for row in item.images]
     out: dict[str, list] = {}
-    with ThreadPoolExecutor(max_workers=_n_workers(workers)) as pool:
+    with ThreadPoolExecutor(max_workers=n_workers(workers)) as pool:
         for norms in pool.map(lambda r: _image_norms(r, targets), rows):
+            if norms is None:
+                continue
             for cond, norm in zip(targets, norms, strict=True):
                 acc = out.setdefault(norm_key(cond), [0.0, 0])
                 acc[0] += norm
@@ -184,36 +193,19 @@ def change_norms(
     return {k: (v[0], v[1]) for k, v in out.items()}
 
 
-def _n_workers(workers: int | None) -> int:
-    """Threads that load and perturb images: default min(4, CPU count)."""
-    return max(1, int(workers)) if workers else max(1, min(4, os.cpu_count() or 1))
-
-
-def _ordered_map(pool: ThreadPoolExecutor, fn, values: Sequence, lookahead: int):
-    """Like ``pool.map`` but with at most ``lookahead`` results pending (bounded memory), in order."""
-    pending: deque = deque()
-    it = iter(values)
-    for v in it:
-        pending.append(pool.submit(fn, v))
-        if len(pending) >= lookahead:
-            break
-    while pending:
-        result = pending.popleft().result()
-        nxt = next(it, _END)
-        if nxt is not _END:
-            pending.append(pool.submit(fn, nxt))
-        yield result
-
-
-_END = object()
-
-
-def _rows(arch: str, weights: str, item: WorkItem, scores) -> list[dict]:
+def _rows(arch: str, weights: str, item: WorkItem, scores) -> tuple[list[dict], list[dict]]:
     """Score rows of one item from its named results (:class:`core.models.forward.Score`, whose version is
-    the :class:`Condition`): one per image (a one-image item) or per breast (an exam)."""
-    out = []
+    the :class:`Condition`): one per image (a one-image item) or per breast (an exam); a non-finite score
+    becomes an error record of its key instead."""
+    out, errors = [], []
     for score in scores:
         cond = score.version
+        if not (math.isfinite(score.benign) and math.isfinite(score.malignant)):
+            errors += unit_errors(
+                item, cond, arch=arch, weights_label=weights, stage="score", lateralities=[score.laterality],
+                message=f"{_item_name(item)}: the model gave a non-finite score under {cond.key}",
+            )  # fmt: skip
+            continue
         if len(item.images) == 1:
             img = item.images[0]
             exam_id, image_id, lat, view, unit = (
@@ -247,14 +239,24 @@ def _rows(arch: str, weights: str, item: WorkItem, scores) -> list[dict]:
                 "unit": unit,
             }
         )
-    return out
+    return out, errors
 
 
-class _Stopped(Exception):
-    """Raised into the scoring stream when the run is asked to stop."""
+def _item_name(item: WorkItem) -> str:
+    return f"image {item.key}" if len(item.images) == 1 else f"exam {item.key}"
 
 
-def score_items(
+@dataclass
+class BatchResult:
+    """What scoring some work items gave: score rows, error records (keys that could not be scored, see
+    :mod:`core.runs.failures`), and whether it stopped early on request."""
+
+    rows: list[dict] = field(default_factory=list)
+    errors: list[dict] = field(default_factory=list)
+    stopped: bool = False
+
+
+def score_batch(
     model,
     items: Sequence[WorkItem],
     conditions: Sequence[Condition],
@@ -265,94 +267,121 @@ def score_items(
     timings: Timings | None = None,
     should_stop: Callable[[], bool] | None = None,
     prep_workers: int | None = None,
-) -> list[dict]:
-    """Score every item under every condition; one row per image (GMIC) or breast (DMV) per condition.
+    on_item: Callable[[WorkItem, list[dict], list[dict]], None] | None = None,
+) -> BatchResult:
+    """Score every item under every condition; an item that cannot be scored gives error records instead.
+
+    An image that cannot be read (stage ``read``), that the model cannot use (``prepare``) or whose forward
+    pass fails or gives a non-finite score (``score``) does not stop the others: its keys get error records
+    (:func:`core.runs.failures.error_records`). The forward batches do not depend on the threads, and an
+    item that fails before the model takes no place in them (:class:`core.runs.stream.Stream`).
 
     Parameters
     ----------
     model : torch.nn.Module
         From :func:`core.models.create_model`, with ``model.spec``.
-    items : sequence of WorkItem
-    conditions : sequence of Condition
+    items, conditions : sequences of WorkItem and Condition
     weights_label : str
         Value of the ``weights`` column.
     batch_size : int
         Model inputs per forward pass (GMIC), augmented samples per pass (DMV).
     dmv_samples : int
-        DMV augmented windows per view; 0 = one centred window. The augmentation seed is 0 for every
-        condition, so conditions differ only by their perturbation.
+        DMV augmented windows per view; 0 = one centred window. Seed 0 for every condition.
     timings : Timings, optional
-        Accumulates forward and total seconds.
+        Accumulates forward and total seconds (``on_item`` excluded).
     should_stop : callable, optional
-        Polled between images; when it returns True the function returns early with an empty list.
+        Polled between images; True: return early (``stopped``) with what was settled until then.
     prep_workers : int, optional
-        Threads that load, perturb and prepare images ahead of the model (default min(4, CPUs); at most 2
-        for exams, which hold four images under every condition); the rows do not depend on it.
+        Threads that load, perturb and prepare images ahead of the model (default min(4, CPUs), at most 2
+        for exams); the rows do not depend on it.
+    on_item : callable, optional
+        ``on_item(item, rows, errors)`` as soon as an item is settled (scored or failed), in this thread:
+        where a worker writes the item and reports progress per image or exam.
 
     Returns
     -------
-    list of dict
-        Rows with the scores-table columns plus ``condition`` (:attr:`Condition.key`) and ``unit`` (the
-        image id, or ``exam|L`` / ``exam|R``). Same inputs give the same rows.
+    BatchResult
+        ``rows``: scores-table columns plus ``condition`` (:attr:`Condition.key`) and ``unit`` (image id, or
+        ``exam|L`` / ``exam|R``); ``errors`` keyed the same way. Same inputs give the same rows.
     """
-    from core.models.predict import RESULT_LEVEL, prepare_unit
+    from core.models.predict import RESULT_LEVEL
 
     t_start = time.perf_counter()
     timings = timings if timings is not None else Timings()
     spec = model.spec
     if spec.arch not in RESULT_LEVEL:
         raise RunError(f"unknown model architecture {spec.arch!r}")
+    result = BatchResult()
 
     def prepare(item: WorkItem):
-        loaded = [_prepared(r) for r in item.images]
-        inputs = [_image_inputs(mam, spec, r) for (mam, _), r in zip(loaded, item.images, strict=True)]
-        versions = (
-            (c, [_pixels(image, c, r.image_id) for (_, image), r in zip(loaded, item.images, strict=True)])
-            for c in conditions
-        )
-        return item, prepare_unit(inputs, versions, samples=dmv_samples, seed=0)
+        return _prepare_item(item, spec, conditions, dmv_samples)
 
-    rows: list[dict] = []
+    stream = Stream(model, items, prepare, batch_size, timings, should_stop, prep_workers)
     try:
-        for item, scores in _scored(model, items, prepare, batch_size, timings, should_stop, prep_workers):
-            rows += _rows(spec.arch, weights_label, item, scores)
-    except _Stopped:
-        return []
+        for item, outcome in stream:
+            if isinstance(outcome, ItemFailure):
+                rows, errors = [], error_records(
+                    item, conditions, arch=spec.arch, weights_label=weights_label, stage=outcome.stage,
+                    message=outcome.message, image_id=outcome.image_id,
+                )  # fmt: skip
+            else:
+                rows, errors = _rows(spec.arch, weights_label, item, outcome)
+            result.rows.extend(rows)
+            result.errors.extend(errors)
+            if on_item is not None:
+                t_item = time.perf_counter()
+                on_item(item, rows, errors)
+                t_start += time.perf_counter() - t_item  # the caller's time (its store writes) is not ours
+    except Stopped:
+        result.stopped = True
     timings.total_s += time.perf_counter() - t_start
-    return rows
+    return result
 
 
-def _scored(
-    model, items: Sequence[WorkItem], prepare, batch_size: int, timings: Timings, should_stop, workers
-):
-    """``(item, scores)`` in item order: items prepared in threads, scored in this one; raises
-    :class:`_Stopped` (after cancelling the pending preparations) when ``should_stop`` says so."""
-    from core.models.forward import score_units
+def score_unit(model, item: WorkItem, conditions: Sequence[Condition], **options) -> BatchResult:
+    """One work item (an image or an exam) under every condition: :func:`score_batch` of that item alone
+    (for an engine that distributes items one by one)."""
+    return score_batch(model, [item], conditions, **options)
 
-    def on_forward(seconds: float, n_inputs: int) -> None:
-        timings.forward_s += seconds
-        timings.n_inputs += n_inputs
 
-    # Items are loaded, perturbed and prepared in threads (numpy, scipy.fft and torch release the GIL) while
-    # this thread runs the model; they are consumed in item order, so the batches of the forward passes,
-    # and hence the scores, do not depend on the number of threads. An exam holds 4 images x all conditions
-    # of crops (about 1 GB at the official size with 14 conditions), so at most two are prepared ahead.
-    exams = any(len(item.images) > 1 for item in items)
-    n_workers = min(2, _n_workers(workers)) if exams else _n_workers(workers)
-    with ThreadPoolExecutor(max_workers=n_workers) as pool:
+def score_items(model, items: Sequence[WorkItem], conditions: Sequence[Condition], **options) -> list[dict]:
+    """The score rows of :func:`score_batch` (same parameters); an empty list when it stopped early.
 
-        def prepared():
-            for item, unit in _ordered_map(pool, prepare, list(items), n_workers if exams else n_workers + 1):
-                if should_stop is not None and should_stop():
-                    raise _Stopped
-                timings.n_images += len(item.images)
-                yield item, unit
+    Raises
+    ------
+    RunError
+        An item could not be scored (the first error's message); a run uses :func:`score_batch`, which
+        keeps such items as error records and goes on.
+    """
+    result = score_batch(model, items, conditions, **options)
+    if result.errors:
+        raise RunError(result.errors[0]["message"])
+    return [] if result.stopped else result.rows
 
-        try:
-            yield from score_units(model, prepared(), batch_size=batch_size, on_forward=on_forward)
-        except _Stopped:
-            pool.shutdown(wait=True, cancel_futures=True)
-            raise
+
+def _attempt(image_id: str, stage: str, fn, *args, **kwargs):
+    """``fn(*args, **kwargs)``, any failure turned into an :class:`ItemFailure` of the image and stage."""
+    try:
+        return fn(*args, **kwargs)
+    except Exception as exc:  # one image's failure, whatever it is, must not stop the run
+        raise ItemFailure(image_id, stage, describe(exc)) from exc
+
+
+def _prepare_item(item: WorkItem, spec, conditions: Sequence[Condition], dmv_samples: int):
+    """The model inputs of an item under every condition (load, perturb, prepare; no model)."""
+    from core.models.predict import prepare_unit
+
+    images, inputs = [], []
+    for r in item.images:
+        mam, image = _attempt(r.image_id, "read", _prepared, r)
+        images.append(image)
+        inputs.append(_attempt(r.image_id, "prepare", _image_inputs, mam, spec, r))
+    versions = (
+        (c, [_pixels(image, c, r.image_id) for image, r in zip(images, item.images, strict=True)])
+        for c in conditions
+    )
+    single = item.images[0].image_id if len(item.images) == 1 else ""
+    return _attempt(single, "prepare", prepare_unit, inputs, versions, samples=dmv_samples, seed=0)
 
 
 def _breast_labels(item: WorkItem, lat: str) -> tuple[int, int]:
@@ -367,11 +396,11 @@ def _breast_labels(item: WorkItem, lat: str) -> tuple[int, int]:
 
 def _image_inputs(mam, spec, row: ImageRow):
     """The model-input preparation of one clean image (its crop and window position, reused for every
-    condition); a :class:`RunError` naming the file when the model cannot use it."""
+    condition); a :class:`RunError` naming the image when the model cannot use it."""
     from core.errors import ExplorerError
     from core.models.inputs import ImageInputs
 
     try:
         return ImageInputs(mam, spec)
     except ExplorerError as exc:
-        raise RunError(f"{row.path}: image {row.image_id} cannot be prepared for the model ({exc})") from exc
+        raise RunError(f"image {row.image_id}: cannot be prepared for the model ({exc})") from exc

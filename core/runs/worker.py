@@ -1,10 +1,20 @@
 """The worker: executes one run from its store, resumably; and the queue runner.
 
 ``mammo-robust run`` (what the UI starts with ``subprocess.Popen``) ends up in :func:`execute_run`. The
-work is cut into fixed batches of ``batch_size`` items in manifest order. A batch whose rows are all in
-the store is skipped; any other batch is computed whole and inserted with ``INSERT OR IGNORE``, so after
-a kill (even SIGKILL) the restarted worker recomputes only unfinished batches, with the same batch
-composition, and the final table equals that of an uninterrupted run.
+work is cut into fixed batches of ``batch_size`` items in manifest order. Each item (image or exam) is
+written with its progress mark as soon as it is scored, so progress, rate and ETA move per item. A batch
+whose rows are all in the store is skipped; any other batch is computed whole (less the items that failed
+before the model) and inserted with ``INSERT OR IGNORE``, so after a kill (even SIGKILL) the restarted
+worker recomputes only unfinished batches, with the same batch composition, and the final table equals
+that of an uninterrupted run.
+
+An image that cannot be read or scored becomes error rows (:mod:`core.runs.failures`) and the run goes on;
+it ends ``done`` with its error count, and a resumed run does not retry such images unless asked
+(``retry_errors``, ``mammo-robust run --resume RUN_ID --retry-errors``).
+
+Liveness: the worker holds the run's lock (:mod:`core.runs.lock`) for its whole life; the run is
+``running`` only while the lock is held, so a dead worker (even after SIGKILL, even if its PID is reused)
+shows ``interrupted``. The store's integrity is checked before any work.
 
 Cancelling: :func:`core.runs.cancel_run` sets ``cancel_requested`` in the store (and the worker also
 treats SIGTERM/SIGINT as a cancel request); the worker stops between images and marks the run
@@ -22,22 +32,26 @@ import traceback
 from collections.abc import Callable
 
 from core.errors import ExplorerError
+from core.runs import lock
 from core.runs.cohort import resolve_manifest
 from core.runs.config import RunConfig, RunError
 from core.runs.grid import base_conditions, matched_conditions, matched_targets, norm_key
 from core.runs.store import RunStore
-from core.runs.work import Timings, WorkItem, change_norms, score_items, work_items
+from core.runs.work import Timings, WorkItem, change_norms, score_batch, work_items
 
 
-def estimate_work(config: RunConfig) -> dict:
+def estimate_work(config: RunConfig, *, roots=None) -> dict:
     """What a run will do, before starting it: items, score rows, model inputs.
 
-    Returns a dict with ``n_items`` (images or exams), ``n_images``, ``n_conditions``, ``n_rows`` (score
-    rows), ``n_inputs`` (model forward inputs) and ``problems`` (items left out).
+    ``roots``: read the manifest only inside these folders (the app's allowed roots, see
+    :func:`core.runs.cohort.resolve_manifest`). Returns a dict with ``n_items`` (images or exams),
+    ``n_images``, ``n_conditions``, ``n_rows`` (score rows), ``n_inputs`` (model forward inputs) and
+    ``problems`` (items left out).
     """
     from core.runs.grid import n_conditions
 
-    items, problems = work_items(resolve_manifest(config), config.model, max_images=config.max_images)
+    manifest = resolve_manifest(config, roots=roots)
+    items, problems = work_items(manifest, config.model, max_images=config.max_images)
     from core.models.predict import inputs_per_image
 
     n_cond = n_conditions(config)
@@ -79,19 +93,31 @@ class _StopFlag:
         return self._cached
 
 
-def execute_run(run_id: str, *, log: Callable[[str], None] | None = None) -> str:
+def execute_run(run_id: str, *, log: Callable[[str], None] | None = None, retry_errors: bool = False) -> str:
     """Run (or resume) a stored run to its end; returns the final status.
+
+    The worker holds the run's lock (:mod:`core.runs.lock`) from start to end, which is what makes the run
+    "running"; it first checks the store's integrity. Keys already scored are not computed again, and
+    neither are images that failed before (error rows) unless ``retry_errors``.
 
     Raises
     ------
     RunError
-        The run cannot start or fails (the store then says ``failed`` with the message).
+        The run is already running, its store is damaged, or it cannot start or fails (the store then
+        says ``failed`` with the message).
     """
     log = log or (lambda msg: None)
     store = RunStore.open(run_id)
-    if store.status().status == "running":
-        raise RunError(f"run {run_id} is already running in process {store.get('pid')}")
-    config = store.config()
+    with lock.hold(store.folder, what=f"run {run_id}"):
+        store.check_integrity()
+        with store.held_open():
+            config = store.config()
+            if retry_errors:
+                log(f"retrying {store.clear_errors()} error row(s)")
+            return _run_locked(store, config, log)
+
+
+def _run_locked(store: RunStore, config: RunConfig, log) -> str:
     stop = _StopFlag(store)
 
     def on_signal(signum, frame):  # noqa: ARG001
@@ -110,7 +136,7 @@ def execute_run(run_id: str, *, log: Callable[[str], None] | None = None) -> str
         return _execute(store, config, stop, log)
     except ExplorerError as exc:
         store.set(status="failed", error=str(exc), finished=repr(time.time()))
-        raise RunError(f"run {run_id}: {exc}") from exc
+        raise RunError(f"run {store.run_id}: {exc}") from exc
     except Exception as exc:
         store.set(status="failed", error=f"{type(exc).__name__}: {exc}", finished=repr(time.time()),
                   traceback=traceback.format_exc())  # fmt: skip
@@ -120,69 +146,95 @@ def execute_run(run_id: str, *, log: Callable[[str], None] | None = None) -> str
             signal.signal(sig, handler)
 
 
-def _execute(store: RunStore, config: RunConfig, stop: _StopFlag, log) -> str:
-    from core.models import create_model
-
-    items, problems = work_items(resolve_manifest(config), config.model, max_images=config.max_images)
-    if not items:
-        raise RunError("no image to score")
-    if problems:
-        store.set(problems=json.dumps(problems))
+def _conditions(store: RunStore, config: RunConfig, items: list[WorkItem], log) -> list:
+    """The run's conditions; the matched baselines' norms measured once and kept in the store."""
     conditions = base_conditions(config)
     targets = matched_targets(config)
     if targets:
-        norms = json.loads(store.get("matched_norms") or "{}")
+        norms = store.json_meta("matched_norms", {})
         if not all(norm_key(t) in norms for t in targets):
             log(f"matched baseline: measuring {len(targets)} perturbation norm(s) over {len(items)} item(s)")
             t0 = time.perf_counter()
             sums = change_norms(items, targets)
             store.set(norms_s=repr(time.perf_counter() - t0))
+            if len(sums) < len(targets):
+                raise RunError("matched baseline: no image of the cohort could be read to measure its norms")
             norms = {k: s / n for k, (s, n) in sums.items()}
             store.set(matched_norms=json.dumps(norms))
         conditions += matched_conditions(config, norms)
-    total = sum(len(item.units) for item in items) * len(conditions)
-    store.set(total=str(total), n_conditions=str(len(conditions)))
+    return conditions
+
+
+def _known_bad(item: WorkItem, counts: dict, n_cond: int) -> bool:
+    """Every key of the item is an error row: it failed before the model and is not tried again (it takes
+    no place in the model's batches, so leaving it out changes no other score)."""
+    return all(counts.get(u, (0, 0)) == (0, n_cond) for u in item.units)
+
+
+def _execute(store: RunStore, config: RunConfig, stop: _StopFlag, log) -> str:
+    from core.models import create_model
+
+    roots = store.json_meta("allowed_roots")
+    items, problems = work_items(
+        resolve_manifest(config, roots=roots), config.model, max_images=config.max_images
+    )
+    if not items:
+        raise RunError("no image to score")
+    if problems:
+        store.set(problems=json.dumps(problems))
+    conditions = _conditions(store, config, items, log)
+    n_cond = len(conditions)
+    total = sum(len(item.units) for item in items) * n_cond
+    store.set(total=str(total), n_conditions=str(n_cond), n_items=str(len(items)),
+              item_rows=str(len(items[0].units) * n_cond))  # fmt: skip
     model = create_model(config.model, config.weights, device=config.device)
     timings = Timings()
-    done_units = store.done_units()
-    n_cond = len(conditions)
+    timings.extra["store_s"] = 0.0
+    counts = store.unit_counts()
+    store.mark_progress()  # the rate counts from here, so it is known after the first item
+
+    def commit(item: WorkItem, rows: list[dict], errors: list[dict]) -> None:
+        t0 = time.perf_counter()
+        store.add_results(rows, errors)
+        timings.extra["store_s"] += time.perf_counter() - t0
+        if errors:
+            log(f"error: {errors[0]['message']}")
+
     for batch in _batches(items, config.batch_size):
-        if all(done_units.get(u, 0) >= n_cond for item in batch for u in item.units):
+        if all(sum(counts.get(u, (0, 0))) >= n_cond for item in batch for u in item.units):
             continue
         if stop():
             break
-        rows = score_items(
-            model, batch, conditions, weights_label=weights_label(config), batch_size=config.batch_size,
-            dmv_samples=config.dmv_samples, timings=timings, should_stop=stop,
+        result = score_batch(
+            model, [item for item in batch if not _known_bad(item, counts, n_cond)], conditions,
+            weights_label=weights_label(config), batch_size=config.batch_size,
+            dmv_samples=config.dmv_samples, timings=timings, should_stop=stop, on_item=commit,
         )  # fmt: skip
-        if not rows:  # stopped inside the batch: nothing of it is kept
+        store.set(timings=json.dumps(_timings(timings)))
+        log(f"{store.settled()}/{total} rows")
+        if result.stopped or stop():
             break
-        t0 = time.perf_counter()
-        done = store.add_scores(rows)
-        timings.extra["store_s"] = timings.extra.get("store_s", 0.0) + time.perf_counter() - t0
-        store.set(
-            timings=json.dumps(
-                {
-                    "forward_s": timings.forward_s,
-                    "total_s": timings.total_s,
-                    "n_inputs": timings.n_inputs,
-                    "n_images": timings.n_images,
-                    **timings.extra,
-                }
-            )
-        )
-        log(f"{done}/{total} rows")
-        if stop():
-            break
-    if stop() and store.count() < total:
+    settled = store.settled()
+    if stop() and settled < total:
         store.set(status="cancelled", finished=repr(time.time()))
         log("cancelled")
         return "cancelled"
-    if store.count() < total:
-        raise RunError(f"finished with {store.count()} of {total} rows")
+    if settled < total:
+        raise RunError(f"finished with {settled} of {total} rows")
     store.set(status="done", finished=repr(time.time()))
-    log("done")
+    n_err = store.count_errors()
+    log(f"done, {n_err} error row(s)" if n_err else "done")
     return "done"
+
+
+def _timings(timings: Timings) -> dict:
+    return {
+        "forward_s": timings.forward_s,
+        "total_s": timings.total_s,
+        "n_inputs": timings.n_inputs,
+        "n_images": timings.n_images,
+        **timings.extra,
+    }
 
 
 # --- the queue ---------------------------------------------------------------------------------------
@@ -195,33 +247,59 @@ def _runner_lock_path():
 
 
 def runner_loop(*, log: Callable[[str], None] | None = None, idle_exit_s: float = 2.0) -> int:
-    """Run queued runs one at a time, oldest first, until none is left; returns how many ran.
+    """Run queued runs one at a time, in the order they were queued, until none is left; returns how many
+    it started.
 
     Only one runner works at a time (an exclusive lock on ``runs/.runner.lock``); a second one exits at
-    once.
+    once. Damaged stores are listed as such, never as queued, and a run that cannot start (its store
+    fails the integrity check, another worker holds it) is logged and left: the runner moves on. After
+    releasing the lock the runner looks at the queue once more, so a run queued while it was leaving (when
+    :func:`runner_active` still said yes) is not left waiting.
     """
+    log = log or (lambda msg: None)
+    tried: set[tuple[str, float]] = set()  # (run, queued time) already started by this runner
+    ran = 0
+    while True:
+        done = _work_queue(log, idle_exit_s, tried)
+        if done is None:
+            return ran
+        ran += done
+        if not _fresh_queued(tried):
+            return ran
+
+
+def _fresh_queued(tried: set) -> list[tuple[str, float]]:
+    """Queued runs (id, queue time) in queue order that this runner has not started yet."""
+    from core.runs.listing import list_runs
+
+    runs = list_runs()
+    queued = runs[runs["status"] == "queued"].sort_values(["queued", "created"])
+    keys = list(zip(queued["run_id"], queued["queued"].fillna(0.0), strict=True))
+    return [k for k in keys if k not in tried]
+
+
+def _work_queue(log, idle_exit_s: float, tried: set) -> int | None:
+    """Hold the runner lock and run queued runs until idle for ``idle_exit_s``; how many it started, or
+    None when another runner holds the lock."""
     import fcntl
 
-    from core.runs.store import list_runs
-
-    log = log or (lambda msg: None)
     with open(_runner_lock_path(), "w") as lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             log("another runner is active")
-            return 0
+            return None
         ran = 0
         idle_since = time.monotonic()
         while True:
-            runs = list_runs()
-            queued = runs[runs["status"] == "queued"].sort_values("created")
-            if queued.empty:
+            fresh = _fresh_queued(tried)
+            if not fresh:
                 if time.monotonic() - idle_since > idle_exit_s:
                     return ran
                 time.sleep(0.5)
                 continue
-            run_id = str(queued["run_id"].iloc[0])
+            run_id = str(fresh[0][0])
+            tried.add(fresh[0])  # a run that cannot start (damaged, locked) is not picked again
             log(f"starting run {run_id}")
             try:
                 execute_run(run_id, log=log)

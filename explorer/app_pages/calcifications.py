@@ -28,11 +28,13 @@ DETECTED, TRUTH, MARKED = "Detected candidates", "Ground truth (synthetic cohort
 
 
 @st.cache_data(max_entries=4, show_spinner="Looking for bright specks (0.1-1 mm)...")
-def _candidates(key: str, _mammo: Any, max_count: int) -> list[tuple[int, int, float, float]]:
+def _candidates(key: str, _mammo: Any, max_count: int) -> list[tuple[float, float, float, float]]:
+    """(row, col, diameter_mm, CNR) of the detected specks; centres stay fractional (the centroid), so that
+    the strip's CNR at "original" is the detector's own (``Candidate.cnr``)."""
     from core.calcs import find_candidates
 
     found = find_candidates(_mammo.pixels, _mammo.spacing_mm, max_count=max_count)
-    return [(int(c.row), int(c.col), float(c.diameter_mm), float(c.cnr)) for c in found]
+    return [(float(c.row), float(c.col), float(c.diameter_mm), float(c.cnr)) for c in found]
 
 
 @st.cache_data(max_entries=6, show_spinner="Low-pass filtering at each radius (full resolution)...")
@@ -40,7 +42,7 @@ def _series(
     key: str,
     _mammo: Any,
     _fourier: Any,
-    spots: tuple[tuple[int, int, float], ...],
+    spots: tuple[tuple[float, float, float], ...],
     size_mm: float,
     radii: tuple[float, ...],
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -103,8 +105,9 @@ def _jump_to_cluster(manifest: str) -> None:
     st.session_state["calc_source"] = TRUTH
 
 
-def _spots(ref: ImageRef, mammo: Any, key: str) -> list[tuple[str, tuple[int, int], float]]:
-    """(label, (row, col) in pixels, diameter in mm) of the spots to show."""
+def _spots(ref: ImageRef, mammo: Any, key: str) -> list[tuple[str, tuple[float, float], float]]:
+    """(label, (row, col) in pixels, diameter in mm) of the spots to show. Labels carry no CNR: the strip's
+    caption takes it from the same sweep as its plot."""
     truth = _findings_for(ref, mammo)
     options = [DETECTED, MARKED]
     if truth is not None and len(truth):
@@ -126,7 +129,7 @@ def _spots(ref: ImageRef, mammo: Any, key: str) -> list[tuple[str, tuple[int, in
         spots = []
         for _, f in rows.iterrows():
             label = f"{f['kind']} ({f.get('pathology', '')})"
-            spots.append((label, (int(round(f["row"])), int(round(f["col"]))), float(f["diameter_mm"])))
+            spots.append((label, (float(f["row"]), float(f["col"])), float(f["diameter_mm"])))
         return spots
     if source == MARKED:
         h, w = mammo.pixels.shape
@@ -134,16 +137,16 @@ def _spots(ref: ImageRef, mammo: Any, key: str) -> list[tuple[str, tuple[int, in
         y = a.number_input("y (mm)", 0.0, h * sr, round(h * sr / 2, 1), 0.5, key="calc_y")
         x = b.number_input("x (mm)", 0.0, w * sc, round(w * sc / 2, 1), 0.5, key="calc_x")
         d = c.number_input("speck diameter (mm)", 0.1, 2.0, 0.3, 0.05, key="calc_d")
-        return [("marked spot", (int(round(y / sr)), int(round(x / sc))), float(d))]
+        return [("marked spot", (y / sr, x / sc), float(d))]
     n = c2.slider("How many (strongest contrast-to-noise first)", 1, 12, 4, key="calc_n")
     found = _candidates(key, mammo, 12)
     if not found:
         c2.info("No candidate specks of 0.1-1 mm found in this image.")
     found = sorted(found, key=lambda t: -t[3])[:n]
-    return [(f"candidate {i + 1} (CNR {cnr:.1f})", (r, c), d) for i, (r, c, d, cnr) in enumerate(found)]
+    return [(f"candidate {i + 1}", (r, c), d) for i, (r, c, d, _) in enumerate(found)]
 
 
-def _overview(mammo: Any, key: str, spots: list[tuple[str, tuple[int, int], float]]) -> go.Figure:
+def _overview(mammo: Any, key: str, spots: list[tuple[str, tuple[float, float], float]]) -> go.Figure:
     small = display.downsample(mammo.pixels, 384)
     centre, width = loaders.window_presets(key, mammo)["Auto (breast 1-99 %)"]
     dy, dx = display.display_spacing(mammo.pixels.shape, small.shape, mammo.spacing_mm)
@@ -228,20 +231,22 @@ def render() -> None:
         st.plotly_chart(_overview(mammo, key, spots), key="calc_overview", config={"displaylogo": False})
         st.caption("Where the specks are (numbers match the strips).")
     with right:
-        header = "original  |  " + "  |  ".join(f"R = {r:g}" for r in radii_t)
         st.caption(
-            f"Each strip: {header} cycles/mm (ideal low-pass, as in the study), native pixels, "
-            "one window per strip."
+            "Each strip: the original, then the ideal low-pass (as in the study) at each R in cycles/mm, "
+            "native pixels, one window per strip. CNR: the speck's contrast-to-noise ratio against its "
+            "annulus in the original, the dotted line of its plot."
         )
+        labels = ["original", *(f"R = {r:g}" for r in radii_t)]
         for i, (label, _, d) in enumerate(spots):
             a, b = st.columns([3, 2])
             ref_patch = patches[i][0]
             centre, width = display.auto_window(ref_patch, 1.0, 99.8, tissue_only=False)
-            strip = display.patch_strip(list(patches[i]), centre, width)
+            width_px = len(labels) * ref_patch.shape[1]
+            strip = display.patch_strip(
+                list(patches[i]), centre, width, labels=labels, scale=max(1, min(32, 720 // width_px))
+            )
             a.image(
-                display.upscale(strip, max(1, 720 // strip.shape[1])),
-                caption=f"{i + 1}. {label}, ⌀ {d:.2f} mm",
-                output_format="PNG",
+                strip, caption=f"{i + 1}. {label} (CNR {vis[i][0]:.1f}), ⌀ {d:.2f} mm", output_format="PNG"
             )
             b.plotly_chart(_vis_plot(radii_t, vis[i]), key=f"calc_vis_{i}", config={"displayModeBar": False})
 

@@ -1,11 +1,19 @@
-"""Image lab: scrub a perturbation and watch the image, the difference and the spectrum, side by side."""
+"""Image lab: scrub a perturbation and watch the image, the difference and the spectrum, side by side.
+
+The panels are one linked viewer (``explorer.ui.viewer``): wherever the user zooms, the visible window is
+cut from the full-resolution original, perturbed and difference images (``core.viewport``), so at enough
+zoom one screen pixel is one image pixel, and the difference panel shows the RMS of the full-resolution
+difference over each screen pixel. Every parameter has one source of truth in session state (``lab_R``,
+``lab_std_v``, ...), which the widgets are set from before they are drawn and write back to on change, so
+that slider, caption, panels and exports always use the same value, in any sequence of actions.
+"""
 
 from __future__ import annotations
 
 import io
-import math
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -13,29 +21,65 @@ import streamlit as st
 
 from core import display
 from core.errors import ExplorerError
-from core.perturb import PERTURBATIONS
-from explorer.ui import lab, loaders
+from core.perturb import PERTURBATIONS as REGISTRY
+from core.viewport import Viewport, area_mean, tile_geometry
+from explorer.ui import lab, loaders, model_eye, viewer
+from explorer.ui.full_cache import FullResCache
 from explorer.ui.source import ImageRef, current_image
 
+PERTURBATIONS = list(REGISTRY)  # what the page offers: the registry's perturbations
+# Sources of truth (plain session keys, never widget keys, so that no widget clean-up can lose them).
+TRUTH = {
+    "lab_R": display.STUDY_RADIUS,
+    "lab_kind_v": "ideal",
+    "lab_std_v": 1600.0,
+    "lab_grid_v": 8,
+    "lab_seed_v": 0,
+}
+NOISE_OPTIONS = [float(v) for v in range(0, 4001, 50)]
+PANEL_SIZES = ["Fit to page width", 384, 512, 768, 1024, 1536]
+LAYOUTS = {"row": "Row (1 × 4)", "grid": "Grid (2 × 2, large)"}
+DIFF_LABELS = {"rms": "RMS per screen pixel", "signed": "Signed mean"}
+SPECTRA = ["original", "perturbed"]
+PREFETCH_DELAY_S = 0.12  # the neighbouring stops are computed once the user pauses this long
 
-def _apply_pending(radii: list[float]) -> None:
+
+def _label(name: str) -> str:
+    return lab.LABELS.get(name) or REGISTRY[name].description
+
+
+def _copy(src: str, dst: str) -> None:
+    """on_change callback: a widget's new value becomes the source of truth."""
+    st.session_state[dst] = st.session_state[src]
+
+
+def _seed(widget: str, value: Any) -> None:
+    """Set a widget from its source of truth before it is drawn, but only where they differ (the other
+    widget of a pair or a drill-down changed the truth, or the widget was not drawn and lost its state):
+    setting it anyway would push the value to the browser and undo key presses still on their way."""
+    if st.session_state.get(widget) != value:
+        st.session_state[widget] = value
+
+
+def _apply_pending() -> None:
+    """A drill-down (``lab.request_perturbation``) sets the sources of truth to exactly its parameter."""
     pending = st.session_state.pop(lab.PENDING, None)
     if not pending or pending.get("perturbation") not in PERTURBATIONS:
         return
     name, value = pending["perturbation"], pending.get("parameter")
     st.session_state["lab_pert"] = name
-    st.session_state["lab_seed"] = int(pending.get("seed") or 0)
+    st.session_state["lab_seed_v"] = int(pending.get("seed") or 0)
     if value is None:
         return
-    if name in lab.SPECTRAL and value > 0:
-        st.session_state["lab_radius"] = display.nearest(radii, float(value))
+    if name in lab.SPECTRAL and float(value) > 0:
+        st.session_state["lab_R"] = float(value)
     elif name == "noise":
-        st.session_state["lab_std"] = float(min(max(value, 0.0), 4000.0))
+        st.session_state["lab_std_v"] = float(min(max(float(value), 0.0), 20000.0))
     elif name == "shuffle":
-        st.session_state["lab_grid"] = int(min(max(value, 1), 16))
+        st.session_state["lab_grid_v"] = int(min(max(int(value), 1), 64))
 
 
-def _radius_label(radii: list[float], nyq: float, corner: float):
+def _radius_format(nyq: float, corner: float):
     def fmt(v: float) -> str:
         tags = []
         if abs(v - display.STUDY_RADIUS) < 1e-9:
@@ -49,78 +93,118 @@ def _radius_label(radii: list[float], nyq: float, corner: float):
     return fmt
 
 
-def _controls(fourier: Any, mammo: Any) -> lab.LabParams:
-    corner = float(fourier.nyquist_mm)
-    radii = display.radius_choices(mammo.spacing_mm, corner)
-    nyq = display.nyquist_axis(mammo.spacing_mm)
-    _apply_pending(radii)
-    if st.session_state.get("lab_radius") not in radii:
-        st.session_state["lab_radius"] = display.nearest(radii, display.STUDY_RADIUS)
+def _set_exact(src: str, dst: str) -> None:
+    """Form callback: a typed value becomes the source of truth."""
+    value = st.session_state.get(src)
+    if value is not None:
+        st.session_state[dst] = float(value)
+
+
+def _synced(
+    col: Any, truth: str, name: str, options: list[float], *, label: str, exact: str, **kw: Any
+) -> float:
+    """A snapped select-slider bound to a source of truth, and a small form to type any value.
+
+    The slider's options are ``options`` plus the current value, so a typed or drilled-down value shows
+    on the slider too. The typed value is a form field (cleared on submit; its placeholder shows the
+    current value), not a second widget kept in sync: a value the server pushes into a widget comes back
+    from the browser late, with the next slider key press, and would undo it.
+    """
+    value = float(st.session_state[truth])
+    _seed(name, value)
+    fmt = kw.pop("format_func", lambda v: f"{v:g}")
+    col.select_slider(
+        label,
+        options=sorted(set(options) | {value}),
+        format_func=fmt,
+        key=name,
+        on_change=_copy,
+        args=(name, truth),
+        help=kw.pop("help", None),
+    )
+    with col.form(f"{name}_form", border=False, clear_on_submit=True, enter_to_submit=True):
+        a, b = st.columns([3, 1], vertical_alignment="bottom")
+        a.number_input(exact, key=f"{name}_exact", value=None, placeholder=f"{value:g}", **kw)
+        b.form_submit_button("Set", on_click=_set_exact, args=(f"{name}_exact", truth), key=f"{name}_set")
+    return float(st.session_state[truth])
+
+
+def _controls(mammo: Any, image: Any) -> lab.LabParams:
+    for key, default in TRUTH.items():
+        st.session_state.setdefault(key, default)
+    _apply_pending()
     c1, c2, c3 = st.columns([1.2, 3, 1.4])
-    name = c1.radio("Perturbation", list(PERTURBATIONS), format_func=lab.LABELS.get, key="lab_pert")
-    radius, kind, std, grid, seed = display.STUDY_RADIUS, "ideal", 1600.0, 8, 0
+    name = c1.radio("Perturbation", PERTURBATIONS, format_func=_label, key="lab_pert")
+    values = {k: st.session_state[k] for k in TRUTH}
     if name in lab.SPECTRAL:
-        radius = c2.select_slider(
-            "Radius R (cycles/mm, logarithmic)",
-            options=radii,
-            format_func=_radius_label(radii, nyq, corner),
-            key="lab_radius",
-            help=f"Low-pass keeps |f| <= R, high-pass keeps |f| > R. The study used R = 2. Nyquist along "
+        corner = float(image.nyquist_mm)
+        nyq = display.nyquist_axis(mammo.spacing_mm)
+        grid = [v for p in lab.SPECTRAL for v in REGISTRY[p].grid.values()]
+        options = sorted(set(display.radius_choices(mammo.spacing_mm, corner)) | set(grid))
+        st.session_state["lab_R"] = min(max(float(st.session_state["lab_R"]), 1e-3), 1000.0)
+        values["lab_R"] = _synced(
+            c2, "lab_R", "lab_radius", options,
+            label="Radius R (cycles/mm, logarithmic)", exact="Type any R (cycles/mm)",
+            format_func=_radius_format(nyq, corner), min_value=1e-3, max_value=1000.0, step=0.05,
+            format="%.4g",
+            help=f"Low-pass keeps |f| <= R, high-pass keeps |f| > R. Octave steps of the study's grid "
+            f"(4, 2, 1, 0.5, 0.25 exactly) and six steps per octave; type any value below. Nyquist along "
             f"the coarser axis is {nyq:g} cycles/mm; above the corner frequency {corner:.3g} a low-pass is "
             "the identity.",
-        )
-        c2.caption(
-            f"Marks: the study's R = {display.STUDY_RADIUS:g} · Nyquist {nyq:g} (coarser axis) · corner "
-            f"{corner:.3g} (above it a low-pass is the identity). Pixel spacing {mammo.spacing_mm[0]:g}×"
-            f"{mammo.spacing_mm[1]:g} mm."
-        )
-        kind = c3.radio(
-            "Filter",
-            ["ideal", "gaussian"],
-            key="lab_kind",
-            horizontal=True,
+        )  # fmt: skip
+        _seed("lab_kind", st.session_state["lab_kind_v"])
+        values["lab_kind_v"] = c3.radio(
+            "Filter", ["ideal", "gaussian"], key="lab_kind", horizontal=True, on_change=_copy,
+            args=("lab_kind", "lab_kind_v"),
             help="ideal: a hard cut at R (the study); gaussian: exp(-|f|²/2R²).",
-        )
+        )  # fmt: skip
     elif name == "noise":
-        st.session_state.setdefault("lab_std", 1600.0)
-        std = c2.slider(
-            "Noise standard deviation (model units, 0..4095 scale)",
-            0.0,
-            4000.0,
-            step=50.0,
-            key="lab_std",
-            help="The study used 1600.",
-        )
-        seed = int(c3.number_input("Seed", 0, 2**31 - 1, key="lab_seed"))
+        values["lab_std_v"] = _synced(
+            c2, "lab_std_v", "lab_std", NOISE_OPTIONS + list(REGISTRY["noise"].grid.values()),
+            label="Noise standard deviation (model units, 0..4095 scale)", exact="Type any std",
+            min_value=0.0, max_value=20000.0, step=50.0, format="%.6g", help="The study used 1600.",
+        )  # fmt: skip
     else:
-        st.session_state.setdefault("lab_grid", 8)
-        grid = c2.slider("Patches per side", 1, 16, key="lab_grid", help="The study used 8 (64 patches).")
-        seed = int(c3.number_input("Seed", 0, 2**31 - 1, key="lab_seed"))
-    max_side = c1.selectbox(
-        "Panel size (px)",
-        [512, 768, 1024, 1536],
-        index=1,
-        key="lab_max_side",
-        help="Longer side of each panel. Larger shows finer frequencies but costs more per slider move.",
-    )
+        _seed("lab_grid", int(st.session_state["lab_grid_v"]))
+        values["lab_grid_v"] = c2.slider(
+            "Patches per side", 1, 64, key="lab_grid", on_change=_copy, args=("lab_grid", "lab_grid_v"),
+            help="The study used 8 (64 patches).",
+        )  # fmt: skip
+    if name not in lab.SPECTRAL:
+        _seed("lab_seed", int(st.session_state["lab_seed_v"]))
+        values["lab_seed_v"] = int(
+            c3.number_input(
+                "Seed", 0, 2**31 - 1, key="lab_seed", on_change=_copy, args=("lab_seed", "lab_seed_v")
+            )
+        )
+    if name in lab.SPECTRAL:
+        c2.caption(
+            f"Marks: the study's R = {display.STUDY_RADIUS:g} · "
+            f"Nyquist {display.nyquist_axis(mammo.spacing_mm):g} "
+            f"(coarser axis) · corner {float(image.nyquist_mm):.3g} (above it a low-pass is the identity). "
+            f"Pixel spacing {mammo.spacing_mm[0]:g}×{mammo.spacing_mm[1]:g} mm."
+        )
+        model_eye.resolution_note(c2, name, float(values["lab_R"]), mammo.spacing_mm)
     return lab.LabParams(
         perturbation=name,
-        radius=float(radius),
-        kind=kind,
-        std=float(std),
-        grid=int(grid),
-        seed=seed,
-        max_side=int(max_side),
+        radius=float(values["lab_R"]),
+        kind=str(values["lab_kind_v"]),
+        std=float(values["lab_std_v"]),
+        grid=int(values["lab_grid_v"]),
+        seed=int(values["lab_seed_v"]),
     )
 
 
 def _window_controls(key: str, mammo: Any) -> tuple[tuple[float, float], bool]:
     presets = loaders.window_presets(key, mammo)
     names = list(presets)
-    if st.session_state.get("lab_window") not in names + ["Custom"]:
-        st.session_state["lab_window"] = names[0]
-    c1, c2, c3, c4 = st.columns([2, 2, 2, 1])
     has_dicom = "DICOM window" in presets
+    if st.session_state.get("lab_window_for") != key:  # a new image opens on its own window, if it has one
+        st.session_state["lab_window_for"] = key
+        st.session_state["lab_window"] = "DICOM window" if has_dicom else names[0]
+    if st.session_state.get("lab_window") not in names + ["Custom"]:
+        st.session_state["lab_window"] = "DICOM window" if has_dicom else names[0]
+    c1, c2, c3, c4 = st.columns([2, 2, 2, 1])
     if c4.button(
         "Reset to DICOM window",
         disabled=not has_dicom,
@@ -140,99 +224,93 @@ def _window_controls(key: str, mammo: Any) -> tuple[tuple[float, float], bool]:
     return (float(centre), float(width)), invert
 
 
-def _box_to_inspector(event: Any, mammo: Any) -> None:
-    """A box drawn on an image panel (box-select tool) becomes the inspector's region.
-
-    Runs before the inspector's widgets are drawn, so it may set their values."""
-    try:
-        boxes = event["selection"]["box"]
-    except (KeyError, TypeError):
-        return
-    if not boxes:
-        return
-    box = boxes[-1]
-    xs, ys = box.get("x") or [], box.get("y") or []
-    if len(xs) != 2 or len(ys) != 2 or str(box.get("xref", "x")) not in ("x", "x2", "x3"):
-        return
-    h, w = mammo.pixels.shape
-    sr, sc = mammo.spacing_mm
-    side = max(abs(xs[1] - xs[0]), abs(ys[1] - ys[0]))
-    region = (float(min(max(side, 1.0), 80.0)), float(sum(ys) / 2), float(sum(xs) / 2))
-    if st.session_state.get("insp_box") == region:
-        return  # the same selection as last time: leave the user's edits alone
-    st.session_state["insp_box"] = region
-    st.session_state["insp_size"] = round(region[0], 1)
-    st.session_state["insp_y"] = round(min(max(region[1], 0.0), h * sr), 1)
-    st.session_state["insp_x"] = round(min(max(region[2], 0.0), w * sc), 1)
-    st.session_state["insp_show"] = True
-
-
-def _inspector(
-    key: str, mammo: Any, fourier: Any, params: lab.LabParams, window: tuple[float, float], invert: bool
-) -> None:
-    if st.session_state.get("insp_for") != key:  # a new image: centre the region on its breast
-        st.session_state["insp_for"] = key
-        cy, cx = display.tissue_centre_mm(mammo.pixels, mammo.spacing_mm)
-        st.session_state["insp_y"], st.session_state["insp_x"] = round(cy, 1), round(cx, 1)
-    expanded = bool(st.session_state.get("insp_show"))
-    with st.expander("Native-resolution inspector (full resolution in a region)", expanded=expanded):
-        h, w = mammo.pixels.shape
-        sr, sc = mammo.spacing_mm
-        st.caption(
-            "Pick the region with the box-select tool of the figure's toolbar, or type it here. The panels "
-            "above are reduced to display size; here every native pixel is shown."
-        )
-        c1, c2, c3, c4 = st.columns(4)
-        st.session_state.setdefault("insp_size", 10.0)  # defaults live in the state (the box sets them)
-        y = c1.number_input("Centre y (mm, as on the axes)", 0.0, h * sr, step=1.0, key="insp_y")
-        x = c2.number_input("Centre x (mm)", 0.0, w * sc, step=1.0, key="insp_x")
-        size = c3.number_input("Region side (mm)", 1.0, 80.0, step=1.0, key="insp_size")
-        show = c4.toggle(
-            "Show", key="insp_show", help="Computes the perturbation at full resolution (cached)."
-        )
-        if not show:
-            return
-        from core.calcs import cut_patch
-
-        t0 = time.perf_counter()
-        full = _full_perturbed(key, mammo, fourier, params)
-        centre = (int(round(y / sr)), int(round(x / sc)))
-        a = cut_patch(mammo.pixels, centre, size, mammo.spacing_mm)
-        b = cut_patch(full, centre, size, mammo.spacing_mm)
-        diff = b - a
-        f = max(1, min(32, 360 // max(a.shape)))
-        grey_a = display.apply_window(a, *window, invert)
-        if params.perturbation == "highpass":
-            grey_b = display.apply_window(b, *display.auto_window(b, 0.5, 99.5, tissue_only=False), invert)
-        else:
-            grey_b = display.apply_window(b, *window, invert)
-        limit = display.symmetric_limit(diff)
-        cols = st.columns(3)
-        for col, img, cap in (
-            (cols[0], grey_a, "original"),
-            (cols[1], grey_b, params.describe()),
-            (cols[2], display.diverging_rgb(diff, limit), f"difference (±{limit:.0f} model units)"),
-        ):
-            col.image(display.upscale(img, f), caption=cap, output_format="PNG")
-        st.caption(
-            f"{a.shape[0]}×{a.shape[1]} native pixels ({size:g} mm) around y {y:g}, x {x:g} mm, each shown "
-            f"as {f}×{f} screen pixels; {1000 * (time.perf_counter() - t0):.0f} ms."
-        )
+def _view_options(window: tuple[float, float], invert: bool) -> lab.ViewOptions:
+    c1, c2, c3, c4 = st.columns([1.3, 1.2, 1.4, 1.2])
+    layout = c1.radio("Layout", list(LAYOUTS), format_func=LAYOUTS.get, key="lab_layout", horizontal=True)
+    panel = c2.selectbox(
+        "Panel size (px)",
+        PANEL_SIZES,
+        key="lab_panel",
+        help="Longer side of each panel on screen, in CSS pixels (wider than the page: it scrolls).",
+    )
+    diff_mode = c3.radio(
+        "Difference panel",
+        list(DIFF_LABELS),
+        format_func=DIFF_LABELS.get,
+        key="lab_diff_mode",
+        horizontal=True,
+        help="RMS: the root mean square of the full-resolution difference over each screen pixel, so no "
+        "change finer than a screen pixel averages away. Signed mean: its average (blue lower, red higher).",
+    )
+    spectrum = c4.selectbox("Spectrum of", SPECTRA, key="lab_spectrum")
+    return lab.ViewOptions(
+        window=window,
+        invert=invert,
+        diff_mode=diff_mode,
+        spectrum=spectrum,
+        layout=layout,
+        panel=panel if isinstance(panel, int) else None,
+    )
 
 
-@st.cache_resource(max_entries=2, show_spinner="Perturbing at full resolution...")
-def _full_perturbed(key: str, _mammo: Any, _fourier: Any, params: lab.LabParams) -> Any:
-    return lab.perturbed_full(_mammo, _fourier, params)
+@st.cache_resource(show_spinner=False)
+def _full_cache() -> FullResCache:
+    return FullResCache(max_entries=6)
+
+
+def _perturbed(key: str, mammo: Any, image: Any, params: lab.LabParams) -> lab.Perturbed:
+    """The full-resolution result, once per image and parameters (a prefetched one is ready or on its way)."""
+    return _full_cache().get((key, params.key()), lambda: lab.perturb_image(mammo, image, params))
+
+
+def _neighbours(params: lab.LabParams, mammo: Any, image: Any, previous: Any) -> list[lab.LabParams]:
+    """The parameters one slider stop away on either side, the one in the direction of the last move
+    first."""
+    if params.spectral:
+        grid = [v for p in lab.SPECTRAL for v in REGISTRY[p].grid.values()]
+        stops = sorted(set(display.radius_choices(mammo.spacing_mm, float(image.nyquist_mm))) | set(grid))
+        field = "radius"
+    elif params.perturbation == "noise":
+        stops, field = sorted(set(NOISE_OPTIONS) | set(REGISTRY["noise"].grid.values())), "std"
+    else:
+        stops, field = list(range(1, 65)), "grid"
+    value = getattr(params, field)
+    below = [v for v in stops if v < value][-1:]
+    above = [v for v in stops if v > value][:1]
+    down = isinstance(previous, lab.LabParams) and getattr(previous, field) > value
+    return [replace(params, **{field: type(value)(v)}) for v in (below + above if down else above + below)]
+
+
+def _prefetch(key: str, mammo: Any, image: Any, params: lab.LabParams, tile: tuple) -> None:
+    """Compute the neighbouring slider stops, and their tiles of the current view, in the background once
+    the user pauses (see ``explorer.ui.full_cache``)."""
+    previous = st.session_state.get("lab_last_params")
+    jobs = {
+        (key, p.key()): (lambda p=p: lab.perturb_image(mammo, image, p, tile))
+        for p in _neighbours(params, mammo, image, previous)
+    }
+    _full_cache().prefetch(jobs, delay=PREFETCH_DELAY_S)
+
+
+@st.cache_resource(max_entries=4, show_spinner=False)
+def _original_tile(key: str, bounds: tuple, out: tuple, _mammo: Any) -> Any:
+    r0, r1, c0, c1 = bounds
+    return area_mean(_mammo.pixels[r0:r1, c0:c1], out)
+
+
+@st.cache_resource(max_entries=3, show_spinner="Computing the perturbed image's spectrum...")
+def _perturbed_spectrum(key: str, params_key: tuple, _perturbed: lab.Perturbed, _mammo: Any) -> Any:
+    from core.spectrum import log_spectrum
+
+    return log_spectrum(_perturbed.pixels, _mammo.spacing_mm, max_side=512)
 
 
 @st.cache_resource(max_entries=3, show_spinner=False)
-def _spectrum_uri(key: str, _mammo: Any) -> tuple[str, Any]:
-    return lab.spectrum_uri(loaders.log_spectrum(key, _mammo))
+def _spectrum_scale(key: str, _mammo: Any) -> tuple[float, float]:
+    import numpy as np
 
-
-@st.cache_resource(max_entries=6, show_spinner=False)
-def _original(key: str, _mammo: Any, _fourier: Any, max_side: int, spectral: bool) -> Any:
-    return lab.original_preview(_mammo, _fourier, max_side, spectral)
+    img = np.asarray(loaders.log_spectrum(key, _mammo).image)
+    return float(np.percentile(img, 1.0)), float(np.percentile(img, 99.9))
 
 
 # A high-pass image is zero-mean: stored as is, about half its pixels would clip at 0 (as `mammo-robust
@@ -264,6 +342,70 @@ def _dicom_bytes(mammo: Any, full: Any, perturbation: str) -> tuple[bytes, str]:
         return path.read_bytes(), "; ".join(notes)
 
 
+def _to_native(key: str, mammo: Any, screen: tuple[int, int]) -> None:
+    """Button callback: native pixels around the centre of the breast."""
+    sr, sc = mammo.spacing_mm
+    cy, cx = display.tissue_centre_mm(mammo.pixels, mammo.spacing_mm)
+    viewer.reset_view(key, Viewport.native(mammo.pixels.shape, (cy / sr, cx / sc), screen))
+
+
+def _render_view(
+    ref: ImageRef, mammo: Any, image: Any, params: lab.LabParams, options: lab.ViewOptions, timing: dict
+):
+    """Cached full-resolution perturbation, the visible tile, and the viewer. Returns the LabView; ``timing``
+    receives the milliseconds of each stage (``benchmarks/bench_slider.py`` prints them)."""
+    key, shape = ref.key, mammo.pixels.shape
+    state = viewer.current(key, shape)
+    view = Viewport.parse(state.get("view"), shape)
+    screen = viewer.screen_size(state, shape, options.panel)
+    t = time.perf_counter()
+    perturbed = _perturbed(key, mammo, image, params)
+    timing["perturb"] = 1000 * (time.perf_counter() - t)
+    t = time.perf_counter()
+    bounds, out = tile_geometry(view, shape, screen)
+    original_tile = _original_tile(key, bounds, out, mammo)
+    if options.spectrum == "perturbed":
+        spectrum, spectrum_of = _perturbed_spectrum(key, params.key(), perturbed, mammo), "perturbed"
+    else:
+        spectrum, spectrum_of = loaders.log_spectrum(key, mammo), "original"
+    lab_view = lab.build_view(
+        mammo, perturbed, options, view, screen,
+        spectrum=spectrum, spectrum_of=spectrum_of, original_tile=original_tile,
+    )  # fmt: skip
+    timing["tile"] = 1000 * (time.perf_counter() - t)
+    t = time.perf_counter()
+    stamp = f"{params.key()}|{options}|{lab_view.view.to_dict()}|{screen}|{state.get('token')}"
+    data = viewer.payload(
+        lab_view, image_key=key, state=state, screen_hw=screen, sent=set(viewer.sent_ids()),
+        spectrum_scale=_spectrum_scale(key, mammo), stamp=str(abs(hash(stamp))),
+    )  # fmt: skip
+    timing["payload"] = 1000 * (time.perf_counter() - t)
+    t = time.perf_counter()
+    viewer.show(data)
+    timing["show"] = 1000 * (time.perf_counter() - t)
+    _prefetch(key, mammo, image, params, (bounds, out))
+    return lab_view, screen
+
+
+def _caption(lab_view: lab.LabView, ms: float) -> str:
+    t, p = lab_view.tile, lab_view.params
+    r0, r1, c0, c1 = t.bounds
+    what = (
+        "native pixels"
+        if t.native
+        else f"each the mean of {t.footprint_px[0]:.1f} × {t.footprint_px[1]:.1f} image pixels"
+    )
+    text = (
+        f"{p.describe()}  ·  view: rows {r0}–{r1}, columns {c0}–{c1}; {t.shape[0]}×{t.shape[1]} values per "
+        f"panel ({what}), {max(t.pixel_mm):.3g} mm each, showing frequencies up to "
+        f"{t.max_frequency_mm:.3g} cycles/mm"
+    )
+    if p.spectral and p.radius > t.max_frequency_mm:
+        verb = "removes" if p.perturbation == "lowpass" else "keeps"
+        text += f" (R = {p.radius:g} lies above it: zoom in to see what R = {p.radius:g} {verb})"
+    return text + f"  ·  server time for this update: {ms:.0f} ms."
+
+
 @st.fragment
 def lab_panel(ref: ImageRef, mammo: Any) -> None:
     """Controls and panels; a control change reruns only this fragment."""
@@ -275,57 +417,31 @@ def lab_panel(ref: ImageRef, mammo: Any) -> None:
 
 def _lab_panel(ref: ImageRef, mammo: Any) -> None:
     key = ref.key
-    fourier = loaders.prepared_image(key, mammo)  # every perturbation of the image, its FFT taken once
     t0 = time.perf_counter()
-    params = _controls(fourier, mammo)
+    image = loaders.prepared_image(key, mammo)
+    params = _controls(mammo, image)
     window, invert = _window_controls(key, mammo)
-    spec = _spectrum_uri(key, mammo)
-    spectral = params.perturbation in lab.SPECTRAL
-    original = _original(key, mammo, fourier, params.max_side, spectral)
-    view = lab.build_view(mammo, fourier, spec, params, window, invert, original=original)
-    event = st.plotly_chart(
-        view.figure,
-        key="lab_figure",
-        config={"scrollZoom": True, "displaylogo": False},
-        on_select="rerun",
-        selection_mode="box",
-    )
-    _box_to_inspector(event, mammo)
-    shown_nyq = fourier.preview_band_mm(params.max_side) if spectral else math.inf
-    if spectral and params.radius > shown_nyq:
-        what = (
-            "removes only finer detail than they can show, so they hardly change"
-            if params.perturbation == "lowpass"
-            else "keeps only finer detail than they can show, so the perturbed panel is nearly blank"
-        )
-        st.info(
-            f"At this panel size one screen pixel is {max(view.display_spacing_mm):.2g} mm, so the panels "
-            f"show all frequencies only up to {shown_nyq:.2g} cycles/mm: a "
-            f"{lab.LABELS[params.perturbation]} at R = {params.radius:g} {what}. See it at full resolution "
-            "in the native-resolution inspector "
-            "below (or choose a larger panel size)."
-        )
+    options = _view_options(window, invert)
+    timing = {"controls": 1000 * (time.perf_counter() - t0)}
+    lab_view, screen = _render_view(ref, mammo, image, params, options, timing)
     ms = (time.perf_counter() - t0) * 1000
     st.session_state["lab_last_ms"] = ms
+    st.session_state["lab_last_timing"] = timing
     st.session_state["lab_last_params"] = params
-    st.caption(
-        f"{params.describe()}  ·  panels at {view.original.shape[0]}×{view.original.shape[1]} display pixels "
-        f"({view.display_spacing_mm[0]:.3g} mm each)  ·  server time for this update: {ms:.0f} ms. "
-        "Drag to pan, scroll to zoom; the three image panels move together. Cyan circle: cutoff R "
-        "(dashed: Gaussian σ); dotted white: the study's R = 2."
-    )
-    c1, c2, _ = st.columns([1, 1, 3])
+    st.session_state["lab_last_view"] = lab_view
+    st.caption(_caption(lab_view, ms))
+    c1, c2, c3, _ = st.columns([1, 1, 1.2, 2])
     stem = Path(ref.name).stem
     c1.download_button(
         "Download panels (PNG)",
-        data=lambda: lab.export_png(view, params, ref.name),
+        data=lambda: lab.export_png(lab_view, ref.name),
         file_name=f"{stem}_{params.perturbation}.png",
         mime="image/png",
         key="lab_dl_png",
     )
     if c2.button("Prepare perturbed DICOM", key="lab_prep_dcm"):
         try:
-            full = _full_perturbed(key, mammo, fourier, params)
+            full = _perturbed(key, mammo, loaders.prepared_image(key, mammo), params).pixels
             st.session_state["lab_dicom"] = (params, *_dicom_bytes(mammo, full, params.perturbation))
         except ExplorerError as exc:
             st.error(str(exc))
@@ -340,7 +456,22 @@ def _lab_panel(ref: ImageRef, mammo: Any) -> None:
             mime="application/dicom",
             key="lab_dl_dcm",
         )
-    _inspector(key, mammo, fourier, params, window, invert)
+    c3.button(
+        "Native pixels on the breast",
+        key="lab_native",
+        on_click=_to_native,
+        args=(key, mammo, screen),
+        help="Zoom all panels to one screen pixel per image pixel around the centre of the breast "
+        "(in the panels: double-click a spot, or the 1:1 button).",
+    )
+    model_eye.section(ref, mammo, image, params, lambda: _pixels_for_eye(key, mammo, image, params))
+
+
+def _pixels_for_eye(key: str, mammo: Any, image: Any, params: lab.LabParams) -> Any:
+    """The model's eye's perturbed pixels, in its thread: the viewer's result if cached (peeking, so the
+    slider's prefetches are not dropped), else computed anew."""
+    done = _full_cache().peek((key, params.key()))
+    return done.pixels if done is not None else lab.perturbed_full(mammo, image, params)
 
 
 def render() -> None:

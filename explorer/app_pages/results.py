@@ -15,7 +15,7 @@ import pandas as pd
 import streamlit as st
 
 from core.errors import ExplorerError
-from explorer.ui import results_views
+from explorer.ui import guard, results_views
 
 
 @st.cache_data(max_entries=4, show_spinner="Loading scores...")
@@ -83,7 +83,10 @@ def _import_box() -> None:
             help="e.g. the published NYU reader-study scores (perception-comparison/scores.csv).",
         )
         up = st.file_uploader("...or upload one", type=["csv", "parquet"], key="res_import_upload")
-        if st.button("Import", key="res_import"):
+        allowed = guard.may_change_runs()
+        if not allowed:
+            st.caption(guard.refusal())
+        if st.button("Import", key="res_import", disabled=not allowed) and guard.may_change_runs():
             try:
                 with st.spinner("Checking and importing..."):
                     if up is not None:  # validated in memory: nothing is written unless it passes
@@ -91,6 +94,7 @@ def _import_box() -> None:
                         run_id = import_scores(frame, source=Path(up.name).name)
                         what = up.name
                     elif path:
+                        _check_readable(path, default)
                         run_id, what = import_scores(path), path
                     else:
                         raise ExplorerError("give a scores file or upload one")
@@ -98,6 +102,15 @@ def _import_box() -> None:
                 st.success(f"Imported {what} as run {run_id}.")
             except (ExplorerError, OSError) as exc:
                 st.error(str(exc))
+
+
+def _check_readable(path: str, published: Path) -> None:
+    """A server file the app may read: inside the allowed folders, or the published NYU scores file."""
+    from core.access import check_allowed
+
+    if published.is_file() and Path(path).is_file() and Path(path).samefile(published):
+        return
+    check_allowed(path)
 
 
 def _runs() -> pd.DataFrame:
@@ -111,9 +124,17 @@ def _pick_run(runs: pd.DataFrame) -> tuple[str, int] | None:
     if runs.empty:
         st.info("No run with scores yet: start one on the Runs page, or import a scores table above.")
         return None
+    from explorer.ui.chrome import PENDING_RUN
+
     labels = {
-        r.run_id: f"{r.name or r.model} · {r.status} · {r.done} rows · {r.run_id}" for r in runs.itertuples()
+        r.run_id: f"{r.name or r.model} · {r.status} · {r.done} rows"
+        + (f" · {r.errors} error rows" if r.errors else "")
+        + f" · {r.run_id}"
+        for r in runs.itertuples()
     }
+    pending = st.session_state.pop(PENDING_RUN, None)  # "Open in Results" on the Runs page
+    if pending in labels:
+        st.session_state["res_run"] = pending
     if st.session_state.get("res_run") not in labels:
         st.session_state["res_run"] = next(iter(labels))
     run_id = st.selectbox("Run", list(labels), format_func=labels.get, key="res_run")

@@ -1,19 +1,23 @@
-"""Runs: configure a robustness run, see the work it implies, start it in a worker process, watch, cancel.
+"""Runs: configure a robustness run, see the work it implies, start it in a worker process, watch, cancel,
+resume, delete, list the images it could not score, and open a finished run in Results.
 
-Everything runs through ``core.runs``: the page builds a ``RunConfig``, asks ``estimate_work`` what it will
-cost, and ``submit_run`` queues it for the detached runner (``mammo-robust run --runner``), the same code
-path as the command line. Progress is polled from the run's SQLite store in a fragment that reruns itself.
+Everything runs through ``core.runs``: the page builds a ``RunConfig``, checks its weights and the allowed
+folders (``core.runs.check_access``, ``check_weights``) and asks ``estimate_work`` what it will cost, and
+``submit_run`` queues it for the detached runner (``mammo-robust run --runner``), the same code path as
+the command line. Progress is polled from the run's SQLite store in a fragment that reruns itself. Run
+actions need the runs token where ``explorer.ui.guard`` says so.
 """
 
 from __future__ import annotations
 
-import datetime as dt
+import os
 from typing import Any
 
-import pandas as pd
 import streamlit as st
 
 from core.errors import ExplorerError
+from explorer.ui import guard
+from explorer.ui.runs_views import error_summary, progress_text, runs_table
 
 WEIGHTS_HELP = (
     "'demo': weights trained on the synthetic demo cohort, to show the method: they are not a clinical "
@@ -21,24 +25,44 @@ WEIGHTS_HELP = (
     "weights or your own); weight files are loaded as tensors only."
 )
 POLL_S = 2.0
-
-
-def weights_label(weights: str) -> str:
-    """How the UI names a weights value; demo weights are always labelled as such."""
-    if weights == "demo":
-        return "demo weights (synthetic cohort; not for clinical use)"
-    if weights == "random":
-        return "random weights (untrained)"
-    if weights == "imported":
-        return "imported scores"
-    return weights
+RESUMABLE = ("cancelled", "interrupted", "failed")
+RETRY_HELP = (
+    "Score again the images this run could not read or score (after fixing their files); a plain resume "
+    "does not retry them."
+)
 
 
 @st.cache_data(max_entries=16, show_spinner="Counting the work (the cohort is generated on first use)...")
-def _estimate(config_json: str) -> dict:
+def _estimate(config_json: str, roots: tuple[str, ...]) -> dict:
     from core.runs import RunConfig, estimate_work
 
-    return estimate_work(RunConfig.from_json(config_json))
+    return estimate_work(RunConfig.from_json(config_json), roots=roots)
+
+
+@st.cache_data(max_entries=16, show_spinner="Checking the weights...")
+def _weights_problem(model: str, weights: str, signature: tuple | None) -> str:
+    """Why the run could not load these weights (``""``: it can); cached per file content."""
+    from core.runs import RunConfig, check_weights
+
+    try:
+        check_weights(RunConfig(model=model, manifest="tiny", weights=weights))
+    except ExplorerError as exc:
+        return str(exc)
+    return ""
+
+
+def _signature(path: str) -> tuple | None:
+    try:
+        st_ = os.stat(path)
+    except OSError:
+        return None
+    return (st_.st_size, st_.st_mtime_ns)
+
+
+def _roots() -> tuple[str, ...]:
+    from core.access import allowed_roots
+
+    return tuple(str(r) for r in allowed_roots())
 
 
 def _severity_label(name: str, sev: int) -> str:
@@ -162,9 +186,20 @@ def _form() -> Any:
 
 
 def _estimate_box(config: Any) -> bool:
-    """Show the work a run implies; True when it can start."""
+    """Check the files (allowed folders, weights) and show the work a run implies; True when it can start."""
+    from core.runs import check_access
+
     try:
-        est = _estimate(config.to_json())
+        check_access(config, _roots())
+    except ExplorerError as exc:
+        st.error(str(exc))
+        return False
+    problem = _weights_problem(config.model, config.weights, _signature(config.weights))
+    if problem:
+        st.error(problem)
+        return False
+    try:
+        est = _estimate(config.to_json(), _roots())
     except ExplorerError as exc:
         st.error(str(exc))
         return False
@@ -181,76 +216,155 @@ def _estimate_box(config: Any) -> bool:
     return est["n_items"] > 0
 
 
-def _fmt_time(seconds: float | None) -> str:
-    if seconds is None:
-        return "–"
-    return str(dt.timedelta(seconds=int(seconds)))
+def _notice(run_id: str, kind: str, text: str, *, while_status: tuple[str, ...] = ()) -> None:
+    """A message about an action on a run, shown in the runs panel until the next action; with
+    ``while_status`` only while the run is in one of those states (no banner outlives what it says)."""
+    st.session_state["runs_notice"] = {"run": run_id, "kind": kind, "text": text, "while": while_status}
+
+
+def _show_notice(statuses: dict[str, str]) -> None:
+    note = st.session_state.get("runs_notice")
+    if not note:
+        return
+    if note["while"] and statuses.get(note["run"]) not in note["while"]:
+        st.session_state.pop("runs_notice", None)
+        return
+    (st.success if note["kind"] == "success" else st.error)(note["text"])
+
+
+def _act(run_id: str, action, done_text: str = "", **kwargs) -> bool:
+    """Run a core.runs action on a run if this session may; its error becomes the panel's notice."""
+    if not guard.may_change_runs():  # the buttons are disabled then; this refuses a forged click too
+        _notice(run_id, "error", guard.refusal())
+        st.error(guard.refusal())
+        return False
+    try:
+        action(run_id, **kwargs)
+    except ExplorerError as exc:
+        _notice(run_id, "error", str(exc))  # kept until the next action (the panel reruns every few s)
+        st.error(str(exc))
+        return False
+    st.session_state.pop("runs_notice", None)
+    if done_text:
+        st.toast(done_text)
+    return True
 
 
 @st.fragment(run_every=POLL_S)
 def _runs_table() -> None:
     """Every run with live progress; reruns itself every POLL_S seconds."""
-    from core.runs import cancel_run, delete_run, list_runs, resume_run, run_status
+    from core.runs import cancel_run, list_runs, run_status
 
     runs = list_runs()
+    _show_notice(dict(zip(runs["run_id"], runs["status"], strict=True)))
     if runs.empty:
         st.info("No runs yet.")
         return
-    active = runs[runs["status"].isin(["running", "queued"])]
-    for _, row in active.iterrows():
-        s = run_status(row["run_id"])
-        label = f"{s.run_id} · {s.model} · {weights_label(s.weights)} · {s.status}"
-        rate = f"{s.rate:.2f} rows/s" if s.rate else "rate –"
-        st.progress(s.fraction, text=f"{label}: {s.done}/{s.total} rows · {rate} · ETA {_fmt_time(s.eta_s)}")
-        if st.button("Cancel", key=f"cancel_{s.run_id}"):
-            cancel_run(s.run_id)
-            st.toast(f"Cancelling {s.run_id}")
-    table = runs.assign(
-        weights=runs["weights"].map(weights_label),
-        created=pd.to_datetime(runs["created"], unit="s").dt.strftime("%Y-%m-%d %H:%M:%S"),
-        progress=[f"{d}/{t}" for d, t in zip(runs["done"], runs["total"], strict=True)],
-    )[["run_id", "name", "model", "weights", "status", "progress", "created"]]
-    st.dataframe(table, hide_index=True, width="stretch")
-    c1, c2, c3 = st.columns([3, 1, 1])
-    pick = c1.selectbox("Run", list(runs["run_id"]), key="runs_pick", label_visibility="collapsed")
-    status = runs.set_index("run_id").loc[pick, "status"] if pick else None
-    if c2.button("Resume", key="runs_resume", disabled=status not in ("cancelled", "interrupted", "failed")):
+    allowed = guard.may_change_runs()
+    for run_id in runs.loc[runs["status"].isin(["running", "queued"]), "run_id"]:
         try:
-            resume_run(pick)
-        except ExplorerError as exc:
-            st.error(str(exc))
-    if c3.button("Delete", key="runs_delete", disabled=status in ("running", None)):
-        try:
-            delete_run(pick)
-            st.rerun(scope="fragment")
-        except ExplorerError as exc:
-            st.error(str(exc))
-    if pick:
-        err = run_status(pick).error
-        if err:
-            st.error(f"{pick}: {err}")
+            s = run_status(run_id)
+        except ExplorerError:
+            continue  # gone or damaged since the list was read: the table says so
+        c1, c2 = st.columns([6, 1], vertical_alignment="bottom")
+        c1.progress(s.fraction, text=progress_text(s))
+        if c2.button("Cancel", key=f"cancel_{run_id}", disabled=not allowed):
+            _act(run_id, cancel_run, f"Cancelling {run_id}")
+    st.dataframe(runs_table(runs), hide_index=True, width="stretch")
+    _picked_run(runs, allowed)
+
+
+def _picked_run(runs, allowed: bool) -> None:
+    """The chosen run: resume, retry its errors, delete, open in Results; its failure or error list."""
+    from core.runs import delete_run, resume_run, run_errors
+    from explorer.ui import chrome
+
+    ids = list(runs["run_id"])
+    if st.session_state.get("runs_pick") not in ids:
+        st.session_state["runs_pick"] = ids[0]
+    c = st.columns([3, 1, 1, 1, 1.3], vertical_alignment="bottom")
+    pick = c[0].selectbox("Run", ids, key="runs_pick", label_visibility="collapsed")
+    row = runs.set_index("run_id").loc[pick]
+    status, n_err = row["status"], int(row["errors"])
+    if c[1].button("Resume", key="runs_resume", disabled=not allowed or status not in RESUMABLE):
+        _act(pick, resume_run, f"Queued {pick} again")
+    retry = not allowed or not n_err or status in ("running", "queued", "damaged")
+    if c[2].button("Retry errors", key="runs_retry", disabled=retry, help=RETRY_HELP):
+        _act(pick, resume_run, f"Queued {pick} to retry its {n_err} error rows", retry_errors=True)
+    if c[3].button("Delete", key="runs_delete", disabled=not allowed or status == "running"):
+        if _act(pick, delete_run, f"Deleted {pick}"):
+            st.session_state.pop("runs_pick", None)
+            st.rerun()
+    if c[4].button("Open in Results", key="runs_open", disabled=status != "done" or not row["done"]):
+        chrome.request_run(pick)
+        st.switch_page(chrome.page("Results"))
+    if not allowed:
+        st.caption(guard.refusal())
+    if status == "damaged":
+        st.error(f"Damaged store: {row['problem']}")
+        return
+    failure = _failure(pick)
+    if failure and status == "failed":
+        st.error(f"{pick}: {failure}")
+    if n_err:
+        table = error_summary(run_errors(pick))
+        st.warning(
+            f"{pick}: {n_err} error rows: {len(table)} image(s) or breast(s) could not be scored "
+            "(not counted as scores; Retry errors scores them again once their files are fixed)",
+            icon=":material/broken_image:",
+        )
+        st.dataframe(
+            table,
+            hide_index=True,
+            width="stretch",
+            key="runs_errors",
+            height=min(400, 35 * (len(table) + 1) + 3),
+            column_config={"message": st.column_config.TextColumn(width="large")},
+        )
+
+
+def _failure(run_id: str) -> str:
+    from core.runs import run_status
+
+    try:
+        return run_status(run_id).error
+    except ExplorerError as exc:
+        return str(exc)
 
 
 def render() -> None:
     st.header("Runs")
     st.caption(
         "A run scores every image (GMIC) or breast (DMV) of a cohort under each perturbation and severity, "
-        "in a separate worker process; results are stored as they come and a killed run resumes."
+        "in a separate worker process; results are stored as they come, an image that cannot be read "
+        "becomes an error row, and a killed run resumes."
     )
+    allowed = guard.may_change_runs()
     with st.container(border=True):
         config = _form()
         ok = config is not None and _estimate_box(config)
-        if st.button("Start run", type="primary", disabled=not ok, key="run_start"):
-            from core.runs import submit_run
-
-            try:
-                run_id = submit_run(config)
-                st.session_state["runs_pick"] = run_id
-                st.success(f"Queued {run_id}; the worker starts it in a moment.")
-            except ExplorerError as exc:
-                st.error(str(exc))
+        if st.button("Start run", type="primary", disabled=not ok or not allowed, key="run_start"):
+            _start(config)
+        if not allowed:
+            st.info(guard.refusal())
     st.subheader("Runs in this data folder")
     _runs_table()
+
+
+def _start(config: Any) -> None:
+    from core.runs import submit_run
+
+    if not guard.may_change_runs():
+        return
+    try:
+        run_id = submit_run(config, roots=_roots())
+    except ExplorerError as exc:
+        st.error(str(exc))
+        return
+    st.session_state["runs_pick"] = run_id
+    _notice(
+        run_id, "success", f"Queued {run_id}; the worker starts it in a moment.", while_status=("queued",)
+    )
 
 
 render()

@@ -7,6 +7,7 @@ navigation is first called).
 
 from __future__ import annotations
 
+PENDING_RUN = "results_pending_run"  # a run the Results page should open with (set by other pages)
 _pages: dict[str, object] = {}  # page title -> the st.Page the app registered (for st.switch_page)
 
 
@@ -19,3 +20,14 @@ def register_page(title: str, page: object) -> object:
 def page(title: str) -> object:
     """The app's ``st.Page`` titled ``title``, to pass to ``st.switch_page``."""
     return _pages[title]
+
+
+def request_run(run_id: str) -> None:
+    """Ask the Results page to open with this run selected (call before ``st.switch_page``).
+
+    Stored under a plain key and applied by the Results page before it draws its run selector, since a
+    widget's value cannot be changed once the widget is drawn in a run.
+    """
+    import streamlit as st
+
+    st.session_state[PENDING_RUN] = str(run_id)

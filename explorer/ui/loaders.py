@@ -68,8 +68,12 @@ def window_presets(key: str, _mammogram: Any) -> dict[str, tuple[float, float]]:
 
 
 @st.cache_resource(show_spinner="Preparing the synthetic cohort (first time only)...")
-def cohort_manifest(preset: str, seed: int = 0) -> str:
-    """Path of a built-in synthetic cohort's manifest, generating the cohort on first use."""
+def cohort_manifest(preset: str, seed: int = 0, folder: str = "") -> str:
+    """Path of a built-in synthetic cohort's manifest, generating the cohort on first use.
+
+    ``folder`` is the data folder (``core.paths.data_dir()``), part of the cache key so that a changed
+    ``MAMMO_ROBUST_DATA`` never serves a cohort from the old folder (which the allowed roots then refuse).
+    """
     from core.phantom import ensure_cohort
 
     return str(ensure_cohort(preset, seed=seed))

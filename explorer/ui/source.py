@@ -145,7 +145,9 @@ def _synthetic() -> ImageRef | None:
         "a while the first time it is generated, then loads instantly.",
     )
     try:
-        manifest = loaders.cohort_manifest(preset)
+        from core.paths import data_dir
+
+        manifest = loaders.cohort_manifest(preset, 0, str(data_dir()))
     except ExplorerError as exc:
         sb.error(str(exc))
         return None
