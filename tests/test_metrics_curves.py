@@ -121,6 +121,20 @@ def test_families_pool_seeds_and_keep_checkpoints_apart():
     assert {"x-seed0", "x-seed1", "x-seed2"} <= set(per_weights["weights"])
 
 
+def test_checkpoint_colours_ramp_within_a_run_and_differ_between_runs():
+    from core.metrics.curve_figures import series_colors
+
+    weights = ("g-epoch2.pt", "g-epoch10.pt", "clean-epoch06.pt", "lowpass-epoch06.pt")
+    df = make_scores(n_exams=30, conditions=GRID[:3], weights=weights)
+    aucs = auc_table(validate_scores(df), levels=["image"], n_resamples=0)
+    curves = auc_vs_parameter(aucs, group="weights")
+    colors = series_colors(curves)
+    by_weights = dict(zip(curves["weights"], curves["series"], strict=False))
+    ramp = {colors[by_weights["g-epoch2.pt"]], colors[by_weights["g-epoch10.pt"]]}
+    single = [colors[by_weights["clean-epoch06.pt"]], colors[by_weights["lowpass-epoch06.pt"]]]
+    assert len(ramp) == 2 and single[0] != single[1] and not ramp & set(single)
+
+
 def test_parameter_metadata_matches_the_registry():
     from core.perturb import PERTURBATIONS
 

@@ -290,6 +290,21 @@ def test_cli_run_list_and_export(data_dir, tiny_manifest, gmic_weights, tmp_path
     assert "missing key(s) manifest" in capsys.readouterr().err
 
 
+def test_cli_run_with_other_weights(data_dir, tiny_manifest, gmic_weights, tmp_path):
+    """``run CONFIG --weights FILE``: one sweep config for every checkpoint of a training run."""
+    import shutil
+
+    from core.cli import main
+    from core.runs import load_scores
+
+    cfg = RunConfig(model="gmic", manifest=str(tiny_manifest), weights="random", device="cpu", max_images=2)
+    path = cfg.save(tmp_path / "sweep.toml")
+    checkpoint = shutil.copy(gmic_weights, tmp_path / "gmic-run-epoch03.pt")
+    assert main(["run", str(path), "--weights", str(checkpoint), "--run-id", "other", "--quiet"]) == 0
+    assert set(load_scores("other")["weights"]) == {"gmic-run-epoch03.pt"}
+    assert main(["run", str(path), "--weights", str(tmp_path / "none.pt"), "--run-id", "x", "--quiet"]) != 0
+
+
 def test_import_scores_as_a_finished_run(data_dir, tmp_path):
     from core.runs import import_scores
     from tests.test_metrics_tables import make_scores

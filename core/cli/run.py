@@ -18,6 +18,11 @@ def register(subparsers) -> None:
     )
     p.add_argument("config", nargs="?", help="run config file (.json or .toml); see core.runs.RunConfig")
     p.add_argument("--run-id", help="id for the new run (default: time-model-random)")
+    p.add_argument(
+        "--weights",
+        help="weights instead of the config's ('demo', 'random' or a file): one sweep config for every "
+        "checkpoint of a training run (docs/training-experiments.md)",
+    )
     p.add_argument("--resume", metavar="RUN_ID", help="continue a stored run where it stopped")
     p.add_argument(
         "--retry-errors",
@@ -104,6 +109,10 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr)  # fmt: skip
         return 2
     config = _with_options(runs.load_config(args.config), args)
+    if args.weights:
+        import dataclasses
+
+        config = dataclasses.replace(config, weights=args.weights)
     if config.engine == "ray":  # a clear error before anything is stored
         from core.runs.ray_engine import import_ray
 

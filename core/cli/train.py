@@ -88,7 +88,8 @@ def _data_options(p: argparse.ArgumentParser, defaults) -> None:
         "--augment-prob",
         type=float,
         default=defaults.augment_prob,
-        help=f"share of samples perturbed (default {defaults.augment_prob:g})",
+        help=f"share of samples perturbed (default {defaults.augment_prob:g}; 1 with one --augment: every "
+        "sample perturbed and the validation images too, train-time filtering as in the study's Figure 4)",
     )
 
 
@@ -131,12 +132,16 @@ def _mode_options(p: argparse.ArgumentParser, defaults) -> None:
         help="decay of an exponential moving average of the weights, updated every step; validation, "
         "the kept checkpoint and the test AUC use the average (e.g. 0.995; default 0 = the raw weights)",
     )
-    p.add_argument("--init-trunk", help="DMV: start both columns from this GMIC (ds_net) or DMV checkpoint")
+    p.add_argument(
+        "--init-trunk",
+        help="start the ResNet-22 trunk from this GMIC (ds_net) or DMV checkpoint: DMV both columns, GMIC "
+        "its global network (the rest of GMIC starts random)",
+    )
     p.add_argument(
         "--freeze-trunk",
         action="store_true",
-        help="keep the ResNet-22 trunk fixed (DMV: needs --init-trunk, trains the heads; GMIC: needs --init, "
-        "trains saliency, local and fusion networks on cached windows)",
+        help="keep the ResNet-22 trunk fixed (DMV: needs --init-trunk, trains the heads; GMIC: needs --init "
+        "or --init-trunk, trains saliency, local and fusion networks on cached windows)",
     )
     p.add_argument(
         "--unfreeze-stages",
@@ -157,6 +162,14 @@ def _mode_options(p: argparse.ArgumentParser, defaults) -> None:
 def _run_options(p: argparse.ArgumentParser, defaults) -> None:
     """Budget, test-time samples and where the work runs."""
     p.add_argument("--max-minutes", type=float, help="stop after the epoch that passes this time budget")
+    p.add_argument(
+        "--save-every",
+        type=int,
+        default=defaults.save_every,
+        metavar="N",
+        help="also write the checkpoint of every N-th epoch beside --out, named OUT-epochNN.pt (a series for "
+        "AUC against severity per checkpoint, the study's Figure 2; default 0 = off)",
+    )
     p.add_argument(
         "--test-samples", type=int, default=defaults.test_samples, help="DMV augmented windows at test time"
     )
@@ -216,7 +229,10 @@ def run(args: argparse.Namespace) -> int:
         cache=not args.no_cache,
         device=args.device,
         workers=args.workers,
+        save_every=args.save_every,
     )
     result = train(options)
     print(f"wrote {result.checkpoint} ({result.curves_csv.name}); test malignant AUC {result.test_auc}")
+    for path in result.checkpoints:
+        print(f"wrote {path}")
     return 0

@@ -46,13 +46,17 @@ def _viridis(t: float) -> str:
 
 
 def series_colors(curves: pd.DataFrame) -> dict[str, str]:
-    """A stable colour per series; checkpoints of one run along a ramp by epoch."""
+    """A stable colour per series; checkpoints of one run along a ramp by epoch. A run with one checkpoint
+    in the figure gets a colour of its own like any other series (two runs compared at the same epoch must
+    not share the ramp's first colour)."""
     colors: dict[str, str] = {}
     epochs = curves.dropna(subset=["epoch"]).drop_duplicates("series")
     for _, grp in epochs.groupby(epochs["weights"].str.replace(r"[-_]epoch.*$", "", regex=True)):
         lo, hi = grp["epoch"].min(), grp["epoch"].max()
+        if len(grp) < 2 or hi <= lo:
+            continue
         for s, e in zip(grp["series"], grp["epoch"], strict=True):
-            colors[s] = _viridis(0.85 * (e - lo) / (hi - lo) if hi > lo else 0.0)
+            colors[s] = _viridis(0.85 * (e - lo) / (hi - lo))
     others = [s for s in dict.fromkeys(curves["series"]) if s not in colors]
     colors.update({s: _COLORS[i % len(_COLORS)] for i, s in enumerate(others)})
     return colors
@@ -274,7 +278,7 @@ def parameter_png(curves: pd.DataFrame, path: str | Path, *, title: str = "", ba
     anchor = (0.5, 0.25 / height)
     fig.legend(handles, labels, loc="lower center", bbox_to_anchor=anchor, ncol=ncol, fontsize=7, frameon=0)
     fig.text(0.01, 0.04 / height, textwrap.fill(KEY, int(18 * width)), fontsize=6, color="dimgrey")
-    fig.suptitle(textwrap.fill(title, int(16 * width)), fontsize=9)
+    fig.suptitle(textwrap.fill(title, int(13 * width)), fontsize=9)  # ~13 characters of 9-point text an inch
     fig.tight_layout(rect=(0, bottom / height, 1, 1))
     path = Path(path)
     fig.savefig(path, dpi=110)

@@ -130,7 +130,7 @@ def natural_key(text: str) -> tuple:
 
 
 # Checkpoints of one training run: ``<run>-epoch<N>`` with an optional weights suffix (.pt, .p, .pth), e.g.
-# ``gmic-lowpass2-epoch03.pt``. ``mammo-robust train --save-every N`` will write this name.
+# ``gmic-lowpass2-epoch03.pt``. ``mammo-robust train --save-every N`` writes this name.
 _CHECKPOINT = re.compile(r"^(?P<run>.+?)[-_]epoch[-_]?(?P<epoch>\d+)(?:\.(?:pt|pth|p))?$", re.IGNORECASE)
 
 

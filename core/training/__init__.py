@@ -27,6 +27,7 @@ chain file -> imaging -> perturb -> models -> runs -> metrics; nothing in the ch
 * :mod:`~core.training.frozen`      frozen-trunk stages (cached trunk outputs, DMV heads);
 * :mod:`~core.training.dense`       GMIC's dense pretraining on finding masks (``--dense-target``);
 * :mod:`~core.training.checkpoints` initial weights and kept states; :mod:`~core.training.curves` curves;
+* :mod:`~core.training.series`      checkpoints of every N-th epoch (``--save-every``; Figure 2);
 * :mod:`~core.training.loop`        :func:`train`.
 """
 

@@ -28,11 +28,21 @@ def load_init(model: Any, path: str, config: dict[str, Any]) -> None:
 
 
 def load_trunk(model: Any, path: str) -> None:
-    """Copy a ResNet-22 trunk into both DMV columns: GMIC's ``ds_net`` or a DMV checkpoint's ``cc`` column."""
+    """Copy a ResNet-22 trunk (GMIC's ``ds_net`` or a DMV checkpoint's ``cc`` column) into both columns of a
+    DMV model, or into GMIC's global network ``ds_net`` (the saliency layer, local network, attention and
+    fusion keep their random initialisation: a GMIC trained from a given trunk)."""
     ckpt = load_checkpoint(path)
     prefix = "ds_net." if ckpt.arch == "gmic" else "four_view_resnet.cc."
     sub = {k[len(prefix) :]: v for k, v in ckpt.state_dict.items() if k.startswith(prefix)}
     if not sub:
         raise ModelError(f"{path}: no ResNet-22 trunk ({prefix}*) in this checkpoint")
-    for column in (model.four_view_resnet.cc, model.four_view_resnet.mlo):
-        column.load_state_dict(sub)
+    columns = (
+        (model.ds_net,)
+        if model.spec.arch == "gmic"
+        else (model.four_view_resnet.cc, model.four_view_resnet.mlo)
+    )
+    try:
+        for column in columns:
+            column.load_state_dict(sub)
+    except RuntimeError as exc:  # a trunk of other channel counts
+        raise ModelError(f"{path}: its ResNet-22 trunk does not fit this model ({exc})") from None

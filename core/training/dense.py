@@ -128,6 +128,24 @@ def dense_scores(model: Any, head: Any, items: list[Any], spec: Any, device: Any
     return np.concatenate(out) if out else np.zeros(0)
 
 
+def _stage3_head(net: Any) -> Any:
+    """The 1x1 head on the output of stage 3 of the column ``net`` (discarded after training)."""
+    import torch
+
+    channels = net.layer_list[DENSE_STAGES - 1][-1].conv2.out_channels
+    return torch.nn.Sequential(
+        torch.nn.BatchNorm2d(channels), torch.nn.ReLU(), torch.nn.Conv2d(channels, 2, 1)
+    )
+
+
+def _finding_pools(items: list[Any]) -> tuple[list[int], list[int]]:
+    """Indices of the items holding a benign finding and of those holding a malignant one."""
+    return (
+        [i for i, it in enumerate(items) if any(f[2] == "benign" for f in it.findings)],
+        [i for i, it in enumerate(items) if any(f[2] == "malignant" for f in it.findings)],
+    )
+
+
 def train_dense(
     model: Any,
     spec: Any,
@@ -136,6 +154,7 @@ def train_dense(
     options: Any,
     rng: np.random.RandomState,
     log: Callable[[str], None],
+    on_epoch: Callable[[int, Any, float | None], Any] | None = None,
 ) -> tuple[list[dict[str, Any]], tuple[float, Any, int], Callable[[list[Any]], np.ndarray]]:
     """Train ``model.ds_net`` and its saliency layer on finding masks (module docstring).
 
@@ -143,20 +162,16 @@ def train_dense(
     ``samples_per_epoch``, ``epochs``, ``lr``, ``patience``, ``max_minutes``, ``augment_prob``). Returns
     ``(history, best, score)``: the per-epoch rows, ``(validation AUC, state on the CPU, epoch)`` of the best
     epoch, and a function giving the stage-3 score (:func:`dense_scores`) of items with the best state.
+    ``on_epoch(epoch, model, val_auc)``, if given, is called after each validation (with the recalibrated
+    batch-norm statistics the epoch was validated with).
     """
     import torch
 
     device = model_device(model)
     net = model.ds_net
-    channels = net.layer_list[DENSE_STAGES - 1][-1].conv2.out_channels
-    head = torch.nn.Sequential(
-        torch.nn.BatchNorm2d(channels), torch.nn.ReLU(), torch.nn.Conv2d(channels, 2, 1)
-    ).to(device)
+    head = _stage3_head(net).to(device)
     windows = _Windows(train_items, spec, options.augment_prob)
-    pools = (
-        [i for i, it in enumerate(train_items) if any(f[2] == "benign" for f in it.findings)],
-        [i for i, it in enumerate(train_items) if any(f[2] == "malignant" for f in it.findings)],
-    )
+    pools = _finding_pools(train_items)
     params = [*net.parameters(), *model.left_postprocess_net.parameters(), *head.parameters()]
     steps = -(-(options.samples_per_epoch or len(train_items)) // options.batch_size)
     opt = torch.optim.Adam(params, lr=options.lr)
@@ -196,6 +211,8 @@ def train_dense(
             }
         )
         log(f"dense epoch {epoch}: loss {np.mean(losses):.4f}, val malignant AUC {history[-1]['val_auc']}")
+        if on_epoch is not None:
+            on_epoch(epoch, model, val_auc)
         score = -1.0 if val_auc is None else val_auc
         if score > best[0] or best[1] is None:
             best, best_head, bad = (score, cpu_state(model), epoch), cpu_state(head), 0

@@ -21,13 +21,14 @@ def auc(scores, labels) -> float | None:
     return _metrics_auc(np.asarray(scores, float), labels)
 
 
-def gmic_scores(model, items, spec, batch_size) -> np.ndarray:
-    """GMIC's (n, 2) [benign, malignant] probabilities on each item's deterministic clean window."""
+def gmic_scores(model, items, spec, batch_size, crop: int = 0) -> np.ndarray:
+    """GMIC's (n, 2) [benign, malignant] probabilities on each item's deterministic window of crop ``crop``
+    (0: the clean image; 1..: its perturbed versions)."""
     out = []
     model.eval()
     for s in range(0, len(items), batch_size):
         chunk = items[s : s + batch_size]
-        out.append(gmic_forward(model, np.stack([window(it, spec, None, 0, False) for it in chunk])))
+        out.append(gmic_forward(model, np.stack([window(it, spec, None, 0, False, crop) for it in chunk])))
     return np.concatenate(out) if out else np.zeros((0, 2))
 
 
@@ -52,11 +53,11 @@ def dmv_auc(probs: np.ndarray, labels: np.ndarray) -> float | None:
     return auc(probs[:, 2:].ravel(), labels[:, 2:].ravel()) if len(probs) else None
 
 
-def dmv_val_probs(model, exams, spec) -> np.ndarray:
-    """DMV's (n, 4) probabilities on each exam's deterministic clean windows."""
+def dmv_val_probs(model, exams, spec, crop: int = 0) -> np.ndarray:
+    """DMV's (n, 4) probabilities on each exam's deterministic windows of crop ``crop`` (0: clean)."""
     model.eval()
     out = []
     for exam in exams:
-        inputs = {v: window(exam[v], spec, None, 0, False)[None] for v in EXAM_VIEWS}
+        inputs = {v: window(exam[v], spec, None, 0, False, crop)[None] for v in EXAM_VIEWS}
         out.append(dmv_forward(model, inputs)[0])
     return np.array(out).reshape(-1, 4)

@@ -22,7 +22,7 @@ from core.training.checkpoints import cpu_state
 from core.training.data import ImageItem
 from core.training.evaluation import dmv_auc, dmv_labels
 from core.training.objectives import balanced_order, dmv_nll
-from core.training.options import TrainOptions
+from core.training.options import TrainOptions, used_crops, validation_crop
 from core.training.windows import crop_index, window_with_masks
 
 
@@ -126,8 +126,12 @@ class GmicCache:
     """Windows and frozen ``ds_net`` prefix outputs for GMIC training with ``--freeze-trunk``.
 
     ``train[crop][sample]`` = (prefix outputs float32, windows float16 (n, rows, cols), saliency targets
-    uint8 (n, 2, h, w) or None) of the training images (sample 0 deterministic, then the noisy ones); ``val``
-    the same (float32 windows, no targets) for the deterministic validation windows."""
+    uint8 (n, 2, h, w) or None) of the training images (sample 0 deterministic, then the noisy ones), for
+    the crops training can draw (:func:`core.training.options.used_crops`; an empty list for the others).
+    A perturbed crop's windows are cut from the perturbed image, so the frozen stages' outputs are those of
+    the perturbed windows: the perturbation reaches the trunk, not only the trained top. ``val`` the same
+    (float32 windows, no targets) for the deterministic validation windows of the validation crop
+    (:func:`core.training.options.validation_crop`)."""
 
     train: list[list[tuple[np.ndarray, np.ndarray, np.ndarray | None]]]
     val: tuple[np.ndarray, np.ndarray, None]
@@ -154,8 +158,11 @@ def gmic_cache(model: Any, train_items, val_items, spec, options: TrainOptions, 
     t0 = time.time()
     stages, n = options.unfreeze_stages, len(train_items)
     map_size = resnet22_output_size(*spec.config["input_size"]["CC"], first_layer_padding=3)
+    used = used_crops(len(train_items[0].crops), options.augment_prob)
     train_in = [
-        [
+        []
+        if c not in used
+        else [
             prefix_outputs(
                 model.ds_net,
                 train_items,
@@ -171,7 +178,13 @@ def gmic_cache(model: Any, train_items, val_items, spec, options: TrainOptions, 
         for c in range(len(train_items[0].crops))
     ]
     val_in = prefix_outputs(
-        model.ds_net, val_items, spec, stages, 0, [None] * len(val_items), windows=np.float32
+        model.ds_net,
+        val_items,
+        spec,
+        stages,
+        validation_crop(options),
+        [None] * len(val_items),
+        windows=np.float32,
     )
     log(f"windows and trunk outputs of {n} + {len(val_items)} images in {time.time() - t0:.0f} s")
     return GmicCache(train_in, val_in)
@@ -210,23 +223,27 @@ def dmv_top(model: Any, feats: list[Any], stages: int) -> dict[str, Any]:
     return {"CC": model.output_layer_cc(cc), "MLO": model.output_layer_mlo(mlo)}
 
 
-def train_dmv_top(model, spec, train_exams, val_exams, options, rng, log):
+def train_dmv_top(model, spec, train_exams, val_exams, options, rng, log, on_epoch=None):
     """Train the DMV heads (and the last ``options.unfreeze_stages`` column stages) on cached outputs of the
     frozen trunk; returns (history, best). Training samples are the deterministic window or one of
     ``options.window_samples`` noisy windows per image, of the clean crop or (``augment_prob``) a
-    perturbed one."""
+    perturbed one. ``on_epoch(epoch, model, val_auc)``, if given, is called after each validation."""
     import torch
 
     t0 = time.time()
     stages = options.unfreeze_stages
     n_crops = len(train_exams[0]["L-CC"].crops)
     seeds = window_seeds(options)
+    used = used_crops(n_crops, options.augment_prob)
     train_in = [
-        [dmv_prefix_inputs(model, train_exams, spec, stages, c, sd) for sd in seeds] for c in range(n_crops)
+        [dmv_prefix_inputs(model, train_exams, spec, stages, c, sd) for sd in seeds] if c in used else []
+        for c in range(n_crops)
     ]
     device = model_device(model)
+    val_crop = validation_crop(options)
     val_in = [
-        torch.from_numpy(a).to(device) for a in dmv_prefix_inputs(model, val_exams, spec, stages, 0, None)
+        torch.from_numpy(a).to(device)
+        for a in dmv_prefix_inputs(model, val_exams, spec, stages, val_crop, None)
     ]
     log(f"trunk outputs of {len(train_exams)} + {len(val_exams)} exams in {time.time() - t0:.0f} s")
     labels = np.array([dmv_labels(e) for e in train_exams])
@@ -263,6 +280,8 @@ def train_dmv_top(model, spec, train_exams, val_exams, options, rng, log):
             "minutes": round((time.time() - t0) / 60, 2),
         }
         history.append(row)
+        if on_epoch is not None:
+            on_epoch(epoch, model, val_auc)
         if epoch % 5 == 0 or epoch == 1:
             log(f"top epoch {epoch}: loss {row['train_loss']:.4f}, val malignant AUC {row['val_auc']}")
         score = -1.0 if val_auc is None else val_auc

@@ -39,7 +39,9 @@ from core.training.options import (
     cohort_name,
     command_line,
     parse_augment,
+    validation_crop,
 )
+from core.training.series import CheckpointSeries
 from core.training.windows import crop_index, patch, train_windows
 
 
@@ -60,6 +62,11 @@ def train(options: TrainOptions, *, log: Callable[[str], None] = print) -> Train
 
 def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 4)
+
+
+def _variant(arch: str) -> str:
+    """The variant a trained checkpoint is stored as: DMV view-wise image only, GMIC-ResNet-18."""
+    return "image-only" if arch == "dmv" else "resnet18"
 
 
 class _Training:
@@ -95,12 +102,24 @@ class _Training:
         if options.init:
             load_init(self.model, options.init, self.config)
         if options.init_trunk:
-            if arch != "dmv":
-                raise ModelError(
-                    "train: --init-trunk is for DMV (it copies a ResNet-22 trunk into both columns)"
-                )
             load_trunk(self.model, options.init_trunk)
         check_modes(options, arch)
+        self.val_crop = validation_crop(options)
+        self.series = CheckpointSeries(
+            options.out,
+            options.save_every,
+            arch=arch,
+            variant=_variant(arch),
+            config=self.config,
+            record={
+                "cohort": cohort_name(options.cohort),
+                "command": command_line(options),
+                "seed": options.seed,
+                "augment": list(options.augment),
+                "augment_prob": options.augment_prob if options.augment else 0.0,
+            },
+            half=options.half,
+        )
         self.model.to(self.device)
         self._load_data(augment)
         self.t_start = time.time()
@@ -173,11 +192,11 @@ class _Training:
             scores = gmic_cached_scores(scored, self.cache, self.stages, self.options.batch_size)
             return auc(scores[:, 1], [it.malignant for it in split])
         if self.arch == "gmic":
-            scores = gmic_scores(scored, split, self.spec, self.options.batch_size)
+            scores = gmic_scores(scored, split, self.spec, self.options.batch_size, self.val_crop)
             return auc(scores[:, 1], [it.malignant for it in split])
         val_exams = list(exams(split).values())
         val_labels = np.array([dmv_labels(e) for e in val_exams]).reshape(-1, 4)
-        return dmv_auc(dmv_val_probs(scored, val_exams, self.spec), val_labels)
+        return dmv_auc(dmv_val_probs(scored, val_exams, self.spec, self.val_crop), val_labels)
 
     def keep_if_best(self, epoch: int, val_auc: float | None) -> bool:
         """Keep a CPU copy of the scored state if ``val_auc`` beats the best so far; whether it did."""
@@ -198,16 +217,24 @@ class _Training:
         if frozen:
             val_exams = list(exams(self.split[self.val_name]).values())
             self.history, self.best = train_dmv_top(
-                self.model, self.spec, self.train_exams, val_exams, options, self.rng, log
+                self.model, self.spec, self.train_exams, val_exams, options, self.rng, log, self.series.save
             )
         elif options.dense_target:
             self.history, self.best, self.dense_score = train_dense(
-                self.model, self.spec, self.train_items, self.split[self.val_name], options, self.rng, log
+                self.model,
+                self.spec,
+                self.train_items,
+                self.split[self.val_name],
+                options,
+                self.rng,
+                log,
+                self.series.save,
             )
         elif options.init:
             val_auc = self.validate()
             self.history.append({"epoch": 0, "train_loss": None, "val_auc": _round(val_auc), "minutes": 0.0})
             self.keep_if_best(0, val_auc)
+            self.series.save(0, self.scored, val_auc)
             log(f"epoch 0 (from {Path(options.init).name}): {self.val_name} malignant AUC {_round(val_auc)}")
         steps_per_epoch = -(-self.n_epoch // options.batch_size)
         opt = torch.optim.Adam(self.model.parameters(), lr=options.lr)
@@ -237,6 +264,7 @@ class _Training:
                     "minutes": round(elapsed, 2),
                 }
                 self.history.append(row)
+                self.series.save(epoch, self.scored, val_auc)
                 log(
                     f"epoch {epoch}: loss {row['train_loss']:.4f}, {self.val_name} malignant AUC "
                     f"{row['val_auc']}, {elapsed:.1f} min"
@@ -321,15 +349,25 @@ class _Training:
         self.log(f"best epoch {best[2]} ({self.val_name} AUC {best[0]:.4f}); test malignant AUC {test_auc}")
         self.config["training"] = self._record(test_auc, test_breast_auc)
         out = Path(options.out)
-        variant = "image-only" if arch == "dmv" else "resnet18"
-        save_checkpoint(out, self.model, arch=arch, variant=variant, config=self.config, half=options.half)
+        save_checkpoint(
+            out, self.model, arch=arch, variant=_variant(arch), config=self.config, half=options.half
+        )
         stem = out.with_suffix("")
         csv_path = stem.parent / f"{stem.name}-curves.csv"
         png = write_curves(
             self.history, csv_path, stem.parent / f"{stem.name}-curves.png", f"{arch} {out.name}"
         )
+        if self.series.written:
+            self.log(f"checkpoint series: {', '.join(p.name for p in self.series.written)}")
         return TrainResult(
-            out, csv_path, png, self.history, None if best[0] < 0 else best[0], test_auc, test_breast_auc
+            out,
+            csv_path,
+            png,
+            self.history,
+            None if best[0] < 0 else best[0],
+            test_auc,
+            test_breast_auc,
+            list(self.series.written),
         )
 
     def _record(self, test_auc: float | None, test_breast_auc: float | None) -> dict[str, Any]:
@@ -351,6 +389,9 @@ class _Training:
             "test_samples": options.test_samples if arch == "dmv" else 0,
             "augment": list(options.augment),
             "augment_prob": options.augment_prob if options.augment else 0.0,
+            "validated_on": options.augment[0] if self.val_crop else "unperturbed",
+            "save_every": options.save_every,
+            "checkpoints": [p.name for p in self.series.written],
             "patch_size": options.patch_size,
             "dense_target": options.dense_target,
             "init_trunk": Path(options.init_trunk).name if options.init_trunk else None,

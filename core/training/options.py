@@ -33,7 +33,10 @@ class TrainOptions:
     ``extra_train`` cohorts (same forms) joins the training split; their exams must not occur in
     ``cohort``. ``window_samples`` is the number of noisy windows per image cached for frozen-trunk
     training. ``augment`` entries are ``"name:parameter"`` with a name of
-    :data:`core.perturb.PERTURBATIONS` (e.g. ``"lowpass:2.0"``, radius in cycles/mm).
+    :data:`core.perturb.PERTURBATIONS` (e.g. ``"lowpass:2.0"``, radius in cycles/mm); with one entry and
+    ``augment_prob`` 1 every training sample is perturbed and validation uses the perturbed images too
+    (:func:`validation_crop`). ``save_every`` N > 0 writes the checkpoint of every N-th epoch beside ``out``
+    (:mod:`core.training.series`).
     """
 
     arch: str
@@ -69,6 +72,7 @@ class TrainOptions:
     init: str | None = None
     device: str = "auto"
     workers: int = 1
+    save_every: int = 0
 
 
 @dataclass
@@ -82,6 +86,7 @@ class TrainResult:
     val_auc: float | None
     test_auc: float | None
     test_breast_auc: float | None
+    checkpoints: list[Path] = field(default_factory=list)
 
 
 def parse_augment(items: Sequence[str]) -> list[tuple[str, float]]:
@@ -113,15 +118,37 @@ def check_options(options: TrainOptions) -> str:
         raise ModelError("train: epochs and batch_size must be at least 1")
     if not 0.0 <= options.ema < 1.0:
         raise ModelError(f"train: --ema must be in [0, 1), got {options.ema}")
+    if not 0.0 <= options.augment_prob <= 1.0:
+        raise ModelError(f"train: --augment-prob must be in [0, 1], got {options.augment_prob}")
+    from core.training.series import check_save_every
+
+    check_save_every(options.save_every)
     return arch
+
+
+def validation_crop(options: TrainOptions) -> int:
+    """Which crop of the validation images the epochs are validated on: the perturbed one (1) when every
+    training sample is perturbed (one ``augment`` entry, ``augment_prob`` 1: the study's Figure 4 filters in
+    training and inference), else the clean one (0)."""
+    return 1 if len(options.augment) == 1 and options.augment_prob >= 1.0 else 0
+
+
+def used_crops(n_crops: int, augment_prob: float) -> list[int]:
+    """The crops of an image that training samples can draw (:func:`core.training.windows.crop_index`):
+    all of them, only the perturbed ones with ``augment_prob`` 1, only the clean one with 0."""
+    if n_crops <= 1 or augment_prob <= 0.0:
+        return [0]
+    return list(range(1, n_crops)) if augment_prob >= 1.0 else list(range(n_crops))
 
 
 def check_modes(options: TrainOptions, arch: str) -> None:
     """The checks of the training modes (frozen trunk, patches, dense target, EMA, window samples)."""
-    if options.freeze_trunk and not (options.init_trunk if arch == "dmv" else options.init):
+    if options.freeze_trunk and not (
+        options.init_trunk if arch == "dmv" else options.init or options.init_trunk
+    ):
         raise ModelError(
             "train: --freeze-trunk needs "
-            + ("--init-trunk" if arch == "dmv" else "--init (a GMIC checkpoint)")
+            + ("--init-trunk" if arch == "dmv" else "--init (a GMIC checkpoint) or --init-trunk")
         )
     if options.freeze_trunk and options.patch_size:
         raise ModelError("train: --freeze-trunk trains on whole windows, without --patch-size")
@@ -168,7 +195,7 @@ def command_line(options: TrainOptions) -> str:
     defaults = TrainOptions(arch=options.arch, out=options.out)
     names = ("lr", "batch_size", "spacing_mm", "augment_prob", "samples_per_epoch", "patience", "max_minutes")
     names += ("patch_size", "saliency_l1", "saliency_target", "ema", "init", "init_trunk", "unfreeze_stages")
-    names += ("window_samples",)
+    names += ("window_samples", "save_every")
     for name in (*names, "test_samples", "K", "threads"):
         value = getattr(options, name)
         if value != getattr(defaults, name):

@@ -24,11 +24,16 @@ def crop_index(item: ImageItem, rng: np.random.RandomState, augment_prob: float)
 
 
 def window(
-    item: ImageItem, spec: Any, rng: np.random.RandomState | None, augment_prob: float, train: bool
+    item: ImageItem,
+    spec: Any,
+    rng: np.random.RandomState | None,
+    augment_prob: float,
+    train: bool,
+    crop: int = 0,
 ) -> np.ndarray:
     """A training window (``train``: a crop drawn with ``augment_prob``, DMV's window noise from ``rng``)
-    or the deterministic window of the clean crop; standardised."""
-    crop = item.crops[crop_index(item, rng, augment_prob) if train else 0]
+    or the deterministic window of crop ``crop`` (0: the clean one); standardised."""
+    crop = item.crops[crop_index(item, rng, augment_prob) if train else crop]
     return window_from_crop(crop, item.geometry, spec, rng=rng if train else None, augment=train)
 
 
