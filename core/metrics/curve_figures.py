@@ -233,8 +233,10 @@ def _png_axes(ax, curves: pd.DataFrame, panel: str) -> None:
     axis = axis_for(panel)
     for nyq, _ in nyquist_lines(curves, panel):
         ax.axvline(nyq, color="grey", ls="--", lw=1)
-        ax.annotate(f"model Nyquist {nyq:.3g}", (nyq, 1.0), xycoords=("data", "axes fraction"), fontsize=7,
-                    ha="right", va="top", rotation=90, color="grey")  # fmt: skip
+        # beside the line at the foot of the panel: clear of the curves' markers at the grid radii
+        ax.annotate(f"model Nyquist {nyq:.3g}", (nyq, 0.0), xycoords=("data", "axes fraction"),
+                    xytext=(3, 3), textcoords="offset points", ha="left", va="bottom", fontsize=7,
+                    color="grey")  # fmt: skip
     if axis.log:
         ax.set_xscale("log")
     ticks = sorted(set(curves.loc[curves["panel"] == panel, "x"].dropna()))
