@@ -52,3 +52,18 @@ def artifacts(tmp_path_factory) -> Path:
     folder = Path(os.environ.get("MAMMO_TEST_ARTIFACTS", tmp_path_factory.mktemp("tmp") / "artifacts"))
     folder.mkdir(parents=True, exist_ok=True)
     return folder
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    """The tiny cohort's manifest in a private data folder, generated once per module (training tests)."""
+    import torch
+
+    from core.phantom import ensure_cohort
+
+    folder = tmp_path_factory.mktemp("data")
+    threads = torch.get_num_threads()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MAMMO_ROBUST_DATA", str(folder))
+        yield ensure_cohort("tiny")
+    torch.set_num_threads(threads)  # training sets one thread

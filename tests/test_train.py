@@ -16,20 +16,6 @@ from core.training import TrainOptions, command_line, load_items, parse_augment,
 SMALL = ["--spacing-mm", "1.0", "--input-size", "96x64", "--batch-size", "4", "--threads", "1"]
 
 
-@pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory):
-    """A private data folder holding the tiny cohort (generated once for this module)."""
-    folder = tmp_path_factory.mktemp("data")
-    threads = torch.get_num_threads()
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MAMMO_ROBUST_DATA", str(folder))
-        from core.phantom import ensure_cohort
-
-        manifest = ensure_cohort("tiny")
-        yield manifest
-    torch.set_num_threads(threads)  # training sets one thread
-
-
 @pytest.mark.slow
 def test_train_gmic_one_epoch_writes_loadable_checkpoint(tiny_data, tmp_path, capsys):
     out = tmp_path / "gmic-tiny.pt"

@@ -19,19 +19,6 @@ from core.training.series import epoch_path
 SMALL = dict(spacing_mm=0.5, input_size={"CC": (160, 112), "MLO": (160, 112)}, threads=1, batch_size=4)
 
 
-@pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory):
-    """A private data folder holding the tiny cohort (generated once for this module)."""
-    folder = tmp_path_factory.mktemp("data")
-    threads = torch.get_num_threads()
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MAMMO_ROBUST_DATA", str(folder))
-        from core.phantom import ensure_cohort
-
-        yield ensure_cohort("tiny")
-    torch.set_num_threads(threads)  # training sets one thread
-
-
 def _states_equal(a: dict, b: dict) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
