@@ -71,10 +71,6 @@ def weights_label(config: RunConfig) -> str:
     return config.weights if config.weights in ("demo", "random") else Path(config.weights).name
 
 
-def _batches(items: list[WorkItem], size: int) -> list[list[WorkItem]]:
-    return [items[i : i + size] for i in range(0, len(items), size)]
-
-
 class _StopFlag:
     """Cancel requests: the store's flag (read at most every 0.25 s) or a signal."""
 
@@ -205,27 +201,30 @@ def _execute_with(store: RunStore, config: RunConfig, stop: _StopFlag, log, engi
     counts = store.unit_counts()
     store.mark_progress()  # the rate counts from here, so it is known after the first item
 
+    unsettled = [item for item in items if any(sum(counts.get(u, (0, 0))) < n_cond for u in item.units)]
+    todo = [item for item in unsettled if not known_bad(item, counts, n_cond)]
+    settled_items = 0
+
     def commit(item: WorkItem, rows: list[dict], errors: list[dict]) -> None:
+        nonlocal settled_items
         t0 = time.perf_counter()
         store.add_results(rows, errors)
         timings.extra["store_s"] += time.perf_counter() - t0
         if errors:
             log(f"error: {errors[0]['message']}")
+        settled_items += 1
+        if settled_items % config.batch_size == 0:
+            log(f"{store.settled()}/{total} rows")
 
-    for batch in _batches(items, config.batch_size):
-        if all(sum(counts.get(u, (0, 0))) >= n_cond for item in batch for u in item.units):
-            continue
-        if stop():
-            break
-        result = score_batch(
-            model, [item for item in batch if not known_bad(item, counts, n_cond)], conditions,
-            weights_label=weights_label(config), batch_size=forward_batch,
+    # One stream over all the items: its threads prepare the next images while the model scores, with no
+    # pause between groups of items (each group used to start with the model waiting for its first image).
+    if todo and not stop():
+        score_batch(
+            model, todo, conditions, weights_label=weights_label(config), batch_size=forward_batch,
             dmv_samples=config.dmv_samples, timings=timings, should_stop=stop, on_item=commit,
         )  # fmt: skip
-        store.set(timings=json.dumps(_timings(timings)))
-        log(f"{store.settled()}/{total} rows")
-        if result.stopped or stop():
-            break
+    store.set(timings=json.dumps(_timings(timings)))
+    log(f"{store.settled()}/{total} rows")
     return _finish(store, stop, total, log)
 
 
