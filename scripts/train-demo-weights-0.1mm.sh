@@ -20,8 +20,9 @@
 #   --dry-run  print the commands without running them (a stage prints even when its checkpoint exists)
 # Runs on CUDA when present (train --device auto), else on the CPU with THREADS torch threads.
 # Variables: EXTRA="1" (extra training seeds; "" none), THREADS (default 1 on the CPU), WORKERS (default nproc),
-#   *_EPOCHS, *_SAMPLES per stage, GEOMETRY=official|reduced (reduced: 0.4 mm, windows / 4, patches 64 px;
-#   for the smoke test only), COHORT (default demo; tiny with --smoke).
+#   UNTIL=dense|top|whole (stop after that stage, e.g. a GPU run of stages 2-3), *_EPOCHS, *_SAMPLES per
+#   stage, GEOMETRY=official|reduced (reduced: 0.4 mm, windows / 4, patches 64 px; for the smoke test only),
+#   COHORT (default demo; tiny with --smoke).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONUNBUFFERED=1
@@ -70,6 +71,9 @@ stage() {  # stage NAME OUT ARGS...: one training, skipped when its checkpoint e
     # train writes the checkpoint only when the stage has finished, so an interrupted stage reruns
     mr train "$@" --out "$out" 2>&1 | tee "$work/$name.log"
 }
+until_done() {  # after stage NAME: stop here when UNTIL names it
+    if [ "${UNTIL:-}" = "$1" ]; then echo "stopped after stage $1 (UNTIL=$1)"; exit 0; fi
+}
 budget() { [ -n "${1:-}" ] && echo "--max-minutes $1" || true; }
 
 extra=()
@@ -85,6 +89,7 @@ dense=$work/gmic-dense.pt
 stage dense "$dense" gmic "${common[@]}" "${gmic[@]}" "${extra[@]}" --patch-size 256 --dense-target \
     --lr 0.0003 --batch-size "${DENSE_BATCH:-16}" --samples-per-epoch "${DENSE_SAMPLES:-4000}" \
     --epochs "${DENSE_EPOCHS:-8}" --patience 8 $(budget "${DENSE_MIN:-}")
+until_done dense
 
 top=$work/gmic-top.pt
 # shellcheck disable=SC2046
@@ -92,6 +97,7 @@ stage top "$top" gmic "${common[@]}" "${gmic[@]}" "${extra[@]}" --init "$dense" 
     --unfreeze-stages 1 --saliency-target 1.0 --window-samples "${TOP_WINDOW_SAMPLES:-0}" --lr 0.0003 \
     --ema 0.99 --batch-size "${BATCH:-8}" --samples-per-epoch "${TOP_SAMPLES:-1024}" \
     --epochs "${TOP_EPOCHS:-8}" --patience 4 $(budget "${TOP_MIN:-}")
+until_done top
 
 gmic_final=$top
 if [ "${WHOLE_EPOCHS:-6}" -gt 0 ]; then
@@ -102,6 +108,7 @@ if [ "${WHOLE_EPOCHS:-6}" -gt 0 ]; then
         --samples-per-epoch "${WHOLE_SAMPLES:-416}" --epochs "${WHOLE_EPOCHS:-6}" --patience 6 \
         $(budget "${WHOLE_MIN:-}")
 fi
+until_done whole
 
 dmv=$work/dmv.pt
 # shellcheck disable=SC2046

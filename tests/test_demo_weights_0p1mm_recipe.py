@@ -74,6 +74,12 @@ def test_dry_run_commands_parse_at_the_official_geometry(tmp_path):
     trains = [build_parser().parse_args(c) for c in _commands(skip_whole.stdout) if c[0] == "train"]
     assert [Path(a.out).name for a in trains] == ["gmic-dense.pt", "gmic-top.pt", "dmv.pt"]
     assert trains[-1].init_trunk == trains[1].out and trains[0].extra_train == []
+    until = _run(tmp_path, "--dry-run", str(work), UNTIL="top")
+    assert [Path(c[-1]).name for c in _commands(until.stdout) if c[0] == "train"] == [
+        "gmic-dense.pt",
+        "gmic-top.pt",
+    ]
+    assert until.returncode == 0 and "stopped after stage top" in until.stdout
     assert _run(tmp_path, "--fast").returncode == 2
 
 
