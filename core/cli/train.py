@@ -45,6 +45,12 @@ def register(subparsers) -> None:
         help=f"model pixel spacing in mm (default {defaults.spacing_mm:g})",
     )
     p.add_argument("--input-size", type=_size, help=f"model window ROWSxCOLS for all views (default {size})")
+    p.add_argument(
+        "--input-size-mlo",
+        type=_size,
+        help="DMV: the MLO views' window ROWSxCOLS when it differs from the CC one (--input-size), e.g. the "
+        "official 2974x1748 beside 2677x1942",
+    )
     p.add_argument("--K", type=int, default=defaults.K, help="GMIC patches per image")
     crop = "x".join(str(v) for v in defaults.crop_shape)
     p.add_argument("--crop-shape", type=_size, help=f"GMIC patch ROWSxCOLS in model pixels (default {crop})")
@@ -191,12 +197,16 @@ def _run_options(p: argparse.ArgumentParser, defaults) -> None:
     p.add_argument("--no-cache", action="store_true", help="do not read or write the preprocessed-crop cache")
 
 
-def run(args: argparse.Namespace) -> int:
-    from core.training import TrainOptions, train
-    from core.training.options import DEMO_GMIC_CROP
+def options_from_args(args: argparse.Namespace):
+    """The :class:`core.training.TrainOptions` of parsed ``mammo-robust train`` arguments."""
+    from core.training import TrainOptions
+    from core.training.options import DEMO_GMIC_CROP, DEMO_INPUT_SIZE
 
-    size = None if args.input_size is None else {"CC": args.input_size, "MLO": args.input_size}
-    options = TrainOptions(
+    size = None
+    if args.input_size is not None or args.input_size_mlo is not None:
+        cc = args.input_size or DEMO_INPUT_SIZE[args.arch]["CC"]
+        size = {"CC": cc, "MLO": args.input_size_mlo or cc}
+    return TrainOptions(
         arch=args.arch,
         out=args.out,
         cohort=args.cohort,
@@ -231,7 +241,12 @@ def run(args: argparse.Namespace) -> int:
         workers=args.workers,
         save_every=args.save_every,
     )
-    result = train(options)
+
+
+def run(args: argparse.Namespace) -> int:
+    from core.training import train
+
+    result = train(options_from_args(args))
     print(f"wrote {result.checkpoint} ({result.curves_csv.name}); test malignant AUC {result.test_auc}")
     for path in result.checkpoints:
         print(f"wrote {path}")

@@ -120,6 +120,9 @@ def check_options(options: TrainOptions) -> str:
         raise ModelError(f"train: --ema must be in [0, 1), got {options.ema}")
     if not 0.0 <= options.augment_prob <= 1.0:
         raise ModelError(f"train: --augment-prob must be in [0, 1], got {options.augment_prob}")
+    size = options.input_size
+    if arch == "gmic" and size is not None and tuple(size["CC"]) != tuple(size["MLO"]):
+        raise ModelError("train: GMIC reads every view at one input size; --input-size-mlo is for DMV")
     from core.training.series import check_save_every
 
     check_save_every(options.save_every)
@@ -207,5 +210,8 @@ def command_line(options: TrainOptions) -> str:
     if tuple(options.crop_shape) != tuple(defaults.crop_shape):
         parts += ["--crop-shape", "x".join(str(v) for v in options.crop_shape)]
     if options.input_size is not None:
-        parts += ["--input-size", "x".join(str(v) for v in options.input_size["CC"])]
+        cc, mlo = (tuple(options.input_size[v]) for v in ("CC", "MLO"))
+        parts += ["--input-size", "x".join(str(v) for v in cc)]
+        if mlo != cc:
+            parts += ["--input-size-mlo", "x".join(str(v) for v in mlo)]
     return " ".join(parts)
