@@ -16,7 +16,7 @@ normal windows (what standardised windows look like; the cost does not depend on
   caching one window's frozen-prefix output (``cache``, under ``inference_mode``; ``cache-cl`` with
   ``channels_last``), which the frozen mode pays once per cached window.
 * **Dense pretraining** (``--dense-target``): a step on ``--dense-batch`` cuts of 256 x 256 px
-  (:func:`core.training.dense._dense_forward` and its two losses): a cut costs the same at either spacing,
+  (:func:`core.training.dense.dense_step`): a cut costs the same at either spacing,
   it only covers 9x less breast at 0.1 mm; and one whole window through the same forward in training mode
   without gradients, per window (the batch-norm recalibration and the validation, per epoch, scale with it).
 * **Inference** at the official GMIC size: ``model(x)`` under ``no_grad`` against ``channels_last`` under
@@ -50,7 +50,7 @@ import numpy as np
 import torch
 
 from core.models.registry import build_model
-from core.training.dense import _dense_forward, _stage3_head
+from core.training.dense import _dense_forward, _stage3_head, dense_step
 from core.training.frozen import column_prefix, dmv_top, gmic_top
 from core.training.objectives import bce, dmv_nll, saliency_target_loss
 
@@ -171,16 +171,8 @@ def bench_dense(args, device: torch.device) -> None:
         (torch.rand((n, 2, 256, 256), generator=torch.Generator().manual_seed(0)) > 0.97).float().to(device)
     )
 
-    def step() -> None:
-        stage3, saliency = _dense_forward(model, head, x)
-        loss = saliency_target_loss(stage3, masks, logits=True) + saliency_target_loss(
-            saliency, masks, logits=True
-        )
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-
-    timed("dense step, per 256 px cut (both spacings)", step, args.repeats, per=n)
+    timed("dense step, per 256 px cut (both spacings)", lambda: dense_step(model, head, opt, x, masks),
+          args.repeats, per=n)  # fmt: skip
     for name, geometry in GMIC_GEOMETRY.items():
         xw = normal((1, 1, *geometry["input"]), device)
         with torch.no_grad():

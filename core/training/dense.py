@@ -93,6 +93,19 @@ def _dense_forward(model: Any, head: Any, x: Any) -> tuple[Any, Any]:
     return head(h), model.left_postprocess_net(column_suffix(net, h, rest))
 
 
+def dense_step(model: Any, head: Any, opt: Any, x: Any, masks: Any) -> float:
+    """One optimiser step of dense pretraining on cuts ``x`` (N, 1, h, w) and their finding masks
+    (N, 2, h, w): the saliency-target losses of the stage-3 head and of the saliency layer. Returns the
+    loss."""
+    stage3, saliency = _dense_forward(model, head, x)
+    loss = saliency_target_loss(stage3, masks, logits=True)
+    loss = loss + saliency_target_loss(saliency, masks, logits=True)
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    return loss.item()
+
+
 def _recalibrate(model: Any, head: Any, windows: _Windows, device: Any) -> None:
     """Re-estimate the batch-norm statistics of ``ds_net`` and the head on whole training windows."""
     import torch
@@ -190,15 +203,8 @@ def train_dense(
             pairs = [_patch(windows, pools, options.patch_size, rng) for _ in range(options.batch_size)]
             x = torch.from_numpy(np.stack([p for p, _ in pairs]))[:, None].to(device)
             masks = torch.from_numpy(np.stack([m for _, m in pairs])).to(device)
-            stage3, saliency = _dense_forward(model, head, x)
-            loss = saliency_target_loss(stage3, masks, logits=True) + saliency_target_loss(
-                saliency, masks, logits=True
-            )
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+            losses.append(dense_step(model, head, opt, x, masks))
             sched.step()
-            losses.append(loss.item())
         _recalibrate(model, head, windows, device)
         val_auc = auc(dense_scores(model, head, val_items, spec, device), labels) if val_items else None
         minutes = (time.time() - t0) / 60
