@@ -19,6 +19,17 @@ from core.training.series import epoch_path
 SMALL = dict(spacing_mm=0.5, input_size={"CC": (160, 112), "MLO": (160, 112)}, threads=1, batch_size=4)
 
 
+@pytest.fixture(scope="module")
+def gmic_start(tiny_data, tmp_path_factory) -> TrainOptions:
+    """A GMIC trained one short epoch in float32 (its file at ``.out``): the start of the trunk tests."""
+    base = TrainOptions(
+        arch="gmic", out=str(tmp_path_factory.mktemp("start") / "g.pt"), cohort=str(tiny_data), epochs=1,
+        samples_per_epoch=8, half=False, **SMALL,
+    )  # fmt: skip
+    train(base, log=lambda _: None)
+    return base
+
+
 def _states_equal(a: dict, b: dict) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
@@ -128,14 +139,10 @@ def test_bad_save_every_is_refused(tiny_data, tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_gmic_from_a_trunk(tiny_data, tmp_path):
+def test_gmic_from_a_trunk(gmic_start, tmp_path):
     """--init-trunk for GMIC copies the global network and leaves the rest random; with --freeze-trunk the
     frozen stages stay those of the trunk."""
-    base = TrainOptions(
-        arch="gmic", out=str(tmp_path / "g.pt"), cohort=str(tiny_data), epochs=1, samples_per_epoch=8,
-        half=False, **SMALL,
-    )  # fmt: skip
-    train(base, log=lambda _: None)
+    base = gmic_start
     opts = dataclasses.replace(
         base, out=str(tmp_path / "t.pt"), init_trunk=base.out, freeze_trunk=True, unfreeze_stages=1,
         window_samples=0,
@@ -184,7 +191,7 @@ def _filtered_window(manifest, item, spec, radius: float, rng=None) -> np.ndarra
 
 
 @pytest.mark.slow
-def test_lowpass_training_reaches_the_model_input(tiny_data, tmp_path):
+def test_lowpass_training_reaches_the_model_input(gmic_start, tiny_data, tmp_path):
     """--augment lowpass:R --augment-prob 1 (the study's Figure 4): with a frozen-trunk cache the windows
     and the trunk outputs the trained top receives are those of the filtered image (the filter is applied
     before the trunk), the clean crops are not cached, validation uses the filtered windows; on live whole
@@ -194,11 +201,7 @@ def test_lowpass_training_reaches_the_model_input(tiny_data, tmp_path):
     from core.training.windows import crop_index
 
     radius = 0.25  # cycles/mm, inside the band of 0.5 mm model pixels (Nyquist 1.0)
-    base = TrainOptions(
-        arch="gmic", out=str(tmp_path / "g.pt"), cohort=str(tiny_data), epochs=1, samples_per_epoch=8,
-        half=False, **SMALL,
-    )  # fmt: skip
-    train(base, log=lambda _: None)
+    base = gmic_start
     opts = dataclasses.replace(
         base, out=str(tmp_path / "f.pt"), init=base.out, freeze_trunk=True, window_samples=0,
         augment=[f"lowpass:{radius}"], augment_prob=1.0,

@@ -15,8 +15,8 @@ For the UI and scripts::
 
 Modules: :mod:`~core.runs.config` (RunConfig), :mod:`~core.runs.checks` (weights and allowed folders,
 before a run is queued), :mod:`~core.runs.cohort` (a run's manifest), :mod:`~core.runs.grid` (conditions,
-matched baseline), :mod:`~core.runs.work` (the work as plain functions; :func:`score_batch` and
-:func:`score_unit` turn an image that cannot be scored into error records, :mod:`~core.runs.failures`),
+matched baseline), :mod:`~core.runs.work` (the work as plain functions; :func:`score_batch` turns an image
+that cannot be scored into error records, :mod:`~core.runs.failures`),
 :mod:`~core.runs.stream` (its threads), :mod:`~core.runs.store` (SQLite WAL store: scores, errors,
 progress), :mod:`~core.runs.lock` (the worker's liveness lock), :mod:`~core.runs.listing` (every run,
 damaged ones included), :mod:`~core.runs.worker` (resumable worker, queue runner),
@@ -48,7 +48,6 @@ from core.runs.work import (
     change_norms,
     score_batch,
     score_items,
-    score_unit,
     work_items,
 )
 from core.runs.worker import estimate_work, execute_run, runner_active, runner_loop, spawn_runner
@@ -91,7 +90,6 @@ __all__ = [
     "runs_dir",
     "score_batch",
     "score_items",
-    "score_unit",
     "spawn_runner",
     "submit_run",
     "work_items",

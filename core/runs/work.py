@@ -338,12 +338,6 @@ def score_batch(
     return result
 
 
-def score_unit(model, item: WorkItem, conditions: Sequence[Condition], **options) -> BatchResult:
-    """One work item (an image or an exam) under every condition: :func:`score_batch` of that item alone
-    (for an engine that distributes items one by one)."""
-    return score_batch(model, [item], conditions, **options)
-
-
 def score_items(model, items: Sequence[WorkItem], conditions: Sequence[Condition], **options) -> list[dict]:
     """The score rows of :func:`score_batch` (same parameters); an empty list when it stopped early.
 
