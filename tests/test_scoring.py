@@ -137,3 +137,17 @@ def test_dmv_inputs_hold_crops_and_cut_the_same_windows_for_every_version(dmv):
 def test_score_is_a_plain_named_record():
     s = Score("lowpass|2|0", "R", 0.25, 0.75)
     assert (s.version, s.laterality, s.benign, s.malignant) == ("lowpass|2|0", "R", 0.25, 0.75)
+
+
+def test_dmv_windows_cut_ahead_in_threads_score_the_same(dmv):
+    """predict_dmv_crops with windows of several exams cut ahead in threads gives what one thread gives,
+    for a generator per exam and for one shared generator (which stays sequential)."""
+    exams = []
+    for k in (2, 3, 4):
+        exam = _exam(k)
+        exams.append({v: crop_for_model(exam[v], dmv.spec, view=v) for v in EXAM_VIEWS})
+    for shared in (False, True):
+        one, many = (
+            predict_dmv_crops(dmv, exams, samples=2, seed=1, shared_rng=shared, workers=w) for w in (1, 3)
+        )
+        np.testing.assert_array_equal(one, many)

@@ -465,6 +465,28 @@ def test_cached_saliency_targets_mark_the_findings(tiny_data):
         np.testing.assert_allclose(windows[0], plain, atol=1e-5)
 
 
+def test_prefix_outputs_do_not_depend_on_the_window_threads(tiny_data):
+    """The frozen-trunk cache cut in 10 threads (chunks of 10 windows) holds what one thread (chunks of 8)
+    holds: the same noisy windows and targets, prefix outputs equal up to the batch size's rounding."""
+    from core.models.registry import build_model
+    from core.models.resnet import resnet22_output_size
+    from core.training.frozen import prefix_outputs as _prefix_outputs
+
+    size = {"CC": (160, 112), "MLO": (160, 112)}
+    config = {"input_size": size, "spacing_mm": 0.5, "demo": True, "crop_shape": [40, 40], "K": 4}
+    model = build_model("gmic", None, config)
+    items = load_items(tiny_data, model.spec, [], log=lambda _: None)[:12]
+    seeds = [None if i % 3 == 0 else 100 + i for i in range(len(items))]
+    map_size = resnet22_output_size(*size["CC"], first_layer_padding=3)
+    one, many = (
+        _prefix_outputs(model.ds_net, items, model.spec, 1, 0, seeds, np.float32, map_size, workers=w)
+        for w in (1, 10)
+    )
+    np.testing.assert_array_equal(one[1], many[1])
+    np.testing.assert_array_equal(one[2], many[2])
+    np.testing.assert_allclose(one[0], many[0], atol=1e-5)
+
+
 def test_extra_training_cohorts_join_the_train_split_only(tiny_data, tmp_path):
     """--extra-train adds every image of another synthetic cohort (another seed) to the training split;
     validation and test stay the main cohort's, and a cohort that shares exams with it is refused."""

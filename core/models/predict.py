@@ -20,7 +20,9 @@ per view (L-CC, R-CC, L-MLO, R-MLO) the generator gives ``randint(0, 1)``, ``uni
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Hashable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -281,17 +283,30 @@ def predict_dmv_crops(
     seed: int = 0,
     batch_size: int = 2,
     shared_rng: bool = False,
+    workers: int = 1,
 ) -> np.ndarray:
-    """:func:`predict_dmv` on exams already turned into ``{view: crop_for_model(...)}`` (e.g. cached)."""
+    """:func:`predict_dmv` on exams already turned into ``{view: crop_for_model(...)}`` (e.g. cached).
+
+    With ``workers`` > 1 (and a generator per exam) the windows of up to ``workers`` exams ahead are cut in
+    threads while the model scores the current one; the result is the same.
+    """
     if samples < 0 or batch_size < 1:
         raise ModelError(
             f"predict_dmv: samples must be >= 0 and batch_size >= 1, got {samples}, {batch_size}"
         )
     shared = np.random.RandomState(seed) if shared_rng else None
-    out = np.zeros((len(exams), 4))
-    for e, exam in enumerate(exams):
-        views = _exam_views(exam, e)
+
+    def windows_of(e: int) -> dict[str, np.ndarray]:
         rng = shared if shared is not None else np.random.RandomState(seed)
-        windows = dmv_windows(views, model.spec, samples=samples, rng=rng)
-        out[e] = dmv_mean_probs(model, windows, batch_size=batch_size)
+        return dmv_windows(_exam_views(exams[e], e), model.spec, samples=samples, rng=rng)
+
+    out = np.zeros((len(exams), 4))
+    ahead = 1 if shared is not None else max(1, workers)
+    with ThreadPoolExecutor(ahead) as threads:
+        pending = deque(threads.submit(windows_of, e) for e in range(min(ahead, len(exams))))
+        for e in range(len(exams)):
+            windows = pending.popleft().result()
+            if e + ahead < len(exams):
+                pending.append(threads.submit(windows_of, e + ahead))
+            out[e] = dmv_mean_probs(model, windows, batch_size=batch_size)
     return out

@@ -11,6 +11,7 @@ one.
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,6 +59,7 @@ def prefix_outputs(
     seeds: list[int | None],
     windows: Any = None,
     target_size: tuple[int, int] | None = None,
+    workers: int = 1,
 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
     """Frozen-prefix outputs (n, ...) float32 of one window per item: the deterministic window of crop
     ``crop`` where the item's seed is None, else one with the window noise of ``RandomState(seed)``.
@@ -65,24 +67,30 @@ def prefix_outputs(
     Returns ``(outputs, windows, targets)``: the windows as dtype ``windows`` (n, rows, cols) when it is
     given, and with ``target_size`` (the saliency map's (h, w)) the items' finding masks cut with the same
     noise and max-pooled to that size, uint8 (n, 2, h, w) (:func:`saliency_target_loss`); else None.
+    The windows are cut in ``workers`` threads (each from its own seed: the result does not depend on
+    ``workers``), in chunks of ``max(8, workers)`` per forward pass.
     """
     import torch
     import torch.nn.functional as F
 
+    def cut(job: tuple[ImageItem, int | None]) -> tuple[np.ndarray, np.ndarray | None]:
+        it, sd = job
+        rng = None if sd is None else np.random.RandomState(sd)
+        c = it.crops[min(crop, len(it.crops) - 1)]
+        if target_size is None:
+            return window_from_crop(c, it.geometry, spec, rng=rng, augment=rng is not None), None
+        joint = window_with_masks(c, it, spec, rng)
+        return joint[0], joint[1:]
+
     outs, wins_all, targets = [], [], []
+    chunk = max(8, workers)
     column.eval()
-    with torch.inference_mode():
-        for s in range(0, len(items), 8):
-            wins, masks = [], []
-            for it, sd in zip(items[s : s + 8], seeds[s : s + 8], strict=True):
-                rng = None if sd is None else np.random.RandomState(sd)
-                c = it.crops[min(crop, len(it.crops) - 1)]
-                if target_size is None:
-                    wins.append(window_from_crop(c, it.geometry, spec, rng=rng, augment=rng is not None))
-                else:
-                    joint = window_with_masks(c, it, spec, rng)
-                    wins.append(joint[0])
-                    masks.append(joint[1:])
+    with torch.inference_mode(), ThreadPoolExecutor(max(1, workers)) as threads:
+        for s in range(0, len(items), chunk):
+            jobs = list(zip(items[s : s + chunk], seeds[s : s + chunk], strict=True))
+            cuts = list(threads.map(cut, jobs))
+            wins = [w for w, _ in cuts]
+            masks = [m for _, m in cuts if m is not None]
             x = torch.from_numpy(np.stack(wins))[:, None].to(model_device(column))
             outs.append(column_prefix(column, x, stages).float().cpu().numpy())
             if windows is not None:
@@ -104,10 +112,17 @@ def window_seeds(options: TrainOptions) -> list[int | None]:
 
 
 def dmv_prefix_inputs(
-    model: Any, exams: list[dict[str, ImageItem]], spec: Any, stages: int, crop: int, seed: int | None
+    model: Any,
+    exams: list[dict[str, ImageItem]],
+    spec: Any,
+    stages: int,
+    crop: int,
+    seed: int | None,
+    workers: int = 1,
 ) -> list[np.ndarray]:
     """Per view (``EXAM_VIEWS`` order), the frozen-prefix outputs (n_exams, ...) of one window per image,
-    the noisy ones drawn from ``RandomState(seed + 4 x exam index + view index)``."""
+    the noisy ones drawn from ``RandomState(seed + 4 x exam index + view index)``; windows cut in
+    ``workers`` threads."""
     return [
         prefix_outputs(
             model.four_view_resnet.column(v),
@@ -116,6 +131,7 @@ def dmv_prefix_inputs(
             stages,
             crop,
             [None if seed is None else seed + 4 * i + k for i in range(len(exams))],
+            workers=workers,
         )[0]
         for k, v in enumerate(EXAM_VIEWS)
     ]
@@ -172,6 +188,7 @@ def gmic_cache(model: Any, train_items, val_items, spec, options: TrainOptions, 
                 [None if sd is None else sd + i for i in range(n)],
                 windows=np.float16,
                 target_size=map_size if options.saliency_target else None,
+                workers=options.workers,
             )
             for sd in window_seeds(options)
         ]
@@ -185,6 +202,7 @@ def gmic_cache(model: Any, train_items, val_items, spec, options: TrainOptions, 
         validation_crop(options),
         [None] * len(val_items),
         windows=np.float32,
+        workers=options.workers,
     )
     log(f"windows and trunk outputs of {n} + {len(val_items)} images in {time.time() - t0:.0f} s")
     return GmicCache(train_in, val_in)
@@ -236,14 +254,16 @@ def train_dmv_top(model, spec, train_exams, val_exams, options, rng, log, on_epo
     seeds = window_seeds(options)
     used = used_crops(n_crops, options.augment_prob)
     train_in = [
-        [dmv_prefix_inputs(model, train_exams, spec, stages, c, sd) for sd in seeds] if c in used else []
+        [dmv_prefix_inputs(model, train_exams, spec, stages, c, sd, options.workers) for sd in seeds]
+        if c in used
+        else []
         for c in range(n_crops)
     ]
     device = model_device(model)
     val_crop = validation_crop(options)
     val_in = [
         torch.from_numpy(a).to(device)
-        for a in dmv_prefix_inputs(model, val_exams, spec, stages, val_crop, None)
+        for a in dmv_prefix_inputs(model, val_exams, spec, stages, val_crop, None, options.workers)
     ]
     log(f"trunk outputs of {len(train_exams)} + {len(val_exams)} exams in {time.time() - t0:.0f} s")
     labels = np.array([dmv_labels(e) for e in train_exams])

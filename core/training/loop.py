@@ -336,7 +336,9 @@ class _Training:
             return auc(malignant, [it.malignant for it in tests]), breast_auc(tests, malignant)
         test_exams = list(exams(tests).values())
         crops = [{v: (e[v].crops[0], e[v].geometry) for v in EXAM_VIEWS} for e in test_exams]
-        probs = predict_dmv_crops(self.model, crops, samples=self.options.test_samples, seed=0)
+        probs = predict_dmv_crops(
+            self.model, crops, samples=self.options.test_samples, seed=0, workers=self.options.workers
+        )
         value = dmv_auc(probs, np.array([dmv_labels(e) for e in test_exams]))
         return value, value
 
