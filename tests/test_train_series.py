@@ -232,7 +232,7 @@ def test_lowpass_training_reaches_the_model_input(gmic_start, tiny_data, tmp_pat
     # validation uses the filtered windows too
     val = run.split["val"][0]
     np.testing.assert_allclose(
-        run.cache.val[1][0], _filtered_window(tiny_data, val, run.spec, radius), atol=1e-4
+        run.cache.val_windows(0, 1)[0], _filtered_window(tiny_data, val, run.spec, radius), atol=1e-4
     )
 
     # live whole windows: each with its own window noise, drawn from a seed of the run's generator

@@ -283,13 +283,9 @@ def prepare_input(
 def window_offset(crop_shape: tuple[int, int], geometry: Geometry, spec: Any) -> tuple[float, float]:
     """(row, col) to subtract from crop coordinates to get coordinates in the deterministic model window
     (no window noise) of a :func:`crop_for_model` crop; the window may hang over the crop's edges."""
-    h, w = crop_shape
-    idx = np.zeros((h, w, 2), np.float32)
-    idx[..., 0] = np.arange(1, h + 1)[:, None]
-    idx[..., 1] = np.arange(1, w + 1)[None, :]
-    win = pp.extract_window(idx, geometry.view, pipeline_params(spec).window[geometry.view], geometry.center)
-    i, j = np.argwhere(win[..., 0] > 0)[0]
-    return float(win[i, j, 0] - 1 - i), float(win[i, j, 1] - 1 - j)
+    window = pipeline_params(spec).window[geometry.view]
+    row, col = pp.window_origin(tuple(crop_shape), geometry.view, window, geometry.center)
+    return float(row), float(col)
 
 
 def image_to_crop(

@@ -391,10 +391,26 @@ def _place_window(
 ) -> tuple[np.ndarray, tuple[int, int, int, int]]:
     """The crop, zero-padded where it is too small for the window plus its noise margins, and the window's
     (top, bottom, left, right) around ``center``, shifted inside it."""
+    pads, box = _window_layout(img.shape[:2], angle, shape, center, margins)
+    if any(pads):
+        widths = [pads[:2], pads[2:]] + [(0, 0)] * (img.ndim - 2)
+        img = np.pad(img, widths)
+    return img, box
+
+
+def _window_layout(
+    crop_shape: tuple[int, int],
+    angle: str,
+    shape: tuple[int, int],
+    center: tuple[int, int],
+    margins: tuple[int, int],
+) -> tuple[tuple[int, int, int, int], tuple[int, int, int, int]]:
+    """What :func:`_place_window` does, from the shapes alone: the zero padding (top, bottom, left, right)
+    of the crop and the window's (top, bottom, left, right) in the padded crop."""
     hw, ww = shape
     top, left = center[0] - hw // 2, center[1] - ww // 2
     bottom, right = top + hw, left + ww
-    height, width = img.shape[:2]
+    height, width = crop_shape
     pad_top = pad_bottom = pad_left = pad_right = 0
     margin_y, margin_x = margins
     if angle == "CC" and height < hw + 2 * margin_y:
@@ -403,13 +419,19 @@ def _place_window(
         top, bottom, pad_top, pad_bottom = _pad_axis(height, hw, margin_y, False)
     if width < ww + margin_x:
         left, right, pad_left, pad_right = _pad_axis(width, ww, margin_x, False)
-    if pad_top or pad_bottom or pad_left or pad_right:
-        widths = [(pad_top, pad_bottom), (pad_left, pad_right)] + [(0, 0)] * (img.ndim - 2)
-        img = np.pad(img, widths)
-        height, width = img.shape[:2]
+    height, width = height + pad_top + pad_bottom, width + pad_left + pad_right
     top, bottom = _shift_inside(top, bottom, height, hw)
     left, right = _shift_inside(left, right, width, ww)
-    return img, (top, bottom, left, right)
+    return (pad_top, pad_bottom, pad_left, pad_right), (top, bottom, left, right)
+
+
+def window_origin(
+    crop_shape: tuple[int, int], view: str, window_shape: tuple[int, int], center: tuple[int, int]
+) -> tuple[int, int]:
+    """(row, col) of the crop pixel at the top-left corner of the window that :func:`extract_window` cuts
+    without noise (negative where the window hangs over the crop's edge into zero padding)."""
+    pads, box = _window_layout(crop_shape, view_angle(view), window_shape, center, (0, 0))
+    return box[0] - pads[0], box[2] - pads[2]
 
 
 def _location_noise(

@@ -11,6 +11,7 @@ one.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -24,7 +25,7 @@ from core.training.data import ImageItem
 from core.training.evaluation import dmv_auc, dmv_labels
 from core.training.objectives import balanced_order, dmv_nll
 from core.training.options import TrainOptions, used_crops, validation_crop
-from core.training.windows import crop_index, window_with_masks
+from core.training.windows import crop_index, window, window_with_masks
 
 
 def column_prefix(column: Any, x: Any, stages: int) -> Any:
@@ -60,6 +61,7 @@ def prefix_outputs(
     windows: Any = None,
     target_size: tuple[int, int] | None = None,
     workers: int = 1,
+    progress: Callable[[int], None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
     """Frozen-prefix outputs (n, ...) float32 of one window per item: the deterministic window of crop
     ``crop`` where the item's seed is None, else one with the window noise of ``RandomState(seed)``.
@@ -68,7 +70,8 @@ def prefix_outputs(
     given, and with ``target_size`` (the saliency map's (h, w)) the items' finding masks cut with the same
     noise and max-pooled to that size, uint8 (n, 2, h, w) (:func:`saliency_target_loss`); else None.
     The windows are cut in ``workers`` threads (each from its own seed: the result does not depend on
-    ``workers``), in chunks of ``max(8, workers)`` per forward pass.
+    ``workers``), in chunks of ``max(8, workers)`` per forward pass; ``progress(n)`` is told each chunk's
+    number of windows.
     """
     import torch
     import torch.nn.functional as F
@@ -93,6 +96,8 @@ def prefix_outputs(
             masks = [m for _, m in cuts if m is not None]
             x = torch.from_numpy(np.stack(wins))[:, None].to(model_device(column))
             outs.append(column_prefix(column, x, stages).float().cpu().numpy())
+            if progress is not None:
+                progress(len(jobs))
             if windows is not None:
                 wins_all.append(np.stack(wins).astype(windows))
             if masks:
@@ -103,6 +108,20 @@ def prefix_outputs(
         np.concatenate(wins_all) if wins_all else None,
         np.concatenate(targets) if targets else None,
     )
+
+
+def cache_progress(total: int, what: str, log: Callable[[str], None]) -> Callable[[int], None]:
+    """A ``progress(n)`` callback that logs ``  cached 240/2400 windows (31 s)`` at every tenth of
+    ``total``: a cache at 0.1 mm takes minutes, and its rate tells whether a time budget will hold."""
+    t0, done, step = time.time(), [0, 0], max(1, total // 10)
+
+    def progress(n: int) -> None:
+        done[0] += n
+        if done[0] // step > done[1] or done[0] >= total:
+            done[1] = done[0] // step
+            log(f"  cached {done[0]}/{total} {what} ({time.time() - t0:.0f} s)")
+
+    return progress
 
 
 def window_seeds(options: TrainOptions) -> list[int | None]:
@@ -119,6 +138,7 @@ def dmv_prefix_inputs(
     crop: int,
     seed: int | None,
     workers: int = 1,
+    progress: Callable[[int], None] | None = None,
 ) -> list[np.ndarray]:
     """Per view (``EXAM_VIEWS`` order), the frozen-prefix outputs (n_exams, ...) of one window per image,
     the noisy ones drawn from ``RandomState(seed + 4 x exam index + view index)``; windows cut in
@@ -132,6 +152,7 @@ def dmv_prefix_inputs(
             crop,
             [None if seed is None else seed + 4 * i + k for i in range(len(exams))],
             workers=workers,
+            progress=progress,
         )[0]
         for k, v in enumerate(EXAM_VIEWS)
     ]
@@ -141,29 +162,49 @@ def dmv_prefix_inputs(
 class GmicCache:
     """Windows and frozen ``ds_net`` prefix outputs for GMIC training with ``--freeze-trunk``.
 
-    ``train[crop][sample]`` = (prefix outputs float32, windows float16 (n, rows, cols), saliency targets
-    uint8 (n, 2, h, w) or None) of the training images (sample 0 deterministic, then the noisy ones), for
-    the crops training can draw (:func:`core.training.options.used_crops`; an empty list for the others).
-    A perturbed crop's windows are cut from the perturbed image, so the frozen stages' outputs are those of
-    the perturbed windows: the perturbation reaches the trunk, not only the trained top. ``val`` the same
-    (float32 windows, no targets) for the deterministic validation windows of the validation crop
-    (:func:`core.training.options.validation_crop`)."""
+    ``train[crop][sample]`` = (prefix outputs float32, windows float16 (n, rows, cols) or None, saliency
+    targets uint8 (n, 2, h, w) or None) of the training images (sample 0 deterministic, then the noisy
+    ones), for the crops training can draw (:func:`core.training.options.used_crops`; an empty list for the
+    others). The deterministic windows are not stored (None): they are cut again from the items' crops when
+    a batch needs them (at 0.1 mm a window is 11.3 MB as float16, a cut 15 ms), rounded through float16 as
+    the stored ones are. A perturbed crop's windows are cut from the perturbed image, so the frozen stages'
+    outputs are those of the perturbed windows: the perturbation reaches the trunk, not only the trained
+    top. ``val`` the same for the deterministic validation windows of the validation crop
+    (:func:`core.training.options.validation_crop`), whose windows are cut again as float32.
+    """
 
-    train: list[list[tuple[np.ndarray, np.ndarray, np.ndarray | None]]]
-    val: tuple[np.ndarray, np.ndarray, None]
+    train: list[list[tuple[np.ndarray, np.ndarray | None, np.ndarray | None]]]
+    val: tuple[np.ndarray, None, None]
+    train_items: list[ImageItem]
+    val_items: list[ImageItem]
+    spec: Any
+    val_crop: int
+    workers: int = 1
 
     def batch(self, picks: list[tuple[int, int]], rng: np.random.RandomState) -> list[Any]:
         """Float32 tensors (prefix outputs, windows, targets or None) of (crop, image index) picks, each
         with a random one of the cached windows."""
         import torch
 
-        chosen = [(self.train[c][rng.randint(len(self.train[c]))], i) for c, i in picks]
-        return [
-            None
-            if chosen[0][0][part] is None
-            else torch.from_numpy(np.stack([s[part][i] for s, i in chosen]).astype(np.float32))
-            for part in (0, 1, 2)
+        chosen = [(self.train[c][rng.randint(len(self.train[c]))], c, i) for c, i in picks]
+        again = iter(self._cut([(self.train_items[i], c) for s, c, i in chosen if s[1] is None]))
+        windows = [next(again).astype(np.float16) if s[1] is None else s[1][i] for s, _, i in chosen]
+        parts = [
+            np.stack([s[0][i] for s, _, i in chosen]),
+            np.stack(windows),
+            None if chosen[0][0][2] is None else np.stack([s[2][i] for s, _, i in chosen]),
         ]
+        return [None if a is None else torch.from_numpy(a.astype(np.float32)) for a in parts]
+
+    def val_windows(self, start: int, stop: int) -> np.ndarray:
+        """The deterministic validation windows ``start:stop`` (n, rows, cols) float32."""
+        return np.stack(self._cut([(it, self.val_crop) for it in self.val_items[start:stop]]))
+
+    def _cut(self, jobs: list[tuple[ImageItem, int]]) -> list[np.ndarray]:
+        if not jobs:
+            return []
+        with ThreadPoolExecutor(max(1, min(self.workers, len(jobs)))) as threads:
+            return list(threads.map(lambda j: window(j[0], self.spec, None, 0, False, j[1]), jobs))
 
 
 def gmic_cache(model: Any, train_items, val_items, spec, options: TrainOptions, log) -> GmicCache:
@@ -173,8 +214,9 @@ def gmic_cache(model: Any, train_items, val_items, spec, options: TrainOptions, 
 
     t0 = time.time()
     stages, n = options.unfreeze_stages, len(train_items)
-    map_size = resnet22_output_size(*spec.config["input_size"]["CC"], first_layer_padding=3)
     used = used_crops(len(train_items[0].crops), options.augment_prob)
+    progress = cache_progress(n * len(used) * len(window_seeds(options)) + len(val_items), "windows", log)
+    map_size = resnet22_output_size(*spec.config["input_size"]["CC"], first_layer_padding=3)
     train_in = [
         []
         if c not in used
@@ -186,26 +228,22 @@ def gmic_cache(model: Any, train_items, val_items, spec, options: TrainOptions, 
                 stages,
                 c,
                 [None if sd is None else sd + i for i in range(n)],
-                windows=np.float16,
+                windows=None if sd is None else np.float16,
                 target_size=map_size if options.saliency_target else None,
                 workers=options.workers,
+                progress=progress,
             )
             for sd in window_seeds(options)
         ]
         for c in range(len(train_items[0].crops))
     ]
+    val_crop = validation_crop(options)
     val_in = prefix_outputs(
-        model.ds_net,
-        val_items,
-        spec,
-        stages,
-        validation_crop(options),
-        [None] * len(val_items),
-        windows=np.float32,
-        workers=options.workers,
-    )
+        model.ds_net, val_items, spec, stages, val_crop, [None] * len(val_items), workers=options.workers,
+        progress=progress,
+    )  # fmt: skip
     log(f"windows and trunk outputs of {n} + {len(val_items)} images in {time.time() - t0:.0f} s")
-    return GmicCache(train_in, val_in)
+    return GmicCache(train_in, val_in, train_items, val_items, spec, val_crop, options.workers)
 
 
 def gmic_top(model: Any, windows: Any, prefix: Any, stages: int) -> dict[str, Any]:
@@ -221,7 +259,8 @@ def gmic_cached_scores(model: Any, cache: GmicCache, stages: int, batch_size: in
     device, out = model_device(model), []
     with torch.inference_mode():
         for s in range(0, len(cache.val[0]), batch_size):
-            h, w = (torch.from_numpy(a[s : s + batch_size]).to(device) for a in cache.val[:2])
+            h = torch.from_numpy(cache.val[0][s : s + batch_size]).to(device)
+            w = torch.from_numpy(cache.val_windows(s, s + batch_size)).to(device)
             out.append(gmic_top(model, w, h, stages)["y_fusion"].double().cpu().numpy())
     return np.concatenate(out)
 
@@ -253,8 +292,11 @@ def train_dmv_top(model, spec, train_exams, val_exams, options, rng, log, on_epo
     n_crops = len(train_exams[0]["L-CC"].crops)
     seeds = window_seeds(options)
     used = used_crops(n_crops, options.augment_prob)
+    views = 4 * (len(train_exams) * len(used) * len(seeds) + len(val_exams))
+    progress = cache_progress(views, "windows", log)
+    workers = options.workers
     train_in = [
-        [dmv_prefix_inputs(model, train_exams, spec, stages, c, sd, options.workers) for sd in seeds]
+        [dmv_prefix_inputs(model, train_exams, spec, stages, c, sd, workers, progress) for sd in seeds]
         if c in used
         else []
         for c in range(n_crops)
@@ -263,7 +305,7 @@ def train_dmv_top(model, spec, train_exams, val_exams, options, rng, log, on_epo
     val_crop = validation_crop(options)
     val_in = [
         torch.from_numpy(a).to(device)
-        for a in dmv_prefix_inputs(model, val_exams, spec, stages, val_crop, None, options.workers)
+        for a in dmv_prefix_inputs(model, val_exams, spec, stages, val_crop, None, options.workers, progress)
     ]
     log(f"trunk outputs of {len(train_exams)} + {len(val_exams)} exams in {time.time() - t0:.0f} s")
     labels = np.array([dmv_labels(e) for e in train_exams])

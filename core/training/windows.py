@@ -46,14 +46,27 @@ def finding_masks(item: ImageItem, spec: Any) -> np.ndarray:
     """(rows, cols, 2) float32 in the crop's frame: discs of :data:`FINDING_RADIUS_MM` around the benign
     (channel 0) and malignant (channel 1) findings of ``item`` (1 inside, 0 outside)."""
     h, w = item.crops[0].shape
-    masks = np.zeros((h, w, 2), np.float32)
+    return np.moveaxis(finding_masks_region(item, spec, 0, 0, h, w), 0, -1)
+
+
+def finding_masks_region(item: ImageItem, spec: Any, top: int, left: int, rows: int, cols: int) -> np.ndarray:
+    """(2, rows, cols) float32: :func:`finding_masks` of the region of the crop's frame that starts at
+    (``top``, ``left``) -- which may reach beyond the crop, where the masks are 0 -- without making the
+    masks of the whole crop."""
+    h, w = item.crops[0].shape
+    masks = np.zeros((2, rows, cols), np.float32)
     radius = FINDING_RADIUS_MM / pipeline_params(spec).spacing_mm
     for r, c, pathology in item.findings:
-        r0, r1 = max(0, int(r - radius)), min(h, int(r + radius) + 2)
-        c0, c1 = max(0, int(c - radius)), min(w, int(c + radius) + 2)
-        rows, cols = np.ogrid[r0:r1, c0:c1]
-        inside = (rows - r) ** 2 + (cols - c) ** 2 <= radius**2
-        masks[r0:r1, c0:c1, int(pathology == "malignant")][inside] = 1.0
+        # the disc's box, clipped to the crop as in the whole-crop masks, then to the region
+        r0 = max(0, int(r - radius), top)
+        r1 = min(h, int(r + radius) + 2, top + rows)
+        c0 = max(0, int(c - radius), left)
+        c1 = min(w, int(c + radius) + 2, left + cols)
+        if r0 >= r1 or c0 >= c1:
+            continue
+        rr, cc = np.ogrid[r0:r1, c0:c1]
+        inside = (rr - r) ** 2 + (cc - c) ** 2 <= radius**2
+        masks[int(pathology == "malignant"), r0 - top : r1 - top, c0 - left : c1 - left][inside] = 1.0
     return masks
 
 
