@@ -175,7 +175,7 @@ def distribution_png(
         fig.legend(handles=handles, loc="lower center", ncol=min(4, len(handles)), fontsize=7, frameon=False)
     if title:
         fig.suptitle(textwrap.fill(title, 40 * ncols), fontsize=9)
-    legend_space = 0.07 if (cases["subgroup"] != "").any() else 0.0
+    legend_space = 0.55 / fig.get_size_inches()[1] if (cases["subgroup"] != "").any() else 0.0
     fig.tight_layout(rect=(0, legend_space, 1, 1))
     path = Path(path)
     fig.savefig(path, dpi=90)
