@@ -23,6 +23,7 @@ SUBCOMMAND_MODULES = (
     "explain",
     "run",
     "report",
+    "distributions",
 )
 
 

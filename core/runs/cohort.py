@@ -45,3 +45,13 @@ def resolve_manifest(config: RunConfig, *, roots: Iterable[str | Path] | None = 
         if df.empty:
             raise RunError(f"{path}: no image in split {config.split!r}")
     return df
+
+
+def findings_path(config: RunConfig) -> Path | None:
+    """The ``findings.csv`` beside a run's manifest (synthetic cohorts have one, ``docs/cohort.md``), or
+    None when there is none; a built-in cohort is never generated just to look."""
+    from core.phantom.cohort import PRESETS, cohort_dir
+
+    folder = cohort_dir(config.manifest) if config.manifest in PRESETS else Path(config.manifest).parent
+    path = folder / "findings.csv"
+    return path if path.is_file() else None
