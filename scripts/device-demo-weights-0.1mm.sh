@@ -8,7 +8,9 @@
 #   SECONDS (default 540): the deadline from now; a stage gets a share of what is left, so that the whole
 #   run ends before it (stage set-up, caches and test scoring are not under the stages' own budgets:
 #   OVERHEAD_S per stage, default 75, is kept back for them). RECIPE_OPTIONs go to the recipe (--smoke).
-# Variables are the recipe's (EXTRA, WORKERS, *_EPOCHS, *_SAMPLES, ...); WORK (default <data>/demo-weights-0.1mm).
+# Variables are the recipe's (EXTRA, WORKERS, *_EPOCHS, *_SAMPLES, ...); WORK (default <data>/demo-weights-0.1mm);
+# DENSE_TRUNK: the trunk of a dense stage made elsewhere (e.g. on a CPU; 5.6 MB, see the recipe), so that the
+# lease skips that stage.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${1:?usage: device-demo-weights-0.1mm.sh OUT_DIR [SECONDS]}

@@ -21,7 +21,9 @@
 # Runs on CUDA when present (train --device auto), else on the CPU with THREADS torch threads.
 # Variables: EXTRA="1" (extra training seeds; "" none), THREADS (default 1 on the CPU), WORKERS (default nproc),
 #   UNTIL=dense|top|whole (stop after that stage, e.g. a GPU run of stages 2-3), *_EPOCHS, *_SAMPLES per
-#   stage, GEOMETRY=official|reduced (reduced: 0.4 mm, windows / 4, patches 64 px; for the smoke test only),
+#   stage, DMV_WINDOW_SAMPLES (noisy cached windows per DMV image, default 2), DENSE_TRUNK (a dense stage
+#   made elsewhere, as its trunk alone: the top stage starts from it with --init-trunk),
+#   GEOMETRY=official|reduced (reduced: 0.4 mm, windows / 4, patches 64 px; for the smoke test only),
 #   COHORT (default demo; tiny with --smoke).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -85,15 +87,22 @@ done
 common=(--cohort "$cohort" --seed 0 --workers "$workers" --threads "$threads" "${geometry[@]}")
 
 dense=$work/gmic-dense.pt
-# shellcheck disable=SC2046
-stage dense "$dense" gmic "${common[@]}" "${gmic[@]}" "${extra[@]}" --patch-size 256 --dense-target \
-    --lr 0.0003 --batch-size "${DENSE_BATCH:-16}" --samples-per-epoch "${DENSE_SAMPLES:-4000}" \
-    --epochs "${DENSE_EPOCHS:-8}" --patience 8 $(budget "${DENSE_MIN:-}")
+if [ -n "${DENSE_TRUNK:-}" ]; then
+    # a dense stage run elsewhere, kept as its trunk alone (core.training.checkpoints.write_trunk)
+    echo "stage dense: trunk from $DENSE_TRUNK"
+    dense_init=(--init-trunk "$DENSE_TRUNK")
+else
+    # shellcheck disable=SC2046
+    stage dense "$dense" gmic "${common[@]}" "${gmic[@]}" "${extra[@]}" --patch-size 256 --dense-target \
+        --lr 0.0003 --batch-size "${DENSE_BATCH:-16}" --samples-per-epoch "${DENSE_SAMPLES:-4000}" \
+        --epochs "${DENSE_EPOCHS:-8}" --patience 8 $(budget "${DENSE_MIN:-}")
+    dense_init=(--init "$dense")
+fi
 until_done dense
 
 top=$work/gmic-top.pt
 # shellcheck disable=SC2046
-stage top "$top" gmic "${common[@]}" "${gmic[@]}" "${extra[@]}" --init "$dense" --freeze-trunk \
+stage top "$top" gmic "${common[@]}" "${gmic[@]}" "${extra[@]}" "${dense_init[@]}" --freeze-trunk \
     --unfreeze-stages 1 --saliency-target 1.0 --window-samples "${TOP_WINDOW_SAMPLES:-0}" --lr 0.0003 \
     --ema 0.99 --batch-size "${BATCH:-8}" --samples-per-epoch "${TOP_SAMPLES:-1024}" \
     --epochs "${TOP_EPOCHS:-8}" --patience 4 $(budget "${TOP_MIN:-}")
@@ -113,7 +122,8 @@ until_done whole
 dmv=$work/dmv.pt
 # shellcheck disable=SC2046
 stage dmv "$dmv" dmv --cohort "$cohort" --seed 0 --workers "$workers" --threads "$threads" "${dmv_size[@]}" \
-    "${extra[@]}" --init-trunk "$gmic_final" --freeze-trunk --unfreeze-stages 1 --window-samples 2 \
+    "${extra[@]}" --init-trunk "$gmic_final" --freeze-trunk --unfreeze-stages 1 \
+    --window-samples "${DMV_WINDOW_SAMPLES:-2}" \
     --lr 0.0001 --batch-size "${DMV_BATCH:-16}" ${DMV_SAMPLES:+--samples-per-epoch "$DMV_SAMPLES"} \
     --epochs "${DMV_EPOCHS:-20}" --patience 10 --test-samples "${TEST_SAMPLES:-10}" $(budget "${DMV_MIN:-}")
 

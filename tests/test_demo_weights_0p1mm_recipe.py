@@ -12,6 +12,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import torch
 
 from core.cli import build_parser
 from core.cli.train import options_from_args
@@ -74,6 +75,11 @@ def test_dry_run_commands_parse_at_the_official_geometry(tmp_path):
     trains = [build_parser().parse_args(c) for c in _commands(skip_whole.stdout) if c[0] == "train"]
     assert [Path(a.out).name for a in trains] == ["gmic-dense.pt", "gmic-top.pt", "dmv.pt"]
     assert trains[-1].init_trunk == trains[1].out and trains[0].extra_train == []
+    from_trunk = _run(tmp_path, "--dry-run", str(work), DENSE_TRUNK="trunk.pt", EXTRA="")
+    trains = [build_parser().parse_args(c) for c in _commands(from_trunk.stdout) if c[0] == "train"]
+    assert [Path(a.out).name for a in trains] == ["gmic-top.pt", "gmic-whole.pt", "dmv.pt"]
+    assert trains[0].init_trunk == "trunk.pt" and trains[0].init is None and trains[0].freeze_trunk
+    check_modes(options_from_args(trains[0]), "gmic")
     until = _run(tmp_path, "--dry-run", str(work), UNTIL="top")
     assert [Path(c[-1]).name for c in _commands(until.stdout) if c[0] == "train"] == [
         "gmic-dense.pt",
@@ -121,3 +127,36 @@ def test_smoke_runs_every_stage_and_resumes(tmp_path):
         for name, file in (("dense", "gmic-dense.pt"), ("top", "gmic-top.pt"), ("whole", "gmic-whole.pt"))
     ]
     assert (work / "dmv.pt").is_file() and "stage dmv -> " in again.stdout
+
+    # the one-lease driver: from the trunk of a dense stage made elsewhere, the other stages under one
+    # deadline, each finished checkpoint shipped in parts of at most 15 MiB that join to the stage's file
+    from core.training.checkpoints import write_trunk
+
+    trunk = write_trunk(work / "gmic-dense.pt", tmp_path / "dense-trunk.pt")
+    assert trunk.stat().st_size < (work / "gmic-dense.pt").stat().st_size / 3
+    with pytest.raises(ModelError, match="missing keys"):
+        create_model("gmic", weights=trunk, device="cpu")
+    lease, shipped = tmp_path / "lease", tmp_path / "out"
+    driver = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "device-demo-weights-0.1mm.sh"), str(shipped), "600", "--smoke"],
+        capture_output=True, text=True, cwd=ROOT, timeout=600,
+        env={**os.environ, "MAMMO_ROBUST_DATA": str(tmp_path / "data"), "PYTHONPATH": str(ROOT), **env,
+             "WORK": str(lease), "DENSE_TRUNK": str(trunk), "OVERHEAD_S": "5"},
+    )  # fmt: skip
+    assert driver.returncode == 0, driver.stdout[-3000:] + driver.stderr[-3000:]
+    assert f"stage dense: trunk from {trunk}" in driver.stdout and "] done" in driver.stdout
+    assert not (lease / "gmic-dense.pt").exists()
+    top = create_model("gmic", weights=lease / "gmic-top.pt", device="cpu")
+    dense = create_model("gmic", weights=work / "gmic-dense.pt", device="cpu")
+    key = "ds_net.layer_list.2.0.conv1.weight"  # a frozen stage: the dense trunk's, through the trunk file
+    torch.testing.assert_close(top.state_dict()[key], dense.state_dict()[key], atol=1e-3, rtol=1e-3)
+    names = sorted(p.name for p in shipped.iterdir())
+    assert names == ["dmv.pt.part00", "gmic-whole.pt.part00", "gmic-whole.pt.part01", "logs.tar.gz"]
+    for name in ("dmv.pt", "gmic-whole.pt"):
+        parts = sorted(shipped.glob(f"{name}.part*"))
+        assert all(p.stat().st_size <= 15 * 2**20 for p in parts)
+        assert b"".join(p.read_bytes() for p in parts) == (lease / name).read_bytes()
+    import tarfile
+
+    with tarfile.open(shipped / "logs.tar.gz") as logs:
+        assert {"./top.log", "./dmv.log", "./whole.log"} <= set(logs.getnames())

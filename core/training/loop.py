@@ -15,6 +15,7 @@ import numpy as np
 from core.models import ModelError
 from core.models.inputs import EXAM_VIEWS
 from core.models.predict import predict_dmv_crops
+from core.training.allocator import retain_freed_blocks
 from core.training.checkpoints import cpu_state, load_init, load_trunk
 from core.training.curves import write_curves
 from core.training.data import exams, extra_train_items, load_items, manifest_path
@@ -79,6 +80,7 @@ class _Training:
 
         self.options, self.log = options, log
         self.arch = arch = check_options(options)
+        retain_freed_blocks()
         if options.threads:
             torch.set_num_threads(int(options.threads))
         self.device = resolve_device(options.device)
