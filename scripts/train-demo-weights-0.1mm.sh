@@ -84,7 +84,7 @@ for seed in $extra_seeds; do
     mr phantom --preset "$cohort" --seed "$seed" --workers "$workers"
     extra+=(--extra-train "$cohort-$seed")
 done
-common=(--cohort "$cohort" --seed 0 --workers "$workers" --threads "$threads" "${geometry[@]}")
+common=(--cohort "$cohort" --seed 0 --workers "$workers" --threads "$threads" --channels-last "${geometry[@]}")
 
 dense=$work/gmic-dense.pt
 if [ -n "${DENSE_TRUNK:-}" ]; then
@@ -121,7 +121,8 @@ until_done whole
 
 dmv=$work/dmv.pt
 # shellcheck disable=SC2046
-stage dmv "$dmv" dmv --cohort "$cohort" --seed 0 --workers "$workers" --threads "$threads" "${dmv_size[@]}" \
+stage dmv "$dmv" dmv --cohort "$cohort" --seed 0 --workers "$workers" --threads "$threads" --channels-last \
+    "${dmv_size[@]}" \
     "${extra[@]}" --init-trunk "$gmic_final" --freeze-trunk --unfreeze-stages 1 \
     --window-samples "${DMV_WINDOW_SAMPLES:-2}" \
     --lr 0.0001 --batch-size "${DMV_BATCH:-16}" ${DMV_SAMPLES:+--samples-per-epoch "$DMV_SAMPLES"} \

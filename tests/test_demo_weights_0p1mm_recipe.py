@@ -56,7 +56,7 @@ def test_dry_run_commands_parse_at_the_official_geometry(tmp_path):
         assert args.spacing_mm == 0.1 and args.cohort == "demo" and args.extra_train == ["demo-1", "demo-2"]
         options = options_from_args(args)
         check_modes(options, check_options(options))
-        assert "--spacing-mm 0.1" in command_line(options)
+        assert "--spacing-mm 0.1" in command_line(options) and options.channels_last
     dense, top, whole, dmv = trains
     for gmic in (dense, top, whole):
         assert gmic.arch == "gmic" and gmic.input_size == (2944, 1920) and gmic.input_size_mlo is None

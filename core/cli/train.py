@@ -195,6 +195,12 @@ def _run_options(p: argparse.ArgumentParser, defaults) -> None:
         help="processes that read the images for the crop cache, threads that build training windows",
     )
     p.add_argument("--no-cache", action="store_true", help="do not read or write the preprocessed-crop cache")
+    p.add_argument(
+        "--channels-last",
+        action="store_true",
+        help="weights and convolution inputs in channels_last memory format (at 0.1 mm on the CPU 1.35x per "
+        "whole-window GMIC step, 2x per frozen-trunk cache pass; equal to the default up to float rounding)",
+    )
 
 
 def options_from_args(args: argparse.Namespace):
@@ -237,6 +243,7 @@ def options_from_args(args: argparse.Namespace):
         test_samples=args.test_samples,
         threads=args.threads,
         cache=not args.no_cache,
+        channels_last=args.channels_last,
         device=args.device,
         workers=args.workers,
         save_every=args.save_every,

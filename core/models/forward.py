@@ -63,6 +63,28 @@ def model_device(model: Any) -> Any:
         return torch.device("cpu")
 
 
+def to_model(x: Any, model: Any) -> Any:
+    """A tensor on ``model``'s device, in ``channels_last`` memory format when it is 4-D and the model's
+    convolution weights are (training with ``--channels-last``; a fast inference model)."""
+    import torch
+
+    x = x.to(model_device(model))
+    if x.dim() == 4 and _channels_last(model):
+        return x.contiguous(memory_format=torch.channels_last)
+    return x
+
+
+def _channels_last(model: Any) -> bool:
+    import torch
+
+    # the first convolution with several input channels and a kernel of several pixels: its two layouts
+    # differ (for one channel or a 1 x 1 kernel they can coincide)
+    weight = next(
+        (p for p in model.parameters() if p.dim() == 4 and p.shape[1] > 1 and p[0, 0].numel() > 1), None
+    )
+    return weight is not None and weight.is_contiguous(memory_format=torch.channels_last)
+
+
 def is_fast(model: Any) -> bool:
     """Whether a model takes the fast path (``create_model(..., fast=True)``); False for any other module."""
     return bool(getattr(model, "fast_inference", False))

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from core.models.forward import model_device
+from core.models.forward import model_device, to_model
 from core.models.inputs import pipeline_params, window_offset
 from core.models.preprocess import STD_FLOOR
 from core.training.checkpoints import cpu_state
@@ -191,7 +191,7 @@ def _recalibrate(model: Any, head: Any, items: list[Any], spec: Any, device: Any
     picks = np.random.RandomState(1).choice(n, min(n, RECALIBRATION_WINDOWS), replace=False)
     with torch.no_grad():
         for x in _whole_windows([items[int(i)] for i in picks], spec, workers):
-            _dense_forward(model, head, torch.from_numpy(x)[:, None].to(device))
+            _dense_forward(model, head, to_model(torch.from_numpy(x)[:, None], model))
     for m in norms:
         m.momentum = 0.1
 
@@ -223,7 +223,7 @@ def dense_scores(
     out = []
     with torch.inference_mode():
         for x in _whole_windows(items, spec, workers):
-            logits, _ = _dense_forward(model, head, torch.from_numpy(x)[:, None].to(device))
+            logits, _ = _dense_forward(model, head, to_model(torch.from_numpy(x)[:, None], model))
             out.append(torch.sigmoid(logits[:, 1]).flatten(1).max(1)[0].float().cpu().numpy())
     return np.concatenate(out) if out else np.zeros(0)
 
@@ -289,7 +289,7 @@ def train_dense(
             net.train()
             head.train()
             pairs = [_patch(windows, pools, options.patch_size, rng) for _ in range(options.batch_size)]
-            x = torch.from_numpy(np.stack([p for p, _ in pairs]))[:, None].to(device)
+            x = to_model(torch.from_numpy(np.stack([p for p, _ in pairs]))[:, None], model)
             masks = torch.from_numpy(np.stack([m for _, m in pairs])).to(device)
             losses.append(dense_step(model, head, opt, x, masks))
             sched.step()

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from core.models.forward import model_device
+from core.models.forward import model_device, to_model
 from core.models.inputs import EXAM_VIEWS, window_from_crop
 from core.training.checkpoints import cpu_state
 from core.training.data import ImageItem
@@ -94,7 +94,7 @@ def prefix_outputs(
             cuts = list(threads.map(cut, jobs))
             wins = [w for w, _ in cuts]
             masks = [m for _, m in cuts if m is not None]
-            x = torch.from_numpy(np.stack(wins))[:, None].to(model_device(column))
+            x = to_model(torch.from_numpy(np.stack(wins))[:, None], column)
             outs.append(column_prefix(column, x, stages).float().cpu().numpy())
             if progress is not None:
                 progress(len(jobs))
@@ -259,7 +259,7 @@ def gmic_cached_scores(model: Any, cache: GmicCache, stages: int, batch_size: in
     device, out = model_device(model), []
     with torch.inference_mode():
         for s in range(0, len(cache.val[0]), batch_size):
-            h = torch.from_numpy(cache.val[0][s : s + batch_size]).to(device)
+            h = to_model(torch.from_numpy(cache.val[0][s : s + batch_size]), model)
             w = torch.from_numpy(cache.val_windows(s, s + batch_size)).to(device)
             out.append(gmic_top(model, w, h, stages)["y_fusion"].double().cpu().numpy())
     return np.concatenate(out)
@@ -304,7 +304,7 @@ def train_dmv_top(model, spec, train_exams, val_exams, options, rng, log, on_epo
     device = model_device(model)
     val_crop = validation_crop(options)
     val_in = [
-        torch.from_numpy(a).to(device)
+        to_model(torch.from_numpy(a), model)
         for a in dmv_prefix_inputs(model, val_exams, spec, stages, val_crop, None, options.workers, progress)
     ]
     log(f"trunk outputs of {len(train_exams)} + {len(val_exams)} exams in {time.time() - t0:.0f} s")
@@ -327,7 +327,7 @@ def train_dmv_top(model, spec, train_exams, val_exams, options, rng, log, on_epo
         losses = []
         for s in range(0, len(order), options.batch_size):
             idx = order[s : s + options.batch_size]
-            x = _dmv_top_batch(train_in, train_exams, idx, len(seeds), options.augment_prob, rng, device)
+            x = _dmv_top_batch(train_in, train_exams, idx, len(seeds), options.augment_prob, rng, model)
             y = torch.tensor(labels[idx], dtype=torch.float32, device=device)
             loss = dmv_nll(dmv_top(model, x, stages), y, pos_w)
             opt.zero_grad()
@@ -357,15 +357,16 @@ def train_dmv_top(model, spec, train_exams, val_exams, options, rng, log, on_epo
     return history, best
 
 
-def _dmv_top_batch(train_in, train_exams, idx, n_seeds: int, augment_prob: float, rng, device) -> list[Any]:
+def _dmv_top_batch(train_in, train_exams, idx, n_seeds: int, augment_prob: float, rng, model) -> list[Any]:
     """Cached prefix outputs of the exams ``idx``, one tensor per view: each exam's crop (clean or, with
     ``augment_prob``, perturbed) and cached window drawn from ``rng``."""
     import torch
 
     picks = [(crop_index(train_exams[i]["L-CC"], rng, augment_prob), rng.randint(n_seeds)) for i in idx]
     return [
-        torch.from_numpy(np.stack([train_in[c][w][k][i] for (c, w), i in zip(picks, idx, strict=True)])).to(
-            device
+        to_model(
+            torch.from_numpy(np.stack([train_in[c][w][k][i] for (c, w), i in zip(picks, idx, strict=True)])),
+            model,
         )
         for k in range(len(EXAM_VIEWS))
     ]

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from core.models import ModelError
+from core.models.forward import to_model
 from core.models.inputs import EXAM_VIEWS
 from core.models.predict import predict_dmv_crops
 from core.training.allocator import retain_freed_blocks
@@ -123,6 +124,8 @@ class _Training:
             half=options.half,
         )
         self.model.to(self.device)
+        if options.channels_last:
+            self.model.to(memory_format=torch.channels_last)
         self._load_data(augment)
         self.t_start = time.time()
         self.history: list[dict[str, Any]] = []
@@ -289,7 +292,7 @@ class _Training:
             h, w, targets = self.cache.batch(picks, rng)
             masks = None if targets is None else targets.to(device)
             y = torch.tensor([[items[i].benign, items[i].malignant] for i in idx])
-            out = gmic_top(self.model, w.to(device), h.to(device), self.stages)
+            out = gmic_top(self.model, w.to(device), to_model(h, self.model), self.stages)
         else:
             if options.patch_size:
                 size, prob = options.patch_size, options.augment_prob
@@ -303,7 +306,7 @@ class _Training:
                 y = torch.tensor([[it.benign, it.malignant] for it in batch])
             if x.ndim == 4:  # (N, 3, rows, cols): windows with their finding masks (--saliency-target)
                 x, masks = x[:, 0], torch.from_numpy(np.ascontiguousarray(x[:, 1:])).to(device)
-            out = self.model(torch.from_numpy(np.ascontiguousarray(x))[:, None].to(device))
+            out = self.model(to_model(torch.from_numpy(np.ascontiguousarray(x))[:, None], self.model))
         y = y.to(device, torch.float32)
         loss = sum(bce(out[k], y, self.pos_w) for k in ("y_fusion", "y_global", "y_local"))
         if masks is not None:
@@ -317,7 +320,7 @@ class _Training:
         batch = [self.train_exams[i] for i in idx]
         prob = self.options.augment_prob
         x = {v: train_windows([e[v] for e in batch], self.spec, self.rng, prob, threads) for v in EXAM_VIEWS}
-        out = self.model({v: torch.from_numpy(a)[:, None].to(self.device) for v, a in x.items()})
+        out = self.model({v: to_model(torch.from_numpy(a)[:, None], self.model) for v, a in x.items()})
         y = torch.tensor(np.array([dmv_labels(e) for e in batch]), dtype=torch.float32).to(self.device)
         # (N, 4, 2) log-probabilities of each head
         return dmv_nll(out, y, self.pos_w)

@@ -36,7 +36,8 @@ class TrainOptions:
     :data:`core.perturb.PERTURBATIONS` (e.g. ``"lowpass:2.0"``, radius in cycles/mm); with one entry and
     ``augment_prob`` 1 every training sample is perturbed and validation uses the perturbed images too
     (:func:`validation_crop`). ``save_every`` N > 0 writes the checkpoint of every N-th epoch beside ``out``
-    (:mod:`core.training.series`).
+    (:mod:`core.training.series`). ``channels_last`` keeps the weights and the inputs of the convolutions in
+    that memory format (faster at the official geometry; results differ from the default by float rounding).
     """
 
     arch: str
@@ -68,6 +69,7 @@ class TrainOptions:
     test_samples: int = 10
     threads: int | None = 1
     half: bool = True
+    channels_last: bool = False
     cache: bool = True
     init: str | None = None
     device: str = "auto"
@@ -207,6 +209,8 @@ def command_line(options: TrainOptions) -> str:
         parts.append("--freeze-trunk")
     if options.dense_target:
         parts.append("--dense-target")
+    if options.channels_last:
+        parts.append("--channels-last")
     if tuple(options.crop_shape) != tuple(defaults.crop_shape):
         parts += ["--crop-shape", "x".join(str(v) for v in options.crop_shape)]
     if options.input_size is not None:
