@@ -24,7 +24,8 @@
 #   stage, DMV_WINDOW_SAMPLES (noisy cached windows per DMV image, default 2), DENSE_TRUNK (a dense stage
 #   made elsewhere, as its trunk alone: the top stage starts from it with --init-trunk),
 #   GEOMETRY=official|reduced (reduced: 0.4 mm, windows / 4, patches 64 px; for the smoke test only),
-#   COHORT (default demo; tiny with --smoke).
+#   COHORT (default demo; tiny with --smoke), RESUME=1 (top and whole keep their state every epoch: a time
+#   budget pauses such a stage and ends the recipe, the next call continues it; for CPU sessions).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONUNBUFFERED=1
@@ -67,17 +68,28 @@ mr() { echo "+ mammo-robust $*"; [ "$dry" = 1 ] || python3 -m core.cli "$@"; }
 stage() {  # stage NAME OUT ARGS...: one training, skipped when its checkpoint exists; log in WORK/NAME.log
     local name=$1 out=$2
     shift 2
-    if [ -f "$out" ] && [ "$dry" = 0 ]; then echo "stage $name: have $out"; return; fi
+    # done: its checkpoint exists and no paused state beside it (train --resume keeps <stem>.resume.pt
+    # while a time budget has only paused the stage; the same command then continues it)
+    if [ -f "$out" ] && [ ! -f "${out%.pt}.resume.pt" ] && [ "$dry" = 0 ]; then
+        echo "stage $name: have $out"
+        return
+    fi
     echo "stage $name -> $out"
     if [ "$dry" = 1 ]; then mr train "$@" --out "$out"; return; fi
-    # train writes the checkpoint only when the stage has finished, so an interrupted stage reruns
-    mr train "$@" --out "$out" 2>&1 | tee "$work/$name.log"
+    # a killed stage reruns: from its last finished epoch with RESUME=1 (top, whole), else from the start
+    mr train "$@" --out "$out" 2>&1 | tee -a "$work/$name.log"
+    if [ -f "${out%.pt}.resume.pt" ]; then
+        echo "stage $name paused by its time budget; run the recipe again to continue it"
+        exit 0
+    fi
 }
 until_done() {  # after stage NAME: stop here when UNTIL names it
     if [ "${UNTIL:-}" = "$1" ]; then echo "stopped after stage $1 (UNTIL=$1)"; exit 0; fi
 }
 budget() { [ -n "${1:-}" ] && echo "--max-minutes $1" || true; }
 
+resume=()
+[ "${RESUME:-0}" = 1 ] && resume=(--resume)
 extra=()
 mr phantom --preset "$cohort" --seed 0 --workers "$workers"
 for seed in $extra_seeds; do
@@ -105,7 +117,7 @@ top=$work/gmic-top.pt
 stage top "$top" gmic "${common[@]}" "${gmic[@]}" "${extra[@]}" "${dense_init[@]}" --freeze-trunk \
     --unfreeze-stages 1 --saliency-target 1.0 --window-samples "${TOP_WINDOW_SAMPLES:-0}" --lr 0.0003 \
     --ema 0.99 --batch-size "${BATCH:-8}" --samples-per-epoch "${TOP_SAMPLES:-1024}" \
-    --epochs "${TOP_EPOCHS:-8}" --patience 4 $(budget "${TOP_MIN:-}")
+    --epochs "${TOP_EPOCHS:-8}" --patience 4 "${resume[@]}" $(budget "${TOP_MIN:-}")
 until_done top
 
 gmic_final=$top
@@ -114,7 +126,7 @@ if [ "${WHOLE_EPOCHS:-6}" -gt 0 ]; then
     # shellcheck disable=SC2046
     stage whole "$gmic_final" gmic "${common[@]}" "${gmic[@]}" "${extra[@]}" --init "$top" \
         --saliency-target 1.0 --lr 0.0001 --ema 0.99 --batch-size "${BATCH:-8}" \
-        --samples-per-epoch "${WHOLE_SAMPLES:-416}" --epochs "${WHOLE_EPOCHS:-6}" --patience 6 \
+        --samples-per-epoch "${WHOLE_SAMPLES:-416}" --epochs "${WHOLE_EPOCHS:-6}" --patience 6 "${resume[@]}" \
         $(budget "${WHOLE_MIN:-}")
 fi
 until_done whole

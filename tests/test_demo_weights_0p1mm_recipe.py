@@ -160,3 +160,21 @@ def test_smoke_runs_every_stage_and_resumes(tmp_path):
 
     with tarfile.open(shipped / "logs.tar.gz") as logs:
         assert {"./top.log", "./dmv.log", "./whole.log"} <= set(logs.getnames())
+
+
+@pytest.mark.slow
+def test_resume_pauses_a_stage_and_the_next_call_continues_it(tmp_path):
+    """RESUME=1: a time budget pauses the top stage after its first epoch and ends the recipe; the next call
+    skips dense and continues the top stage to its last epoch."""
+    work = tmp_path / "work"
+    env = {"GEOMETRY": "reduced", "EXTRA": "", "WORKERS": "1", "RESUME": "1", "TOP_MIN": "0", "UNTIL": "top"}
+    first = _run(tmp_path, "--smoke", str(work), **env)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    assert "stage top paused by its time budget" in first.stdout
+    assert (work / "gmic-top.resume.pt").is_file() and (work / "gmic-top.pt").is_file()
+    second = _run(tmp_path, "--smoke", str(work), **env)
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    assert "stage dense: have" in second.stdout and "resuming after epoch 1 of 2" in second.stdout
+    assert "stopped after stage top" in second.stdout and not (work / "gmic-top.resume.pt").exists()
+    log = (work / "top.log").read_text()
+    assert "epoch 1:" in log and "epoch 2:" in log  # both calls' lines, appended

@@ -107,3 +107,56 @@ def test_channels_last_training_equals_the_plain_layout(tiny_data, tmp_path):
     model = create_model("gmic", weights=tmp_path / "gTrue.pt", device="cpu")
     assert "--channels-last" in model.spec.config["training"]["command"]
     assert torch.isfinite(model.ds_net.first_conv.weight).all()
+
+
+@pytest.mark.parametrize("mode", ["whole", "frozen"])
+def test_a_resumed_run_gives_the_weights_of_an_uninterrupted_one(tiny_data, tmp_path, mode):
+    """--resume with a time budget pauses after each epoch (the best checkpoint so far written, the state
+    kept); the same command again continues, and the third call ends where an uninterrupted run ends: the
+    same weights, history and recorded best epoch, and the state file is gone."""
+    from core.models.weights import load_checkpoint
+    from core.training.resume import resume_path
+
+    base = TrainOptions(
+        arch="gmic", out=str(tmp_path / "start.pt"), cohort=str(tiny_data), epochs=1, samples_per_epoch=8,
+        half=False, **SMALL,
+    )  # fmt: skip
+    if mode == "frozen":
+        train(base, log=lambda _: None)
+        base = dataclasses.replace(base, init=base.out, freeze_trunk=True, unfreeze_stages=1, ema=0.5)
+    base = dataclasses.replace(base, epochs=3, patience=5, lr=1e-3)
+    straight = train(dataclasses.replace(base, out=str(tmp_path / "straight.pt")), log=lambda _: None)
+
+    paused = dataclasses.replace(base, out=str(tmp_path / "paused.pt"), resume=True, max_minutes=0.0)
+    logs: list[str] = []
+    for call in range(3):
+        options = paused if call < 2 else dataclasses.replace(paused, max_minutes=None)
+        result = train(options, log=logs.append)
+        assert resume_path(paused.out).is_file() == (call < 2)
+    assert sum("resuming after epoch" in line for line in logs) == 2
+    assert [r["val_auc"] for r in result.history] == [r["val_auc"] for r in straight.history]
+    assert [r["train_loss"] for r in result.history] == [r["train_loss"] for r in straight.history]
+    a, b = load_checkpoint(straight.checkpoint), load_checkpoint(result.checkpoint)
+    assert all(torch.equal(a.state_dict[k], b.state_dict[k]) for k in a.state_dict)
+    assert a.config["training"]["best_epoch"] == b.config["training"]["best_epoch"]
+
+
+def test_resume_refuses_other_options_and_modes_it_does_not_cover(tiny_data, tmp_path):
+    from core.models import ModelError
+    from core.training.resume import resume_path
+
+    base = TrainOptions(
+        arch="gmic", out=str(tmp_path / "g.pt"), cohort=str(tiny_data), epochs=2, samples_per_epoch=8,
+        resume=True, max_minutes=0.0, **SMALL,
+    )  # fmt: skip
+    train(base, log=lambda _: None)
+    assert resume_path(base.out).is_file()
+    with pytest.raises(ModelError, match=r"other options \(lr\)"):
+        train(dataclasses.replace(base, lr=1e-2, max_minutes=None), log=lambda _: None)
+    train(dataclasses.replace(base, threads=2, max_minutes=None), log=lambda _: None)  # free to change
+    assert not resume_path(base.out).exists()
+    resume_path(base.out).write_bytes(b"not a state")
+    with pytest.raises(ModelError, match="not a training state"):
+        train(base, log=lambda _: None)
+    with pytest.raises(ModelError, match="--resume is for whole-window"):
+        train(dataclasses.replace(base, dense_target=True, patch_size=64), log=lambda _: None)

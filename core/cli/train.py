@@ -196,6 +196,13 @@ def _run_options(p: argparse.ArgumentParser, defaults) -> None:
     )
     p.add_argument("--no-cache", action="store_true", help="do not read or write the preprocessed-crop cache")
     p.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep the training state after every epoch (OUT stem + .resume.pt) and continue an earlier call "
+        "of the same command from its last epoch; a --max-minutes budget then pauses the run (whole-window "
+        "training and GMIC --freeze-trunk)",
+    )
+    p.add_argument(
         "--channels-last",
         action="store_true",
         help="weights and convolution inputs in channels_last memory format (at 0.1 mm on the CPU 1.35x per "
@@ -244,6 +251,7 @@ def options_from_args(args: argparse.Namespace):
         threads=args.threads,
         cache=not args.no_cache,
         channels_last=args.channels_last,
+        resume=args.resume,
         device=args.device,
         workers=args.workers,
         save_every=args.save_every,

@@ -43,6 +43,7 @@ from core.training.options import (
     parse_augment,
     validation_crop,
 )
+from core.training.resume import finished, load_state, restore, resume_path, save_state
 from core.training.series import CheckpointSeries
 from core.training.windows import crop_index, patch, train_windows
 
@@ -213,18 +214,17 @@ class _Training:
 
     def fit(self) -> None:
         """The epochs: a separate stage for DMV heads on a frozen trunk or GMIC's dense pretraining, else
-        the main loop (after an epoch-0 validation of an ``--init`` checkpoint)."""
-        import torch
-
+        the main loop (after an epoch-0 validation of an ``--init`` checkpoint, unless resuming)."""
         options, log = self.options, self.log
-        frozen = self.arch == "dmv" and options.freeze_trunk
         self.dense_score = None
-        if frozen:
+        self.paused = False
+        if self.arch == "dmv" and options.freeze_trunk:
             val_exams = list(exams(self.split[self.val_name]).values())
             self.history, self.best = train_dmv_top(
                 self.model, self.spec, self.train_exams, val_exams, options, self.rng, log, self.series.save
             )
-        elif options.dense_target:
+            return
+        if options.dense_target:
             self.history, self.best, self.dense_score = train_dense(
                 self.model,
                 self.spec,
@@ -235,19 +235,31 @@ class _Training:
                 log,
                 self.series.save,
             )
-        elif options.init:
+            return
+        state = load_state(options) if options.resume else None
+        if options.init and state is None:
             val_auc = self.validate()
             self.history.append({"epoch": 0, "train_loss": None, "val_auc": _round(val_auc), "minutes": 0.0})
             self.keep_if_best(0, val_auc)
             self.series.save(0, self.scored, val_auc)
             log(f"epoch 0 (from {Path(options.init).name}): {self.val_name} malignant AUC {_round(val_auc)}")
+        self._epochs(state)
+
+    def _epochs(self, state: dict[str, Any] | None) -> None:
+        """The main loop over epochs, from the first or (``state``) after the last one of an earlier call."""
+        import torch
+
+        options, log = self.options, self.log
         steps_per_epoch = -(-self.n_epoch // options.batch_size)
         opt = torch.optim.Adam(self.model.parameters(), lr=options.lr)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_schedule(options.epochs * steps_per_epoch))
-        last = 0 if frozen or self.dense_score is not None else options.epochs
-        bad_epochs = 0
+        parts = {"model": self.model, "optimizer": opt, "schedule": sched}
+        if self.averaged is not None:
+            parts["average"] = self.averaged
+        first, bad_epochs, before = (1, 0, 0.0) if state is None else self._resume(state, parts)
+        epoch = first - 1
         with ThreadPoolExecutor(max(1, options.workers)) as threads:
-            for epoch in range(1, last + 1):
+            for epoch in range(first, options.epochs + 1):
                 self.model.train()
                 order = balanced_order(self.flags, self.n_epoch, self.rng)
                 losses = []
@@ -266,7 +278,7 @@ class _Training:
                     "epoch": epoch,
                     "train_loss": round(float(np.mean(losses)), 5),
                     "val_auc": _round(val_auc),
-                    "minutes": round(elapsed, 2),
+                    "minutes": round(before + elapsed, 2),
                 }
                 self.history.append(row)
                 self.series.save(epoch, self.scored, val_auc)
@@ -275,8 +287,29 @@ class _Training:
                     f"{row['val_auc']}, {elapsed:.1f} min"
                 )
                 bad_epochs = 0 if self.keep_if_best(epoch, val_auc) else bad_epochs + 1
+                if options.resume:
+                    progress = {"history": self.history, "bad_epochs": bad_epochs, "best_auc": self.best[0],
+                                "best_state": self.best[1], "best_epoch": self.best[2], "rng": self.rng,
+                                "series": [str(p) for p in self.series.written]}  # fmt: skip
+                    save_state(options, epoch, parts, progress)
                 if should_stop(bad_epochs, elapsed, options, log):
                     break
+        # a time budget that ends the run before its last epoch (and before early stopping) pauses it
+        self.paused = epoch < options.epochs and bad_epochs < options.patience
+        if options.resume and self.paused:
+            log(f"paused after epoch {epoch}: the same command with --resume continues from there")
+
+    def _resume(self, state: dict[str, Any], parts: dict[str, Any]) -> tuple[int, int, float]:
+        """Restore an earlier call's state (:mod:`core.training.resume`); returns the first epoch to run,
+        the epochs without improvement so far and the minutes the earlier calls took."""
+        self.rng = restore(state, parts)
+        self.history = list(state["history"])
+        self.best = (float(state["best_auc"]), state["best_state"], int(state["best_epoch"]))
+        self.series.written = [Path(p) for p in state["series"]]
+        name = resume_path(self.options.out).name
+        self.log(f"resuming after epoch {state['epoch']} of {self.options.epochs} ({name})")
+        before = float(self.history[-1]["minutes"]) if self.history else 0.0
+        return int(state["epoch"]) + 1, int(state["bad_epochs"]), before
 
     def batch_loss(self, idx: np.ndarray, threads: ThreadPoolExecutor) -> Any:
         """The loss of one batch of training units (their indices ``idx``)."""
@@ -359,6 +392,8 @@ class _Training:
         save_checkpoint(
             out, self.model, arch=arch, variant=_variant(arch), config=self.config, half=options.half
         )
+        if options.resume and not self.paused:
+            finished(options)
         stem = out.with_suffix("")
         csv_path = stem.parent / f"{stem.name}-curves.csv"
         png = write_curves(

@@ -38,6 +38,8 @@ class TrainOptions:
     (:func:`validation_crop`). ``save_every`` N > 0 writes the checkpoint of every N-th epoch beside ``out``
     (:mod:`core.training.series`). ``channels_last`` keeps the weights and the inputs of the convolutions in
     that memory format (faster at the official geometry; results differ from the default by float rounding).
+    ``resume`` keeps the loop's state after every epoch and continues an earlier call of the same run
+    (:mod:`core.training.resume`).
     """
 
     arch: str
@@ -70,6 +72,7 @@ class TrainOptions:
     threads: int | None = 1
     half: bool = True
     channels_last: bool = False
+    resume: bool = False
     cache: bool = True
     init: str | None = None
     device: str = "auto"
@@ -165,6 +168,11 @@ def check_modes(options: TrainOptions, arch: str) -> None:
         )
     if options.window_samples < 0:
         raise ModelError(f"train: --window-samples must be 0 or more, not {options.window_samples}")
+    if options.resume and (options.dense_target or (arch == "dmv" and options.freeze_trunk)):
+        raise ModelError(
+            "train: --resume is for whole-window training and GMIC on a frozen trunk, not for dense "
+            "pretraining or DMV heads on a frozen trunk"
+        )
     if options.unfreeze_stages and not (options.freeze_trunk and 0 < options.unfreeze_stages <= 5):
         raise ModelError("train: --unfreeze-stages is 1..5 (of the column's 5 stages) with --freeze-trunk")
 
