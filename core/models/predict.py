@@ -20,7 +20,6 @@ per view (L-CC, R-CC, L-MLO, R-MLO) the generator gives ``randint(0, 1)``, ``uni
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -28,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from core.errors import ModelError
+from core.lookahead import ordered_map
 from core.models.forward import Score, dmv_mean_probs, gmic_forward, score_units
 from core.models.inputs import (
     EXAM_VIEWS,
@@ -303,10 +303,6 @@ def predict_dmv_crops(
     out = np.zeros((len(exams), 4))
     ahead = 1 if shared is not None else max(1, workers)
     with ThreadPoolExecutor(ahead) as threads:
-        pending = deque(threads.submit(windows_of, e) for e in range(min(ahead, len(exams))))
-        for e in range(len(exams)):
-            windows = pending.popleft().result()
-            if e + ahead < len(exams):
-                pending.append(threads.submit(windows_of, e + ahead))
+        for e, windows in enumerate(ordered_map(threads, windows_of, range(len(exams)), ahead)):
             out[e] = dmv_mean_probs(model, windows, batch_size=batch_size)
     return out

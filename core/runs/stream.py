@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import os
 from collections import deque
-from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
+from core.lookahead import ordered_map
 from core.runs.failures import ItemFailure, describe
 
 
@@ -22,25 +22,6 @@ class Stopped(Exception):
 def n_workers(workers: int | None) -> int:
     """Threads that load and perturb images: default min(4, CPU count)."""
     return max(1, int(workers)) if workers else max(1, min(4, os.cpu_count() or 1))
-
-
-def _ordered_map(pool: ThreadPoolExecutor, fn, values: Sequence, lookahead: int):
-    """Like ``pool.map`` but with at most ``lookahead`` results pending (bounded memory), in order."""
-    pending: deque = deque()
-    it = iter(values)
-    for v in it:
-        pending.append(pool.submit(fn, v))
-        if len(pending) >= lookahead:
-            break
-    while pending:
-        result = pending.popleft().result()
-        nxt = next(it, _END)
-        if nxt is not _END:
-            pending.append(pool.submit(fn, nxt))
-        yield result
-
-
-_END = object()
 
 
 class Stream:
@@ -71,7 +52,7 @@ class Stream:
             raise Stopped
 
     def _prepared(self, pool: ThreadPoolExecutor, lookahead: int):
-        for item, unit in _ordered_map(pool, self._attempt, self.items, lookahead):
+        for item, unit in ordered_map(pool, self._attempt, self.items, lookahead):
             self._stop()
             if isinstance(unit, ItemFailure):
                 self.failed.append((item, unit))

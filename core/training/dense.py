@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from core.lookahead import ordered_map
 from core.models.forward import model_device, to_model
 from core.models.inputs import pipeline_params, window_offset
 from core.models.preprocess import STD_FLOOR
@@ -197,19 +198,12 @@ def _recalibrate(model: Any, head: Any, items: list[Any], spec: Any, device: Any
 
 
 def _whole_windows(items: list[Any], spec: Any, workers: int, batch: int = 16):
-    """Batches (n <= ``batch``, rows, cols) float32 of the items' deterministic windows, the next batch cut
-    in ``workers`` threads while the caller uses the current one."""
+    """Batches (n <= ``batch``, rows, cols) float32 of the items' deterministic windows, cut ahead in
+    ``workers`` threads while the caller uses the current batch."""
     with ThreadPoolExecutor(max(1, workers)) as threads:
-
-        def cut(chunk: list[Any]) -> list[Any]:
-            return [threads.submit(window, it, spec, None, 0, False) for it in chunk]
-
-        chunks = [items[s : s + batch] for s in range(0, len(items), batch)]
-        pending = cut(chunks[0]) if chunks else []
-        for k in range(len(chunks)):
-            ready = np.stack([f.result() for f in pending])
-            pending = cut(chunks[k + 1]) if k + 1 < len(chunks) else []
-            yield ready
+        cut = ordered_map(threads, lambda it: window(it, spec, None, 0, False), items, max(batch, workers))
+        for s in range(0, len(items), batch):
+            yield np.stack([next(cut) for _ in items[s : s + batch]])
 
 
 def dense_scores(
