@@ -36,22 +36,22 @@ ship() {  # ship NAME...: the stage checkpoints that exist, in parts; then the l
     tar -czf "$out/logs.tar.gz" -C "$work" --exclude='*.pt' . 2>/dev/null || true
     echo "[$(($(date +%s) - start)) s] shipped: $(cd "$out" && ls | tr '\n' ' ')"
 }
-run_stage() {  # run_stage NAME: the recipe up to that stage (earlier stages are skipped: their files exist)
+announce() {  # announce NAME: a line saying which stage the recipe runs next, with the time used and left
     echo "[$(($(date +%s) - start)) s, $(left_s) s left] stage $1"
 }
 
-run_stage cohorts+dense
+announce cohorts+dense
 DENSE_MIN=$(minutes 4 0.45 3.0) UNTIL=dense "${recipe[@]}" || echo "dense failed"
 ship gmic-dense.pt
-run_stage top
+announce top
 TOP_MIN=$(minutes 3 0.40 2.0) UNTIL=top "${recipe[@]}" || echo "top failed"
 [ -f "$work/gmic-top.pt" ] && rm -f "$out"/gmic-dense.pt.part*
 ship gmic-top.pt
-run_stage dmv
+announce dmv
 DMV_MIN=$(minutes 2 0.35 1.5) WHOLE_EPOCHS=0 "${recipe[@]}" || echo "dmv failed"
 ship dmv.pt
 if [ "$(left_s)" -gt $((overhead + 60)) ]; then
-    run_stage whole
+    announce whole
     WHOLE_MIN=$(minutes 1 1.0 10) UNTIL=whole "${recipe[@]}" || echo "whole failed"
     # whole starts from the top (its epoch 0) and keeps the best validated epoch: it replaces the top
     [ -f "$work/gmic-whole.pt" ] && rm -f "$out"/gmic-top.pt.part*
