@@ -160,6 +160,50 @@ def test_change_norms_and_matched_noise_norm(tiny_manifest):
     assert np.linalg.norm(y.astype(np.float64) - x) == pytest.approx(mean, rel=1e-4)
 
 
+def test_change_norms_stops_when_asked(tiny_manifest):
+    from core.manifest import read_manifest
+
+    items, _ = work_items(read_manifest(tiny_manifest), "gmic", max_images=8)
+    cfg = RunConfig(model="gmic", manifest="x", perturbations={"lowpass": [3]}, matched_baseline=True)
+    target = [c for c in base_conditions(cfg) if c.perturbation == "lowpass"]
+    asked = []
+
+    def after_three() -> bool:
+        asked.append(1)
+        return len(asked) > 3
+
+    assert change_norms(items, target, workers=2, should_stop=after_three) is None
+    assert len(asked) == 4  # asked once per image result: stopped at the fourth of eight
+    assert change_norms(items, target, should_stop=lambda: False)["lowpass|3"][1] == 8
+
+
+def test_a_run_cancelled_while_measuring_matched_norms_stops_there_and_resumes(
+    data_dir, tiny_manifest, gmic_weights
+):
+    """A cancel (here SIGTERM, as ``kill`` or the app's cancel sends it to a worker) during the matched
+    baselines' first pass ends the run as cancelled before any score, with no norms kept; resumed, it
+    measures them and finishes."""
+    import os
+    import signal
+
+    cfg = RunConfig(
+        model="gmic", manifest=str(tiny_manifest), weights=str(gmic_weights), device="cpu",
+        perturbations={"lowpass": [4]}, matched_baseline=True, batch_size=4, max_images=4,
+    )  # fmt: skip
+    run_id = create_run(cfg)
+
+    def log(message: str) -> None:
+        if message.startswith("matched baseline: measuring"):
+            os.kill(os.getpid(), signal.SIGTERM)  # the worker's handler turns it into a cancel request
+
+    assert execute_run(run_id, log=log) == "cancelled"
+    store = RunStore.open(run_id)
+    assert run_status(run_id).status == "cancelled" and run_status(run_id).done == 0
+    assert store.get("matched_norms") in (None, "")
+    assert execute_run(run_id) == "done" and run_status(run_id).done == 12
+    assert "lowpass|4" in store.get("matched_norms")
+
+
 def test_score_items_is_a_plain_deterministic_function(tiny_manifest, gmic_weights):
     from core.manifest import read_manifest
     from core.models import create_model

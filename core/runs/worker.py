@@ -65,10 +65,13 @@ def estimate_work(config: RunConfig, *, roots=None) -> dict:
 
 
 def weights_label(config: RunConfig) -> str:
-    """The ``weights`` column: "demo", "random", or the weights file's name (never its folder)."""
+    """The ``weights`` column: "demo", "demo-fast", "random", or the weights file's name (never its
+    folder)."""
     from pathlib import Path
 
-    return config.weights if config.weights in ("demo", "random") else Path(config.weights).name
+    from core.runs.checks import LABELS
+
+    return config.weights if config.weights in LABELS else Path(config.weights).name
 
 
 class _StopFlag:
@@ -143,9 +146,11 @@ def _run_locked(store: RunStore, config: RunConfig, log) -> str:
             signal.signal(sig, handler)
 
 
-def _conditions(store: RunStore, config: RunConfig, items: list[WorkItem], log, engine=None) -> list:
+def _conditions(
+    store: RunStore, config: RunConfig, items: list[WorkItem], log, stop: _StopFlag, engine=None
+) -> list | None:
     """The run's conditions; the matched baselines' norms measured once (here, or by the Ray ``engine``)
-    and kept in the store."""
+    and kept in the store. None when the run was cancelled while they were measured here (nothing kept)."""
     conditions = base_conditions(config)
     targets = matched_targets(config)
     if targets:
@@ -153,7 +158,12 @@ def _conditions(store: RunStore, config: RunConfig, items: list[WorkItem], log, 
         if not all(norm_key(t) in norms for t in targets):
             log(f"matched baseline: measuring {len(targets)} perturbation norm(s) over {len(items)} item(s)")
             t0 = time.perf_counter()
-            sums = change_norms(items, targets) if engine is None else engine.change_norms(items, targets)
+            if engine is None:
+                sums = change_norms(items, targets, should_stop=stop)
+                if sums is None:
+                    return None
+            else:
+                sums = engine.change_norms(items, targets)
             store.set(norms_s=repr(time.perf_counter() - t0))
             if len(sums) < len(targets):
                 raise RunError("matched baseline: no image of the cohort could be read to measure its norms")
@@ -186,7 +196,11 @@ def _execute_with(store: RunStore, config: RunConfig, stop: _StopFlag, log, engi
         raise RunError("no image to score")
     if problems:
         store.set(problems=json.dumps(problems))
-    conditions = _conditions(store, config, items, log, engine)
+    conditions = _conditions(store, config, items, log, stop, engine)
+    if conditions is None:
+        store.set(status="cancelled", finished=repr(time.time()))
+        log("cancelled while measuring the matched baselines' norms")
+        return "cancelled"
     n_cond = len(conditions)
     total = sum(len(item.units) for item in items) * n_cond
     store.set(total=str(total), n_conditions=str(n_cond), n_items=str(len(items)),
