@@ -1,14 +1,16 @@
-"""The model's eye for one image with the demo GMIC on the CPU (target: under 1 s), against the plain
-prediction of the same image measured in the same run.
+"""The model's eye for one image with a demo GMIC on the CPU (target with the fast demo weights: under
+1 s), against the plain prediction of the same image measured in the same run.
 
 Usage::
 
-    python -m benchmarks.bench_explain [--image PATH] [--repeats N] [--radius R] [--threads N]
+    python -m benchmarks.bench_explain [--image PATH] [--weights demo-fast|demo] [--repeats N] [--radius R]
+                                       [--threads N]
 
 IMAGE defaults to the real NYU sample ``dmv_1_R_CC.png`` (3328 x 2560, 0.1 mm assumed); without it a
-synthetic breast of the same size is used. The model is ``create_model("gmic", "demo")`` on the CPU (the
-demo weights resample to 0.3 mm: a 672 x 448 window). Paths, timed in alternating order after one warm-up
-call each:
+synthetic breast of the same size is used. The model is ``create_model("gmic", WEIGHTS)`` on the CPU:
+``demo-fast`` (default) resamples to 0.3 mm, a 672 x 448 window; ``demo`` reads 0.1 mm, a 2944 x 1920 window
+(the official size; no target, its figure is for the record). Paths, timed in alternating order after one
+warm-up call each:
 
 * **predict** (reference): ``core.models.predict.predict_gmic(model, [image])``, what ``mammo-robust
   predict gmic`` does for one file: crop, window and one forward pass;
@@ -23,7 +25,7 @@ call each:
 The script prints the minimum wall time and the median process CPU time of each path and the ratios to the
 reference. On a machine shared with other work the minimum wall time is the least disturbed figure; on an
 oversubscribed one, compare ``--threads 1`` (torch's OpenMP threads spin-wait for cores other processes
-hold). It exits with status 1 when the eye's minimum wall time is 1 s or more.
+hold). It exits with status 1 when, with the fast weights, the eye's minimum wall time is 1 s or more.
 """
 
 from __future__ import annotations
@@ -72,6 +74,7 @@ def _timed(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, tupl
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--image", help="image file (default: the NYU sample dmv_1_R_CC.png)")
+    parser.add_argument("--weights", default="demo-fast", choices=["demo-fast", "demo"])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--radius", type=float, default=2.0, help="low-pass radius, cycles/mm (default 2)")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's own)")
@@ -89,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     from core.perturb import PreparedImage
 
     mammogram, name = _image(args.image)
-    model = create_model("gmic", weights="demo", device="cpu")
+    model = create_model("gmic", weights=args.weights, device="cpu")
     image = PreparedImage(mammogram.pixels, mammogram.spacing_mm)
     image.fourier  # noqa: B018 (the forward FFT, once, before timing)
     perturbed = image.apply("lowpass", args.radius)
@@ -109,15 +112,15 @@ def main(argv: list[str] | None = None) -> int:
         args.repeats,
     )
     print(
-        f"{name} {mammogram.pixels.shape[0]} x {mammogram.pixels.shape[1]}; demo GMIC on the CPU "
+        f"{name} {mammogram.pixels.shape[0]} x {mammogram.pixels.shape[1]}; GMIC {args.weights} on the CPU "
         f"({torch.get_num_threads()} threads); low-pass R = {args.radius:g}; {args.repeats} rounds"
     )
     ref = times["predict"][0]
     print(f"{'path':<15} {'min wall':>10} {'median CPU':>11} {'/ predict':>10}")
     for path, (wall, cpu) in times.items():
         print(f"{path:<15} {wall * 1000:8.0f} ms {cpu * 1000:8.0f} ms {wall / ref:9.2f}x")
-    ok = times["eye"][0] < TARGET_S
-    verdict = "ok" if ok else "MISSED"
+    ok = times["eye"][0] < TARGET_S or args.weights != "demo-fast"
+    verdict = ("ok" if ok else "MISSED") if args.weights == "demo-fast" else "no target at 0.1 mm"
     print(f"model's eye for one image: {times['eye'][0]:.2f} s (target < {TARGET_S:g} s): {verdict}")
     return 0 if ok else 1
 

@@ -3,7 +3,7 @@
 Usage::
 
     python -m benchmarks.bench_models [--models gmic dmv] [--batches 1 4] [--repeats 2] [--device cpu]
-                                      [--weights random|demo] [--reduced]
+                                      [--weights random|demo|demo-fast] [--reduced]
 
 For each model and batch size, in the same run and on the same weights and inputs, three paths:
 
@@ -18,15 +18,15 @@ For each model and batch size, in the same run and on the same weights and input
 
 Inputs: GMIC ``(N, 2944, 1920)``; DMV one exam = four views, CC ``2677 x 1942`` and MLO ``2974 x 1748``,
 batch = exams (``N`` per view). Values are seeded standard normal (what standardised windows look like).
-Weights: ``random`` (default; seeded initialisation of the official layout) or ``demo`` (the demo checkpoint
-loaded into the official-size architecture) -- throughput does not depend on the values. After one warm-up
-call per path, the paths are called ``--repeats`` times in rotating order; the script prints the minimum
-wall time and the median process CPU time (all threads), the figure least disturbed by other work on a
+Weights: ``random`` (default; seeded initialisation of the official layout), ``demo`` or ``demo-fast`` (a demo
+checkpoint loaded into the official-size architecture) -- throughput does not depend on the values. After one
+warm-up call per path, the paths are called ``--repeats`` times in rotating order; the script prints the
+minimum wall time and the median process CPU time (all threads), the figure least disturbed by other work on a
 shared machine; ``images/s`` counts 4 images per DMV exam. Agreement: the max |difference| of the
 probabilities (GMIC ``y_fusion``; DMV per-breast probabilities) fast vs exact and exact vs official, and for
-GMIC whether the patch locations of the fast model are those of the official call. Target (issue 19):
-fast / exact >= 1.3 at batch 1 and 4, probabilities within 1e-5 (1e-3 under CUDA autocast). ``--reduced``
-divides the sizes by 4 for a smoke test. Exits 1 when a target is missed.
+GMIC whether the patch locations of the fast model are those of the official call. Target (issue 19): fast /
+exact >= 1.3 at batch 1 and 4, probabilities within 1e-5 (1e-3 under CUDA autocast). ``--reduced`` divides the
+sizes by 4 for a smoke test. Exits 1 when a target is missed.
 """
 
 from __future__ import annotations
@@ -53,10 +53,10 @@ TOLERANCE = {"cpu": 1e-5, "cuda": 1e-3}
 def load_weights(name: str, model: torch.nn.Module, weights: str) -> str:
     if weights == "random":
         return "random initialisation (seed 0)"
-    from core.models.registry import _demo_path
+    from core.models.demo_weights import demo_path
     from core.models.weights import load_checkpoint, load_into
 
-    path = _demo_path(name)
+    path = demo_path(name, weights)
     load_into(model, load_checkpoint(path).state_dict, str(path))
     return f"demo weights {path.name}"
 
@@ -175,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batches", nargs="+", type=int, default=[1, 4])
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--weights", default="random", choices=["random", "demo"])
+    parser.add_argument("--weights", default="random", choices=["random", "demo", "demo-fast"])
     parser.add_argument("--reduced", action="store_true", help="input sizes / 4 (smoke test)")
     args = parser.parse_args(argv)
     device = torch.device(args.device)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Reproduce the demo weights of assets/weights (docs/demo-weights.md):
+# Reproduce the fast (0.3 mm) demo weights of assets/weights, weights="demo-fast" (docs/demo-weights.md):
 #   1. the demo synthetic cohort and seeds 1-3 of the same preset (generated once into the data folder),
 #   2. GMIC trained on 128 px patches around the cohort's findings,
 #   3. GMIC fine-tuned on whole 672 x 448 windows (image labels),
@@ -37,9 +37,9 @@ run train gmic "${common[@]}" "${gmic[@]}" "${extra[@]}" --extra-train "${COHORT
     --extra-train "${COHORT:-demo}-3" --out "$tmp/gmic-dense.pt" --init "$tmp/gmic-windows.pt" --patch-size 256 \
     --dense-target --lr 0.0003 --batch-size 16 --samples-per-epoch 4000 --epochs "${GMIC_DENSE_EPOCHS:-8}" \
     --patience 8 --max-minutes "${GMIC_DENSE_MIN:-600}"
-run train gmic "${common[@]}" "${gmic[@]}" "${extra[@]}" --out "$out/gmic-demo.pt" --init "$tmp/gmic-dense.pt" \
+run train gmic "${common[@]}" "${gmic[@]}" "${extra[@]}" --out "$out/gmic-demo-fast.pt" --init "$tmp/gmic-dense.pt" \
     --freeze-trunk --unfreeze-stages 1 --saliency-target 1.0 --window-samples 1 --lr 0.0003 --ema 0.99 \
     --batch-size 8 --samples-per-epoch 1024 --epochs "${GMIC_TOP_EPOCHS:-8}" --patience 4
-run train dmv "${common[@]}" "${extra[@]}" --out "$out/dmv-demo.pt" --init-trunk "$out/gmic-demo.pt" \
+run train dmv "${common[@]}" "${extra[@]}" --out "$out/dmv-demo-fast.pt" --init-trunk "$out/gmic-demo-fast.pt" \
     --freeze-trunk --unfreeze-stages 1 --window-samples 2 --lr 0.0001 --batch-size 16 \
     --epochs "${DMV_EPOCHS:-20}" --patience 10

@@ -24,7 +24,13 @@ def test_off_by_default_with_the_models_resolution_next_to_the_slider():
     assert at.toggle(key="eye_on").value is False
     assert not [r for r in at.radio if r.key == "eye_weights"]  # nothing of the eye is drawn or computed
     text = _texts(at)
-    assert "GMIC (demo weights) sees 0.3 mm pixels: its Nyquist frequency is **1.67 cycles/mm**" in text
+    # the demo weights read the study's 0.1 mm pixels: R = 2 removes a band they see
+    assert "GMIC (demo weights) sees 0.1 mm pixels: its Nyquist frequency is **5 cycles/mm**" in text
+    assert "cannot see" not in text
+    # the fast ones read 0.3 mm: the same filter removes only what they cannot see
+    at = run(open_page("Image lab", {"eye_weights_v": "demo-fast"}))
+    text = _texts(at)
+    assert "GMIC (demo-fast weights) sees 0.3 mm pixels: its Nyquist frequency is **1.67 cycles/mm**" in text
     assert "R = 2 cycles/mm is above the model's Nyquist frequency (1.67 cycles/mm)" in text
     assert "the model cannot see what this filter removes" in text
     at.select_slider(key="lab_radius").set_value(1.0)
@@ -42,7 +48,7 @@ def test_off_by_default_with_the_models_resolution_next_to_the_slider():
         (lambda data: "/etc/hostname", "outside the folders this app may read"),
         (lambda data: str(data / "nothing-here.pt"), "no such file inside the allowed folders"),
         (
-            lambda data: str(shutil.copy(REPO / "assets" / "weights" / "dmv-demo.pt", data / "dmv.pt")),
+            lambda data: str(shutil.copy(REPO / "assets" / "weights" / "dmv-demo-fast.pt", data / "dmv.pt")),
             "these are dmv weights, not gmic",
         ),
         (lambda data: _garbage(data / "broken.p"), "broken.p"),

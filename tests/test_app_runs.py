@@ -58,11 +58,17 @@ def test_demo_weights_are_labelled_and_required(tiny_cohort):
 
     at = _run(open_page("Runs"))
     assert at.selectbox(key="run_weights").value == "demo"
-    assert any("not a clinical model" in c.value for c in at.caption)
+    assert at.selectbox(key="run_weights").options[:2] == ["demo", "demo-fast"]
+    said = [c.value for c in at.caption if "not a clinical model" in c.value]
+    assert said and "0.1 mm pixels, sees up to 5 cycles/mm" in said[0]
     installed = (ASSETS_DIR / "weights" / "gmic-demo.pt").is_file()
     missing = [w.value for w in at.warning if "gmic-demo.pt" in w.value]
     assert bool(missing) != installed
     assert at.button(key="run_start").disabled != installed
+    at.selectbox(key="run_weights").set_value("demo-fast")
+    _run(at)
+    said = [c.value for c in at.caption if "not a clinical model" in c.value]
+    assert said and "0.3 mm pixels, sees up to 1.67 cycles/mm" in said[0]
 
 
 def test_runs_page_reports_a_bad_manifest(tiny_cohort, tmp_path):

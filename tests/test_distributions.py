@@ -1,5 +1,5 @@
 """Score distributions of malignant and other cases per condition (``core.metrics.distributions``,
-``mammo-robust distributions``), on a real run of the demo GMIC over the tiny cohort."""
+``mammo-robust distributions``), on a real run of the fast demo GMIC (0.3 mm) over the tiny cohort."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from core.metrics.distributions import (
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory, one_torch_thread):
-    """A finished run: the demo GMIC on every image of the tiny cohort, unperturbed and under noise."""
+    """A finished run: the fast demo GMIC on every image of the tiny cohort, unperturbed and under noise."""
     from core.phantom import ensure_cohort
     from core.runs import RunConfig, create_run, execute_run, load_scores
 
@@ -34,7 +34,7 @@ def tiny_run(tmp_path_factory, one_torch_thread):
         mp.setenv("MAMMO_ROBUST_DATA", str(folder))
         manifest = ensure_cohort("tiny")
         cfg = RunConfig(
-            model="gmic", manifest="tiny", weights="demo", device="cpu", perturbations={"noise": [5]},
+            model="gmic", manifest="tiny", weights="demo-fast", device="cpu", perturbations={"noise": [5]},
             matched_baseline=False, batch_size=8,
         )  # fmt: skip
         run_id = create_run(cfg, "tiny-noise")

@@ -12,6 +12,7 @@ from PIL import Image
 
 from core.imaging import Mammogram
 from core.models import ModelError
+from core.models.demo_weights import DEMO_SPACING_MM
 from core.models.explain import explain_image, frame_of
 from core.models.inputs import ImageInputs, crop_for_model, window_from_crop
 from core.models.predict import predict_gmic
@@ -193,10 +194,12 @@ def test_picture_draws_the_saliency_over_the_image(gmic):
 
 
 @pytest.mark.slow
-def test_explain_command_on_a_real_sample_with_demo_weights(nyu_samples, tmp_path, capsys):
-    """``mammo-robust explain`` on dmv_1_R_CC.png with the demo weights: probabilities in [0, 1], patches
-    inside the image, the original's probabilities equal to ``mammo-robust predict gmic`` on the file (the
-    CSV holds 6 decimals, so to 5e-7; the library call is compared exactly)."""
+@pytest.mark.parametrize(("weights", "k", "crop"), [("demo", 6, 256), ("demo-fast", 4, 48)])
+def test_explain_command_on_a_real_sample_with_demo_weights(nyu_samples, tmp_path, capsys, weights, k, crop):
+    """``mammo-robust explain`` on dmv_1_R_CC.png with both demo weights at R = 2: probabilities in [0, 1],
+    patches inside the image, the original's probabilities equal to ``mammo-robust predict gmic`` on the
+    file (the CSV holds 6 decimals, so to 5e-7; the library call is compared exactly); the 0.1 mm weights
+    see the band R = 2 removes, the 0.3 mm ones are told they cannot."""
     import pandas as pd
 
     from core.cli import main
@@ -205,20 +208,22 @@ def test_explain_command_on_a_real_sample_with_demo_weights(nyu_samples, tmp_pat
 
     path = nyu_samples / "dmv_1_R_CC.png"
     out = tmp_path / "eye"
-    assert main(["explain", str(path), "--model", "gmic", "--lowpass", "2", "--out", str(out)]) == 0
+    chosen = ["--weights", weights]
+    assert main(["explain", str(path), "--model", "gmic", "--lowpass", "2", "--out", str(out), *chosen]) == 0
     data = json.loads((out / "explain.json").read_text())
-    assert main(["predict", "gmic", str(path), "--out", str(tmp_path / "p.csv")]) == 0
+    assert main(["predict", "gmic", str(path), "--out", str(tmp_path / "p.csv"), *chosen]) == 0
     csv = pd.read_csv(tmp_path / "p.csv")
     rows, cols = data["image_shape"]
     assert (rows, cols) == (3328, 2560)
     for which in ("original", "perturbed"):
         record = data[which]
         assert 0 <= record["benign"] <= 1 and 0 <= record["malignant"] <= 1
-        assert len(record["patches"]) == 4  # the demo weights' K
+        assert len(record["patches"]) == k  # the weights' K
         for p in record["patches"]:
             assert p["row"] >= 0 and p["col"] >= 0 and p["height"] > 0 and p["width"] > 0
             assert p["row"] + p["height"] <= rows and p["col"] + p["width"] <= cols
-            assert abs(p["height"] - 144) <= 1  # 48 model pixels of 0.3 mm in 0.1 mm pixels
+            # the model's patch side in the image's 0.1 mm pixels
+            assert abs(p["height"] - crop * DEMO_SPACING_MM[weights] / 0.1) <= 1
         for label, name in record["pictures"].items():
             with Image.open(out / name) as im:
                 # the longer side reduced to --png-size (1024), the aspect kept
@@ -226,16 +231,20 @@ def test_explain_command_on_a_real_sample_with_demo_weights(nyu_samples, tmp_pat
     assert abs(data["original"]["benign"] - csv["benign_pred"][0]) <= 5e-7
     assert abs(data["original"]["malignant"] - csv["malignant_pred"][0]) <= 5e-7
     assert data["original"] != data["perturbed"]
-    assert abs(data["model_input"]["nyquist_cycles_per_mm"] - 5 / 3) < 1e-9
-    assert "cannot see what this filter removes" in data["note"]
+    nyquist = 1 / (2 * DEMO_SPACING_MM[weights])
+    assert abs(data["model_input"]["nyquist_cycles_per_mm"] - nyquist) < 1e-9
+    if weights == "demo":
+        assert not data["note"]
+    else:
+        assert "cannot see what this filter removes" in data["note"]
     assert data["image"].startswith("img-") and "dmv_1" not in (out / "explain.json").read_text()
     assert (out / "explain.png").is_file()
     # the library call behind it equals predict_gmic bit for bit
     m = load_mammogram(path)
-    model = create_model("gmic", weights="demo")
+    model = create_model("gmic", weights=weights)
     assert data["original"]["malignant"] == predict_gmic(model, [m])[0, 1]
     err = capsys.readouterr()
-    assert "Nyquist frequency is 1.67 cycles/mm" in err.out
+    assert f"Nyquist frequency is {nyquist:.3g} cycles/mm" in err.out
 
 
 def test_explain_command_refuses_what_it_cannot_do(tmp_path, capsys):
@@ -246,7 +255,7 @@ def test_explain_command_refuses_what_it_cannot_do(tmp_path, capsys):
     f = save_png(m, tmp_path / "case_L-CC.png")
     assert main(["explain", str(f), "--model", "dmv", "--out", str(tmp_path / "o")]) == 2
     assert "only gmic" in capsys.readouterr().err
-    dmv = "assets/weights/dmv-demo.pt"
+    dmv = "assets/weights/dmv-demo-fast.pt"
     assert main(["explain", str(f), "--weights", dmv, "--view", "L-CC", "--out", str(tmp_path / "o")]) == 2
     assert "dmv weights, not gmic" in capsys.readouterr().err
     assert main(["explain", str(tmp_path / "missing.png"), "--out", str(tmp_path / "o")]) == 2

@@ -1,10 +1,11 @@
 """The fast inference path (channels_last + inference_mode, the default of runs and ``predict``) against
 the exact path (contiguous float32, ``fast=False``): same scores within 1e-5.
 
-Checked on the shipped demo weights (GMIC, DMV) with synthetic-cohort images through the scoring calls,
-on random weights in the official layout (GMIC-ResNet-18 with 256 x 256 crops and K = 6; DMV view-wise)
-at a quarter of the official input sizes, in runs (``RunConfig.fast``) and in ``mammo-robust predict
---exact``. The CUDA branches (pinned memory, GMIC autocast) need a GPU and are not run here.
+Checked on both sets of shipped demo weights (GMIC, DMV; 0.1 and 0.3 mm) with synthetic-cohort images
+through the scoring calls, on random weights in the official layout (GMIC-ResNet-18 with 256 x 256 crops
+and K = 6; DMV view-wise) at a quarter of the official input sizes, in runs (``RunConfig.fast``) and in
+``mammo-robust predict --exact``. The CUDA branches (pinned memory, GMIC autocast) need a GPU and are not
+run here.
 """
 
 from __future__ import annotations
@@ -66,12 +67,14 @@ def test_models_are_fast_by_default_and_exact_on_request():
     assert not is_fast(torch.nn.Linear(2, 2))  # any other module takes the exact path
 
 
-def test_demo_weights_fast_scores_within_tolerance_of_exact(exam):
+@pytest.mark.parametrize("weights", ["demo", "demo-fast"])
+def test_demo_weights_fast_scores_within_tolerance_of_exact(exam, weights):
+    """Both demo sets: 0.1 mm (the official input sizes) and 0.3 mm."""
     from core.models import score_exam, score_image
 
     for arch in ("gmic", "dmv"):
-        fast = create_model(arch, "demo", device="cpu")
-        exact = create_model(arch, "demo", device="cpu", fast=False)
+        fast = create_model(arch, weights, device="cpu")
+        exact = create_model(arch, weights, device="cpu", fast=False)
         if arch == "gmic":
             image = exam["L-CC"]
             a, b = (score_image(m, image, _versions(image)) for m in (fast, exact))
@@ -123,8 +126,8 @@ def test_runs_are_fast_by_default_and_exact_on_request(tiny, tmp_path, monkeypat
     scores = {}
     for fast in (True, False):
         config = RunConfig(
-            model="gmic", manifest=str(tiny), device="cpu", max_images=4, perturbations={"lowpass": [2]},
-            **({} if fast else {"fast": False}),
+            model="gmic", manifest=str(tiny), weights="demo-fast", device="cpu", max_images=4,
+            perturbations={"lowpass": [2]}, **({} if fast else {"fast": False}),
         )  # fmt: skip
         assert config.fast is fast
         run_id = create_run(config)
@@ -144,7 +147,7 @@ def test_predict_exact_option(tiny, tmp_path):
     tables = []
     for extra in ([], ["--exact"]):
         out = tmp_path / f"p{len(extra)}.csv"
-        assert main(["predict", "gmic", *paths, "--out", str(out), *extra]) == 0
+        assert main(["predict", "gmic", *paths, "--weights", "demo-fast", "--out", str(out), *extra]) == 0
         tables.append(pd.read_csv(out))
     a, b = (t[["benign_pred", "malignant_pred"]].to_numpy() for t in tables)
     # the CSV holds 6 decimals: the paths agree to its last digit

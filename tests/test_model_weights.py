@@ -322,18 +322,23 @@ def test_project_checkpoint_errors(tmp_path, dmv_model):
 
 
 def test_demo_weights_missing_is_a_clear_error(tmp_path, monkeypatch):
-    monkeypatch.setattr(registry_mod, "_demo_path", lambda name: tmp_path / f"{name}-demo.pt")
+    monkeypatch.setattr(registry_mod, "demo_path", lambda name, label: tmp_path / f"{name}-{label}.pt")
     with pytest.raises(ModelError, match="demo weights for gmic are missing"):
         create_model("gmic")
 
 
 def test_demo_weights_resolve_to_assets(tmp_path, monkeypatch, dmv_model):
-    monkeypatch.setattr(registry_mod, "_demo_path", lambda name: tmp_path / f"{name}-demo.pt")
+    monkeypatch.setattr(registry_mod, "demo_path", lambda name, label: tmp_path / f"{name}-{label}.pt")
     save_checkpoint(
         tmp_path / "dmv-demo.pt", dmv_model, arch="dmv", variant="image-only", config={"demo": True}
     )
     model = create_model("dmv", "demo", device="cpu")
     assert model.spec.weights == "demo" and model.spec.is_demo
+    with pytest.raises(ModelError, match="demo-fast weights for dmv are missing"):
+        create_model("dmv", "demo-fast", device="cpu")
+    (tmp_path / "dmv-demo.pt").rename(tmp_path / "dmv-demo-fast.pt")
+    model = create_model("dmv", "demo-fast", device="cpu")
+    assert model.spec.weights == "demo-fast" and model.spec.is_demo
 
 
 def test_registry_names_variants_and_random_weights():

@@ -43,7 +43,8 @@ def test_recipe_training_options_parse(array, epochs, samples, save_every, init)
     words = _array(array)
     args = build_parser().parse_args(["train", "gmic", *words, "--out", "x.pt"])
     assert (args.epochs, args.samples_per_epoch, args.save_every) == (epochs, samples, save_every)
-    assert getattr(args, init) == "assets/weights/gmic-demo.pt" and (ROOT / getattr(args, init)).is_file()
+    assert getattr(args, init) == "assets/weights/gmic-demo-fast.pt"
+    assert (ROOT / getattr(args, init)).is_file()
     assert args.spacing_mm == 0.3 and args.seed == 0 and args.augment == []
     filtered = build_parser().parse_args(
         ["train", "gmic", *words, "--augment", "lowpass:0.5", "--augment-prob", "1.0", "--out", "y.pt"]
@@ -53,7 +54,7 @@ def test_recipe_training_options_parse(array, epochs, samples, save_every, init)
 
 def test_recipe_sweep_config_loads():
     cfg = load_config(SWEEP)
-    assert (cfg.model, cfg.weights, cfg.split, cfg.manifest) == ("gmic", "demo", "test", "demo")
+    assert (cfg.model, cfg.weights, cfg.split, cfg.manifest) == ("gmic", "demo-fast", "test", "demo")
     assert cfg.parameters == {"lowpass": [0.25, 0.35, 0.5, 0.75, 1.0, 1.5, 2.0, 4.0]}
 
 

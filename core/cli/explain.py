@@ -26,7 +26,11 @@ def register(subparsers) -> None:
     )
     p.add_argument("image", help="image file (DICOM, PNG, TIFF or JPEG)")
     p.add_argument("--model", default="gmic", help="the model: gmic (DMV has no saliency maps here)")
-    p.add_argument("--weights", default="demo", help="'demo' (default), an official .p file or a checkpoint")
+    p.add_argument(
+        "--weights",
+        default="demo",
+        help="'demo' (default; 0.1 mm), 'demo-fast' (0.3 mm), an official .p file or a checkpoint",
+    )
     which = p.add_mutually_exclusive_group()
     which.add_argument("--lowpass", type=float, metavar="R", help="keep frequencies |f| <= R cycles/mm")
     which.add_argument("--highpass", type=float, metavar="R", help="remove frequencies |f| <= R cycles/mm")

@@ -25,7 +25,8 @@ def register(subparsers) -> None:
     p.add_argument(
         "--weights",
         action="append",
-        help="'demo' (default), an official .p file or a project checkpoint; repeat for a GMIC ensemble",
+        help="'demo' (default; 0.1 mm), 'demo-fast' (0.3 mm), an official .p file or a project checkpoint; "
+        "repeat for a GMIC ensemble",
     )
     p.add_argument("--manifest", help="cohort manifest CSV instead of files")
     p.add_argument("--split", help="only rows of this manifest split (train, val, test)")

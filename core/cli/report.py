@@ -47,7 +47,7 @@ def register(subparsers) -> None:
         "--input-spacing-mm",
         type=float,
         help="pixel spacing of the models' input (mm), for the Nyquist line of the filter panels, when the "
-        "weights labels do not name weights here ('demo' is read from the demo weights)",
+        "weights labels do not name weights here ('demo', 'demo-fast' are read from the demo weights)",
     )
     p.add_argument(
         "--image-pixels",

@@ -20,8 +20,8 @@ def register(subparsers) -> None:
     p.add_argument("--run-id", help="id for the new run (default: time-model-random)")
     p.add_argument(
         "--weights",
-        help="weights instead of the config's ('demo', 'random' or a file): one sweep config for every "
-        "checkpoint of a training run (docs/training-experiments.md)",
+        help="weights instead of the config's ('demo', 'demo-fast', 'random' or a file): one sweep config "
+        "for every checkpoint of a training run (docs/training-experiments.md)",
     )
     p.add_argument("--resume", metavar="RUN_ID", help="continue a stored run where it stopped")
     p.add_argument(

@@ -16,10 +16,10 @@ def _size(text: str) -> tuple[int, int]:
 
 
 def register(subparsers) -> None:
-    from core.training.options import DEMO_INPUT_SIZE, TrainOptions
+    from core.training.options import FAST_INPUT_SIZE, TrainOptions
 
     defaults = TrainOptions(arch="gmic", out="")  # the options' defaults, shown in the help
-    size = "x".join(str(v) for v in DEMO_INPUT_SIZE["gmic"]["CC"])
+    size = "x".join(str(v) for v in FAST_INPUT_SIZE["gmic"]["CC"])
     p = subparsers.add_parser(
         "train",
         help="train GMIC or DMV (view-wise, image only) on a cohort manifest",
@@ -213,11 +213,11 @@ def _run_options(p: argparse.ArgumentParser, defaults) -> None:
 def options_from_args(args: argparse.Namespace):
     """The :class:`core.training.TrainOptions` of parsed ``mammo-robust train`` arguments."""
     from core.training import TrainOptions
-    from core.training.options import DEMO_GMIC_CROP, DEMO_INPUT_SIZE
+    from core.training.options import FAST_GMIC_CROP, FAST_INPUT_SIZE
 
     size = None
     if args.input_size is not None or args.input_size_mlo is not None:
-        cc = args.input_size or DEMO_INPUT_SIZE[args.arch]["CC"]
+        cc = args.input_size or FAST_INPUT_SIZE[args.arch]["CC"]
         size = {"CC": cc, "MLO": args.input_size_mlo or cc}
     return TrainOptions(
         arch=args.arch,
@@ -231,7 +231,7 @@ def options_from_args(args: argparse.Namespace):
         spacing_mm=args.spacing_mm,
         input_size=size,
         K=args.K,
-        crop_shape=args.crop_shape or DEMO_GMIC_CROP,
+        crop_shape=args.crop_shape or FAST_GMIC_CROP,
         augment=list(args.augment),
         augment_prob=args.augment_prob,
         samples_per_epoch=args.samples_per_epoch,

@@ -1,12 +1,14 @@
 """GMIC's view of an image and of a perturbed version, and the resolution at which the model sees them.
 
 A model can only react to what reaches its input. GMIC with the demo weights resamples every image to
-0.3 mm pixels, so it cannot represent anything above its Nyquist frequency ``1 / (2 x 0.3 mm) = 1.67``
-cycles/mm: a low-pass at R above that removes only what the model cannot see, and a high-pass there keeps
-only such detail. The resampling filter (antialiased bilinear, a triangle of +-1 output pixel) is not
-ideal: its response at 2 cycles/mm is still ``sinc^2(0.6) = 0.25``, and what it lets through above the
-Nyquist frequency is aliased into the band the model sees. So scores can still move a little (on the real
-samples with the demo weights, a low-pass at R = 2 changes GMIC's malignant probability by 0.004 to 0.04).
+0.1 mm pixels (Nyquist frequency ``1 / (2 x 0.1 mm) = 5`` cycles/mm, the study's band included); with the
+fast demo weights (``"demo-fast"``) to 0.3 mm, so that model cannot represent anything above
+``1 / (2 x 0.3 mm) = 1.67`` cycles/mm: a low-pass at R above that removes only what the model cannot see,
+and a high-pass there keeps only such detail. The resampling filter (antialiased bilinear, a triangle of
++-1 output pixel) is not ideal: its response at 2 cycles/mm is still ``sinc^2(0.6) = 0.25`` at 0.3 mm, and
+what it lets through above the Nyquist frequency is aliased into the band the model sees. So scores can
+still move a little (on the real samples with the 0.3 mm weights, a low-pass at R = 2 changes GMIC's
+malignant probability by 0.004 to 0.04).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from core.models.demo_weights import is_demo_label
 from core.models.explain import Explanation, explain_image
 from core.models.resolution import input_spacing, nyquist_mm, spec_input_spacing
 
@@ -64,7 +67,7 @@ def model_input(model: Any, image_spacing_mm: tuple[float, float] | None = None)
     """The input resolution of a built model (``model.spec``) for images of ``image_spacing_mm``."""
     spec = model.spec
     spacing = spec_input_spacing(spec, image_spacing_mm)
-    what = "demo weights" if spec.is_demo else f"weights {spec.weights}"
+    what = f"{spec.weights} weights" if is_demo_label(spec.weights) else f"weights {spec.weights}"
     if spec.spacing_mm is not None:
         source = f"{what} resample every image to {spec.spacing_mm:g} mm"
     elif spacing is not None:
@@ -75,8 +78,8 @@ def model_input(model: Any, image_spacing_mm: tuple[float, float] | None = None)
 
 
 def weights_input(arch: str, weights: str, image_spacing_mm: tuple[float, float] | None = None) -> ModelInput:
-    """The input resolution of ``arch`` with ``weights`` (``"demo"`` or a file), read from the weights'
-    recorded config without building the model (:func:`core.models.resolution.input_spacing`)."""
+    """The input resolution of ``arch`` with ``weights`` (``"demo"``, ``"demo-fast"`` or a file), read from
+    the weights' recorded config without building the model (:func:`core.models.resolution.input_spacing`)."""
     coarser = None if image_spacing_mm is None else max(image_spacing_mm)
     spacing, source = input_spacing(arch, weights, image_spacing_mm=coarser)
     return _with_nyquist(spacing, source)

@@ -1,9 +1,10 @@
 """One entry point for the classifiers: ``create_model("gmic" | "dmv", weights=...)``, timm style.
 
-``weights`` is ``"demo"`` (``assets/weights/<name>-demo.pt``, trained by this project on the synthetic
-cohort), a path to an official NYU ``.p`` file, a path to a ``mammo-robust/1`` checkpoint, or ``None`` (random
-initialisation, for training and tests). The returned module is in eval mode, on CUDA when available, and
-carries a :class:`ModelSpec` as ``model.spec`` describing what the weights expect.
+``weights`` is ``"demo"`` or ``"demo-fast"`` (``assets/weights/<name>-demo[-fast].pt``, trained by this
+project on the synthetic cohort at 0.1 mm and 0.3 mm: :mod:`core.models.demo_weights`), a path to an official
+NYU ``.p`` file, a path to a ``mammo-robust/1`` checkpoint, or ``None`` (random initialisation, for training
+and tests). The returned module is in eval mode, on CUDA when available, and carries a :class:`ModelSpec`
+as ``model.spec`` describing what the weights expect.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from torch import nn
 from core.models import ModelError
 from core.models import dmv as dmv_mod
 from core.models import gmic as gmic_mod
+from core.models.demo_weights import demo_path, is_demo_label
 from core.models.weights import Checkpoint, load_checkpoint, load_into
 
 # variant -> (class, input channels)
@@ -46,7 +48,7 @@ class ModelSpec:
     variant : str
         ``"resnet18"`` (GMIC); DMV: a key of ``DMV_VARIANTS``.
     weights : str
-        Label of the weights: ``"demo"``, the file name, or ``"random"``.
+        Label of the weights: ``"demo"``, ``"demo-fast"``, the file name, or ``"random"``.
     is_demo : bool
         True for the demo weights trained on the synthetic cohort (the UI labels them as such).
     input_size : dict
@@ -200,12 +202,6 @@ def _spec(name: str, info: Mapping[str, Any], label: str, is_demo: bool, config:
     )
 
 
-def _demo_path(name: str) -> Path:
-    from core.paths import ASSETS_DIR
-
-    return ASSETS_DIR / "weights" / f"{name}-demo.pt"
-
-
 def create_model(
     name: str,
     weights: str | Path | None = "demo",
@@ -222,10 +218,10 @@ def create_model(
     ----------
     name : {"gmic", "dmv"}
         Architecture.
-    weights : "demo", path, or None
-        ``"demo"``: this project's demo weights ``assets/weights/<name>-demo.pt``; a path to an official NYU
-        ``.p`` file (DMV ``{"model": state_dict}``, GMIC plain state dict) or to a ``mammo-robust/1``
-        checkpoint; ``None`` or ``"random"``: random initialisation. Files are read as tensors only.
+    weights : "demo", "demo-fast", path, or None
+        This project's demo weights (:mod:`core.models.demo_weights`: 0.1 mm, official sizes; 0.3 mm); a
+        file, read as tensors only: an official NYU ``.p`` (DMV ``{"model": state_dict}``, GMIC plain state
+        dict) or a ``mammo-robust/1`` checkpoint; ``None`` or ``"random"``: random initialisation.
     device : str or torch.device, optional
         Where to put the model; default CUDA if available, else CPU.
     variant : str, optional
@@ -261,13 +257,13 @@ def create_model(
         model.spec = _spec(key, info, "random", False, {}, view)
         return _place(model, target, fast if channels_last is None else channels_last)
 
-    is_demo_name = isinstance(weights, str) and weights == "demo"
+    is_demo_name = is_demo_label(weights)
     if is_demo_name:
-        path = _demo_path(key)
+        path = demo_path(key, weights)
         if not path.is_file():
             raise ModelError(
-                f"{path}: the demo weights for {key} are missing; create them with `mammo-robust train {key} "
-                "--cohort demo ...` or pass the path of an official or project checkpoint"
+                f"{path}: the {weights} weights for {key} are missing; train them (`mammo-robust train "
+                f"{key} --cohort demo ...`) or pass the path of an official or project checkpoint"
             )
     else:
         path = Path(weights)
@@ -282,7 +278,7 @@ def create_model(
             config["percent_t"] = gmic_mod.PERCENT_T_BY_MODEL[int(match.group(1))]
     model, info = build(ckpt_variant, config, str(path))
     load_into(model, state_dict, str(path))
-    label = "demo" if is_demo_name else path.name
+    label = weights if is_demo_name else path.name
     is_demo = bool(config.get("demo", is_demo_name))
     model.spec = _spec(key, info, label, is_demo, config if ckpt.kind == "project" else {}, view)
     return _place(model, target, fast if channels_last is None else channels_last)

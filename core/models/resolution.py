@@ -1,9 +1,10 @@
 """The resolution a model's input has, from its weights' recorded config, without building the model.
 
-Demo and project checkpoints record ``spacing_mm`` (the preprocessing resamples every image to it: the demo
-weights use 0.3 mm) or ``downsample``; official NYU files record nothing and see the images' own pixels
-(about 0.1 mm for the NYU cohort). The model's Nyquist frequency is ``1 / (2 spacing)``: demo weights 1.67
-cycles/mm, official weights on 0.1 mm images 5 cycles/mm. It is an upper bound: the NYU pipeline later
+Demo and project checkpoints record ``spacing_mm`` (the preprocessing resamples every image to it: the
+``"demo"`` weights use 0.1 mm, ``"demo-fast"`` 0.3 mm) or ``downsample``; official NYU files record nothing
+and see the images' own pixels (about 0.1 mm for the NYU cohort). The model's Nyquist frequency is
+``1 / (2 spacing)``: 5 cycles/mm at 0.1 mm (demo weights; official weights on 0.1 mm images), 1.67 cycles/mm
+at 0.3 mm (demo-fast). It is an upper bound: the NYU pipeline later
 resizes the breast crop to the input window, which can lower it further.
 """
 
@@ -11,6 +12,8 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
+
+from core.models.demo_weights import demo_path, is_demo_label
 
 
 @functools.lru_cache(maxsize=32)
@@ -27,12 +30,10 @@ def _recorded(path: str, mtime: float, size: int) -> tuple[float | None, float, 
 
 
 def weights_path(model: str, weights: str | Path) -> Path | None:
-    """The file behind a weights value: ``"demo"`` -> the installed demo weights; a path that exists;
-    else None (e.g. a bare label from a scores table)."""
-    if str(weights) == "demo":
-        from core.paths import ASSETS_DIR
-
-        path = ASSETS_DIR / "weights" / f"{str(model).lower()}-demo.pt"
+    """The file behind a weights value: ``"demo"``, ``"demo-fast"`` -> the installed demo weights; a path
+    that exists; else None (e.g. a bare label from a scores table)."""
+    if is_demo_label(str(weights)):
+        path = demo_path(model, str(weights))
         return path if path.is_file() else None
     path = Path(str(weights))
     return path if path.is_file() else None
@@ -48,7 +49,8 @@ def input_spacing(
     model : str
         ``"gmic"`` or ``"dmv"``; anything else (``"radiologist"``) has no model input.
     weights : str or Path
-        ``"demo"``, ``"random"``, or a weights file; a label that names no file here gives None.
+        ``"demo"``, ``"demo-fast"``, ``"random"``, or a weights file; a label that names no file here gives
+        None.
     image_spacing_mm : float, optional
         The images' own pixel spacing, for weights that work on native pixels (official, random).
 
@@ -75,7 +77,7 @@ def input_spacing(
             return None, f"{path.name}: {exc}"
         if arch != str(model).lower():
             return None, f"{path.name} holds {arch} weights, not {str(model).lower()}"
-        what = "demo weights" if str(weights) == "demo" else path.name
+        what = f"{weights} weights" if is_demo_label(str(weights)) else path.name
     if spacing is not None:
         return spacing, f"{what} resample every image to {spacing:g} mm"
     if image_spacing_mm is None:

@@ -8,18 +8,19 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from core.errors import ExplorerError, RunError
+from core.models.demo_weights import DEMO_LABELS, demo_path
 from core.runs.config import RunConfig
 
-LABELS = ("demo", "random")  # weights that are names, not files
+LABELS = (*DEMO_LABELS, "random")  # weights that are names, not files
 
 
 def check_weights(config: RunConfig) -> None:
     """Refuse weights the run could not load: a missing file, a file that is not a tensors-only checkpoint,
     or weights of another architecture or layout than ``config.model``.
 
-    ``"random"`` passes; ``"demo"`` passes when the shipped demo file is installed. A file is loaded the
-    way the worker will load it (:func:`core.models.create_model` on the CPU, tensors only), so its keys and
-    shapes are checked too; this takes about a second for the official weights.
+    ``"random"`` passes; ``"demo"`` and ``"demo-fast"`` pass when the shipped demo file is installed. A file
+    is loaded the way the worker will load it (:func:`core.models.create_model` on the CPU, tensors only), so
+    its keys and shapes are checked too; this takes about a second for the official weights.
 
     Raises
     ------
@@ -29,19 +30,18 @@ def check_weights(config: RunConfig) -> None:
     weights, arch = config.weights, config.model
     if weights == "random":
         return
-    if weights == "demo":
-        from core.paths import ASSETS_DIR
-
-        demo = ASSETS_DIR / "weights" / f"{arch}-demo.pt"  # where core.models.create_model looks
+    if weights in DEMO_LABELS:
+        demo = demo_path(arch, weights)  # where core.models.create_model looks
         if not demo.is_file():
             raise RunError(
-                f"{demo}: the demo weights for {arch.upper()} are not installed; train them "
+                f"{demo}: the {weights} weights for {arch.upper()} are not installed; train them "
                 f"(`mammo-robust train {arch} ...`) or give a weights file"
             )
         return
     if weights == "imported":
         raise RunError(
-            "weights 'imported' only label imported score tables; a run needs demo, random or a weights file"
+            "weights 'imported' only label imported score tables; a run needs demo, demo-fast, random or a "
+            "weights file"
         )
     path = Path(weights)
     if not path.exists():

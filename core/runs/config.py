@@ -28,7 +28,8 @@ class RunConfig:
         Cohort manifest CSV (see :mod:`core.manifest`), or the name of a built-in synthetic cohort
         (``"tiny"``, ``"demo"``), generated on first use.
     weights : str
-        ``"demo"``, ``"random"`` or a weights file (see :func:`core.models.create_model`).
+        ``"demo"`` (0.1 mm), ``"demo-fast"`` (0.3 mm), ``"random"`` or a weights file (see
+        :func:`core.models.create_model`).
     perturbations : dict of str to list of int
         Registry name (``core.perturb.PERTURBATIONS``) -> severities 1..5 on its documented grid, e.g.
         ``{"lowpass": [1, 2, 3, 4], "highpass": [4], "noise": [5], "shuffle": [5]}``. The unperturbed

@@ -32,7 +32,7 @@ from core.training.objectives import (
     should_stop,
 )
 from core.training.options import (
-    DEMO_INPUT_SIZE,
+    FAST_INPUT_SIZE,
     TrainOptions,
     TrainResult,
     check_data,
@@ -93,7 +93,7 @@ class _Training:
         augment = parse_augment(options.augment)
         torch.manual_seed(options.seed)
         self.rng = np.random.RandomState(options.seed)
-        input_size = options.input_size or DEMO_INPUT_SIZE[arch]
+        input_size = options.input_size or FAST_INPUT_SIZE[arch]
         self.config: dict[str, Any] = {
             "input_size": {k: list(v) for k, v in input_size.items()},
             "spacing_mm": options.spacing_mm,

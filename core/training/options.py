@@ -9,16 +9,17 @@ from typing import Any
 
 from core.models import ModelError
 
-#: Defaults: the geometry of the shipped demo weights (``assets/weights``), 0.3 mm pixels (NYU constants / 3)
-#: and windows of 672 x 448 px = 202 x 134 mm covering the synthetic 200 x 128 mm detector; GMIC patches of
-#: 40 x 40 px (12 mm; the shipped GMIC was trained with ``--crop-shape 48x48 --K 4``, see
-#: ``docs/demo-weights.md``).
-DEMO_SPACING_MM = 0.3
-DEMO_INPUT_SIZE = {
+#: Defaults: the geometry of the fast demo weights (``weights="demo-fast"``), 0.3 mm pixels (NYU
+#: constants / 3) and windows of 672 x 448 px = 202 x 134 mm covering the synthetic 200 x 128 mm detector;
+#: GMIC patches of 40 x 40 px (12 mm; that GMIC was trained with ``--crop-shape 48x48 --K 4``, see
+#: ``docs/demo-weights.md``). The 0.1 mm demo weights pass the official geometry explicitly
+#: (``scripts/train-demo-weights-0.1mm.sh``).
+FAST_SPACING_MM = 0.3
+FAST_INPUT_SIZE = {
     "gmic": {"CC": (672, 448), "MLO": (672, 448)},
     "dmv": {"CC": (672, 448), "MLO": (672, 448)},
 }
-DEMO_GMIC_CROP = (40, 40)
+FAST_GMIC_CROP = (40, 40)
 #: Noisy windows per image (the model's window noise, seeded) cached for frozen-trunk training (DMV and
 #: GMIC ``--freeze-trunk``) by default, besides the deterministic one.
 TRUNK_WINDOW_SAMPLES = 4
@@ -50,9 +51,9 @@ class TrainOptions:
     seed: int = 0
     lr: float = 3e-4
     batch_size: int = 8
-    spacing_mm: float = DEMO_SPACING_MM
+    spacing_mm: float = FAST_SPACING_MM
     input_size: dict[str, tuple[int, int]] | None = None
-    crop_shape: tuple[int, int] = DEMO_GMIC_CROP
+    crop_shape: tuple[int, int] = FAST_GMIC_CROP
     K: int = 6
     augment: list[str] = field(default_factory=list)
     augment_prob: float = 0.5

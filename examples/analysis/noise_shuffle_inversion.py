@@ -7,9 +7,10 @@ Usage (after ``mammo-robust run examples/gmic-demo-study.toml --run-id demo-stud
 Prints, per condition of the run (breast level): the AUC, the AUC of breast area alone, Spearman's rho
 between score and breast area, and the AUC of what is left of the score once breast area is regressed out
 (logit score on log area, fitted on the other breasts); with ``--saliency`` also where GMIC's malignant
-saliency and its K regions lie under noise and shuffling (every image of the run's split, about a second
-each on 2 cores). Breast area is the count of non-zero pixels of the stored image times the pixel area.
-``docs/demo-weights.md`` ("Noise and shuffling invert the 0.3 mm GMIC's ranking: why") gives the numbers.
+saliency and its K regions lie under noise and shuffling, with the run's weights (every image of the
+run's split, about a second each on 2 cores at 0.3 mm, ``demo-fast``; ~8 s at 0.1 mm). Breast area is the
+count of non-zero pixels of the stored image times the pixel area. ``docs/demo-weights.md`` ("Noise and
+shuffling invert the 0.3 mm GMIC's ranking: why") gives the numbers.
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ def area_table(scores: pd.DataFrame, areas: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def saliency_table(manifest: pd.DataFrame, findings: pd.DataFrame | None) -> pd.DataFrame:
+def saliency_table(manifest: pd.DataFrame, findings: pd.DataFrame | None, weights: str) -> pd.DataFrame:
     """Per image and version (none, noise std 1600, shuffle 8 x 8 with the run's seeds): GMIC's malignant
     score, how many of its 4 highest saliency cells lie on the breast, and how many regions hit a finding."""
     from core.models import create_model
@@ -67,7 +68,7 @@ def saliency_table(manifest: pd.DataFrame, findings: pd.DataFrame | None) -> pd.
     from core.perturb import PreparedImage
     from core.runs.grid import image_seed
 
-    model = create_model("gmic", weights="demo")
+    model = create_model("gmic", weights=weights)
     rows = []
     for r in manifest.itertuples():
         mam = replace(load_mammogram(r.path, name=r.image_id), laterality=r.laterality, view=r.view)
@@ -117,7 +118,7 @@ def main() -> None:
         if fpath.is_file():
             findings = pd.read_csv(fpath, dtype={"exam_id": str})
             findings = findings[(findings["pathology"] == "malignant") & findings["part_of"].isna()]
-        sal = saliency_table(manifest, findings)
+        sal = saliency_table(manifest, findings, store.config().weights)
         with_finding = sal[sal["findings"] > 0]
         print(sal.groupby("version")[["score", "top4_on_breast"]].median())
         print("regions on a malignant finding, of", 4 * with_finding["image_id"].nunique(), ":")

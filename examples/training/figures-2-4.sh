@@ -42,7 +42,7 @@ train() {  # train OUT LOG ARGS...: one training in the background, skipped when
 }
 
 mr phantom --preset demo --seed 0
-common=(--cohort demo --epochs 12 --seed 0 --init-trunk assets/weights/gmic-demo.pt --freeze-trunk
+common=(--cohort demo --epochs 12 --seed 0 --init-trunk assets/weights/gmic-demo-fast.pt --freeze-trunk
         --unfreeze-stages 1 --saliency-target 1.0 --window-samples 1 --lr 0.0003 --ema 0.99 --batch-size 8
         --samples-per-epoch 512 --patience 12 --save-every 1 --K 4 --crop-shape 48x48 --spacing-mm 0.3
         --input-size 672x448 --threads "${THREADS:-1}" --workers 1)
@@ -51,7 +51,7 @@ filtered=$work/gmic-top-lowpass$tag.pt
 train "$clean" "$work/train-clean.log" "${common[@]}"
 train "$filtered" "$work/train-lowpass$tag.log" "${common[@]}" --augment "lowpass:$radius" --augment-prob 1.0
 wait
-finetune=(--cohort demo --epochs 6 --seed 0 --init assets/weights/gmic-demo.pt --saliency-target 1.0 --lr 0.0001
+finetune=(--cohort demo --epochs 6 --seed 0 --init assets/weights/gmic-demo-fast.pt --saliency-target 1.0 --lr 0.0001
           --ema 0.99 --batch-size 8 --samples-per-epoch 416 --patience 6 --save-every 2 --K 4 --crop-shape 48x48
           --spacing-mm 0.3 --input-size 672x448 --threads "${THREADS:-1}" --workers 1)
 train "$work/gmic-ft-lowpass$tag.pt" "$work/train-ft-lowpass$tag.log" "${finetune[@]}" \
@@ -81,7 +81,7 @@ done
 score "$work/gmic-ft-clean-epoch06.pt" "$work/scores/gmic-ft-clean-epoch06.csv"  # same steps as the filtered run
 score "$clean" "$work/scores/gmic-top-clean.csv"
 score "$filtered" "$work/scores/gmic-top-lowpass$tag.csv"
-score demo "$work/scores/gmic-demo.csv"
+score demo-fast "$work/scores/gmic-demo.csv"
 
 # Figure 2: one table per training run holding its checkpoints (the report draws checkpoints_<level>.png)
 python3 - "$work/scores" "$tag" <<'EOF'

@@ -16,13 +16,16 @@ from typing import Any
 import streamlit as st
 
 from core.errors import ExplorerError
+from core.models.demo_weights import DEMO_LABELS, demo_path, describe_demo
 from explorer.ui import guard
 from explorer.ui.runs_views import error_summary, progress_text, runs_table
 
 WEIGHTS_HELP = (
-    "'demo': weights trained on the synthetic demo cohort, to show the method: they are not a clinical "
-    "model. 'random': untrained, to test the plumbing. Or the path of a weights file (official NYU "
-    "weights or your own); weight files are loaded as tensors only."
+    "'demo': weights trained on the synthetic demo cohort at the study's 0.1 mm pixels (they see up to 5 "
+    "cycles/mm), to show the method: they are not a clinical model. 'demo-fast': the same at 0.3 mm pixels "
+    "(a ninth of the work; they see up to 1.67 cycles/mm, below the study's band). 'random': untrained, "
+    "to test the plumbing. Or the path of a weights file (official NYU weights or your own); weight files "
+    "are loaded as tensors only."
 )
 POLL_S = 2.0
 RESUMABLE = ("cancelled", "interrupted", "failed")
@@ -124,15 +127,18 @@ def _form() -> Any:
 
     c1, c2, c3 = st.columns(3)
     model = c1.radio("Model", ["gmic", "dmv"], format_func=str.upper, key="run_model", horizontal=True)
-    choice = c2.selectbox("Weights", ["demo", "random", "file..."], key="run_weights", help=WEIGHTS_HELP)
+    choice = c2.selectbox(
+        "Weights", [*DEMO_LABELS, "random", "file..."], key="run_weights", help=WEIGHTS_HELP
+    )
     weights = choice
     if choice == "file...":
         weights = c2.text_input("Weights file on the server", key="run_weights_path").strip()
-    elif choice == "demo":
-        from core.paths import ASSETS_DIR
-
-        demo = ASSETS_DIR / "weights" / f"{model}-demo.pt"  # where core.models.create_model looks
-        c2.caption("Demo weights: trained on the synthetic cohort; not a clinical model.")
+    elif choice in DEMO_LABELS:
+        demo = demo_path(model, choice)  # where core.models.create_model looks
+        c2.caption(
+            f"{choice} weights: {describe_demo(choice)}; trained on the synthetic cohort; not a clinical "
+            "model."
+        )
         if not demo.is_file():
             c2.warning(
                 f"{demo.name} is not installed in {demo.parent}: train it (`mammo-robust train`) or "

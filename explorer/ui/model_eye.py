@@ -1,12 +1,13 @@
 """The image lab's "Model's eye": what GMIC makes of the current image and of its perturbed version.
 
-Off by default (a toggle), so the slider stays fast. When on: the weights (demo, or a file inside the
-allowed folders, loaded as tensors only and cached), and, computed in a background thread
-(``explorer.ui.eye_worker``) so the slider never waits, GMIC's benign and malignant probabilities, its
-saliency maps over both images (benign or malignant) with the K regions it picked, and the score-versus-R
-curve of this image (malignant probability at the registry's grid radii, plus the user's R). The page polls
-(a fragment with ``run_every``) only while something it asked for is on its way. Every number comes from
-``core.eye`` and ``core.models.explain``; the command line gives the same (``mammo-robust explain``).
+Off by default (a toggle), so the slider stays fast. When on: the weights (the demo weights at 0.1 mm, the
+fast ones at 0.3 mm, or a file inside the allowed folders, loaded as tensors only and cached), and, computed
+in a background thread (``explorer.ui.eye_worker``) so the slider never waits, GMIC's benign and malignant
+probabilities, its saliency maps over both images (benign or malignant) with the K regions it picked, and
+the score-versus-R curve of this image (malignant probability at the registry's grid radii, plus the user's
+R). The page polls (a fragment with ``run_every``) only while something it asked for is on its way. Every
+number comes from ``core.eye`` and ``core.models.explain``; the command line gives the same
+(``mammo-robust explain``).
 """
 
 from __future__ import annotations
@@ -19,13 +20,17 @@ import numpy as np
 import streamlit as st
 
 from core.errors import ExplorerError
+from core.models.demo_weights import DEMO_LABELS, describe_demo
 from explorer.ui.eye_worker import DONE, FAILED, EyeWorker
 
 POLL_S = 0.5
 PICTURE_SIDE = 720  # longer side of each saliency picture, in pixels
 # Sources of truth (plain session keys: they outlive the widgets, which are not drawn while the eye is off).
 WEIGHTS_V, PATH_V = "eye_weights_v", "eye_path_v"
-WEIGHT_CHOICES = {"demo": "Demo weights (synthetic cohort)", "file": "A weights file on the server"}
+WEIGHT_CHOICES = {
+    **{label: f"{label.capitalize()} ({describe_demo(label)})" for label in DEMO_LABELS},
+    "file": "A weights file on the server",
+}
 LABELS = {"malignant": "Malignant", "benign": "Benign"}
 
 
@@ -55,10 +60,11 @@ def load_model(weights: str, mtime: float) -> Any:
 
 
 def current_weights() -> str | None:
-    """``"demo"`` or the resolved path of the chosen weights file; None when the file may not be read
-    (outside the allowed folders, or missing). Shows nothing."""
-    if st.session_state.get(WEIGHTS_V, "demo") == "demo":
-        return "demo"
+    """``"demo"``, ``"demo-fast"`` or the resolved path of the chosen weights file; None when the file may not
+    be read (outside the allowed folders, or missing). Shows nothing."""
+    kind = st.session_state.get(WEIGHTS_V, "demo")
+    if kind in DEMO_LABELS:
+        return kind
     from core.access import is_allowed
 
     path = str(st.session_state.get(PATH_V) or "").strip()
@@ -86,8 +92,8 @@ def _weights_widgets() -> str | None:
         "GMIC weights", list(WEIGHT_CHOICES), format_func=WEIGHT_CHOICES.get, key="eye_weights",
         horizontal=True, on_change=_copy, args=("eye_weights", WEIGHTS_V),
     )  # fmt: skip
-    if kind == "demo":
-        return "demo"
+    if kind in DEMO_LABELS:
+        return kind
     path = c2.text_input(
         "Weights file (an official GMIC .p file or a mammo-robust checkpoint, inside the allowed folders)",
         key="eye_path", on_change=_copy, args=("eye_path", PATH_V),
@@ -125,7 +131,7 @@ def resolution_note(col: Any, perturbation: str, radius: float, spacing_mm: tupl
     if seen is None:
         col.caption("Model's eye: choose usable GMIC weights to see the model's input resolution.")
         return
-    name = "demo weights" if weights == "demo" else "the chosen weights"
+    name = f"{weights} weights" if weights in DEMO_LABELS else "the chosen weights"
     if seen.nyquist_mm is None:
         col.caption(f"GMIC ({name}): input resolution unknown ({seen.source}).")
         return
@@ -209,8 +215,9 @@ def section(ref: Any, mammo: Any, image: Any, params: Any, perturbed: Callable[[
     on = st.toggle(
         "Model's eye: what GMIC sees in the original and the perturbed image",
         key="eye_on",
-        help="Runs GMIC on both images in the background (a second or two on the CPU) and scores the "
-        "image at the study's filter radii. Off by default so the slider stays fast.",
+        help="Runs GMIC on both images in the background (on a CPU several seconds with the 0.1 mm demo "
+        "weights, a second or two with the 0.3 mm demo-fast ones) and scores the image at the study's filter "
+        "radii. Off by default so the slider stays fast.",
     )
     if not on:
         return
@@ -220,7 +227,7 @@ def section(ref: Any, mammo: Any, image: Any, params: Any, perturbed: Callable[[
     import os
 
     try:
-        model = load_model(weights, os.path.getmtime(weights) if weights != "demo" else 0.0)
+        model = load_model(weights, 0.0 if weights in DEMO_LABELS else os.path.getmtime(weights))
     except (ExplorerError, OSError) as exc:
         st.error(str(exc))
         return

@@ -10,9 +10,11 @@ import pandas as pd
 
 
 def weights_label(weights: str) -> str:
-    """How the UI names a weights value; demo weights are always labelled as such."""
-    if weights == "demo":
-        return "demo weights (synthetic cohort; not for clinical use)"
+    """How the UI names a weights value; demo weights are always labelled as such, with their resolution."""
+    from core.models.demo_weights import describe_demo, is_demo_label
+
+    if is_demo_label(weights):
+        return f"{weights} weights ({describe_demo(weights)}; synthetic cohort, not for clinical use)"
     if weights == "random":
         return "random weights (untrained)"
     if weights == "imported":
