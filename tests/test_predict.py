@@ -220,3 +220,36 @@ def test_predict_command_writes_csv(gmic, dmv, tmp_path, capsys):
     )
     assert main(["predict", "dmv", *files[:3], "--weights", str(d_path)]) == 2
     assert "four files" in capsys.readouterr().err
+
+
+def test_predict_on_a_labelled_manifest_states_the_auc(tmp_path, capsys):
+    """``predict --manifest`` of a labelled cohort prints the malignant AUC (GMIC per image and per breast,
+    DMV per breast) of the predictions it writes, with its bootstrap interval."""
+    import pandas as pd
+
+    from core.cli import main
+    from core.metrics import bootstrap_auc
+    from core.phantom import generate_cohort
+
+    manifest = generate_cohort("tiny", tmp_path / "tiny-0", 0)
+    truth = pd.read_csv(manifest, dtype={"exam_id": str})
+    out = tmp_path / "gmic.csv"
+    assert (
+        main(["predict", "gmic", "--manifest", str(manifest), "--weights", "demo-fast", "--out", str(out)])
+        == 0
+    )
+    err = capsys.readouterr().err
+    table = pd.read_csv(out, dtype={"exam_id": str})
+    image = bootstrap_auc(table["malignant_pred"].to_numpy(), table["label_malignant"].to_numpy())
+    assert f"malignant AUC per image: {image.auc:.4f} [{image.ci_low:.3f}, {image.ci_high:.3f}]" in err
+    breast = table.groupby(["exam_id", "laterality"]).agg(
+        s=("malignant_pred", "mean"), y=("label_malignant", "max")
+    )
+    per_breast = bootstrap_auc(breast["s"].to_numpy(), breast["y"].to_numpy())
+    assert f"malignant AUC per breast: {per_breast.auc:.4f}" in err
+    out = tmp_path / "dmv.csv"
+    argv = ["predict", "dmv", "--manifest", str(manifest), "--weights", "demo-fast", "--samples", "1"]
+    assert main([*argv, "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "malignant AUC per breast:" in err and "per image" not in err
+    assert len(pd.read_csv(out)) == truth["exam_id"].nunique()

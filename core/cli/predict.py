@@ -128,6 +128,9 @@ def run(args: argparse.Namespace) -> int:
         probs = predict_dmv(models[0], list(exams.values()), samples=args.samples, seed=args.seed)
         out = pd.DataFrame(probs, columns=list(DMV_LABELS))
         out.insert(0, "exam_id", list(exams))
+    if args.manifest:
+        for line in _auc_lines(args.arch, pd.DataFrame(rows), out):
+            print(line, file=sys.stderr)
     text = out.to_csv(index=False, float_format="%.6f")
     if args.out:
         with open(args.out, "w") as fh:
@@ -136,3 +139,38 @@ def run(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(text)
     return 0
+
+
+def _auc_lines(arch: str, rows, out) -> list[str]:
+    """With a labelled manifest, the malignant AUC of the predictions with a 95 % bootstrap interval: per
+    image (GMIC) and per breast (GMIC: the mean of the breast's images; DMV: its breast outputs). Nothing when
+    the rows carry no malignancy labels or one class is missing."""
+    import pandas as pd
+
+    from core.errors import MetricsError
+    from core.metrics import bootstrap_auc
+
+    if "label_malignant" not in rows or rows["label_malignant"].isna().any() or "exam_id" not in rows:
+        return []
+    truth = rows.groupby(["exam_id", "laterality"])["label_malignant"].max()
+    if arch == "gmic":
+        units = {"image": (out["malignant_pred"], rows["label_malignant"])}
+        breast = out.groupby(["exam_id", "laterality"])["malignant_pred"].mean()
+    else:
+        per_side = out.set_index("exam_id")[["left_malignant", "right_malignant"]]
+        per_side.columns = ["L", "R"]
+        breast = per_side.stack()
+        units = {}
+    breast = breast[breast.index.isin(truth.index)]
+    units["breast"] = (breast, truth.loc[breast.index])
+    lines = []
+    for level, (scores, labels) in units.items():
+        try:
+            est = bootstrap_auc(pd.to_numeric(scores).to_numpy(), labels.astype(int).to_numpy())
+        except MetricsError:
+            continue
+        lines.append(
+            f"malignant AUC per {level}: {est.auc:.4f} [{est.ci_low:.3f}, {est.ci_high:.3f}] "
+            f"({est.n_pos} malignant, {est.n_neg} other; 95 % bootstrap interval)"
+        )
+    return lines
