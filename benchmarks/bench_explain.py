@@ -119,8 +119,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'path':<15} {'min wall':>10} {'median CPU':>11} {'/ predict':>10}")
     for path, (wall, cpu) in times.items():
         print(f"{path:<15} {wall * 1000:8.0f} ms {cpu * 1000:8.0f} ms {wall / ref:9.2f}x")
-    ok = times["eye"][0] < TARGET_S or args.weights != "demo-fast"
-    verdict = ("ok" if ok else "MISSED") if args.weights == "demo-fast" else "no target at 0.1 mm"
+    if args.weights != "demo-fast":
+        print(f"model's eye for one image: {times['eye'][0]:.2f} s (no target at 0.1 mm)")
+        return 0
+    ok = times["eye"][0] < TARGET_S
+    verdict = "ok" if ok else "MISSED"
     print(f"model's eye for one image: {times['eye'][0]:.2f} s (target < {TARGET_S:g} s): {verdict}")
     return 0 if ok else 1
 
