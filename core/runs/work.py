@@ -183,9 +183,9 @@ def change_norms(
     Returns ``{norm_key: (sum of norms, number of images)}`` so that partial results over batches add up;
     the mean is ``sum / count``. Images that cannot be read are left out of both (they become error rows
     when the run scores them). Images are perturbed in ``workers`` threads; the sums are taken in image
-    order, so the result does not depend on the number of threads. ``should_stop()`` is asked before each
-    image (a cancelled run at 0.1 mm would otherwise wait minutes for this pass): True gives None, with at
-    most ``workers`` images still being perturbed.
+    order, so the result does not depend on the number of threads. ``should_stop()`` is asked as each
+    image's norms arrive (a cancelled run at 0.1 mm would otherwise wait minutes for this pass): True gives
+    None, after at most ``workers`` more images.
     """
     rows = [row for item in items for row in item.images]
     out: dict[str, list] = {}

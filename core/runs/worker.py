@@ -33,6 +33,7 @@ from collections.abc import Callable
 
 from core.errors import ExplorerError
 from core.runs import lock
+from core.runs.checks import LABELS
 from core.runs.cohort import resolve_manifest
 from core.runs.config import RunConfig, RunError
 from core.runs.failures import known_bad
@@ -68,8 +69,6 @@ def weights_label(config: RunConfig) -> str:
     """The ``weights`` column: "demo", "demo-fast", "random", or the weights file's name (never its
     folder)."""
     from pathlib import Path
-
-    from core.runs.checks import LABELS
 
     return config.weights if config.weights in LABELS else Path(config.weights).name
 
