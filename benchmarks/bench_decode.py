@@ -16,7 +16,10 @@ file's bytes, interleaved rounds time:
                        loader decoded before issue 15 (JPEG 2000: gdcm first);
 ``load in-process``    :func:`core.imaging.load_mammogram` with the sandboxed decode replaced by the
                        in-process one (the reference: everything else the loader does, identical);
-``load sandboxed``     :func:`core.imaging.load_mammogram` as shipped;
+``load sandboxed``     :func:`core.imaging.load_mammogram` with every syntax in the decode process (as
+                       shipped until issue 19);
+``load shipped``       :func:`core.imaging.load_mammogram` as shipped: RLE decoded in-process by
+                       :mod:`core.imaging.rle_codec` (issue 19), JPEG 2000 in the decode process;
 ``load uncompressed``  :func:`core.imaging.load_mammogram` of the same image stored uncompressed (what a
                        cohort of uncompressed files costs), for information.
 
@@ -39,6 +42,7 @@ import io
 import statistics
 import sys
 import time
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -80,13 +84,34 @@ def _in_process(data: bytes, plugin: str | None) -> np.ndarray:
     return ds.pixel_array
 
 
+@contextmanager
+def _rle_sandboxed():
+    """RLE through the decode process, as before issue 19 (since then it decodes in-process)."""
+    from core.imaging import rle_codec
+
+    shipped = rle_codec.available
+    rle_codec.available = lambda: False
+    try:
+        yield
+    finally:
+        rle_codec.available = shipped
+
+
 def _sandboxed(data: bytes) -> np.ndarray:
     import pydicom
 
     from core.imaging.pixeldata import decode_encapsulated
 
     ds = pydicom.dcmread(io.BytesIO(data))
-    return decode_encapsulated(ds, ds.file_meta.TransferSyntaxUID, "bench")
+    with _rle_sandboxed():
+        return decode_encapsulated(ds, ds.file_meta.TransferSyntaxUID, "bench")
+
+
+def _load_sandboxed(data: bytes):
+    from core.imaging import load_mammogram
+
+    with _rle_sandboxed():
+        return load_mammogram(data)
 
 
 def _time(fn) -> float:
@@ -136,11 +161,13 @@ def main(argv: list[str] | None = None) -> int:
             "decode sandboxed": lambda data=data: _sandboxed(data),
             "decode before": lambda data=data: _in_process(data, None),
             "load in-process": lambda data=data: load_in_process(data),
-            "load sandboxed": lambda data=data: load_mammogram(data),
+            "load sandboxed": lambda data=data: _load_sandboxed(data),
+            "load shipped": lambda data=data: load_mammogram(data),
             "load uncompressed": lambda: load_mammogram(plain),
         }
         np.testing.assert_array_equal(steps["decode sandboxed"](), arr)  # also the warm-up
-        np.testing.assert_array_equal(steps["load sandboxed"]().pixels, steps["load in-process"]().pixels)
+        for key in ("load sandboxed", "load shipped"):
+            np.testing.assert_array_equal(steps[key]().pixels, steps["load in-process"]().pixels)
         times: dict[str, list[float]] = {key: [] for key in steps}
         inside: list[float] = []
         for _ in range(args.repeats):
@@ -162,6 +189,8 @@ def main(argv: list[str] | None = None) -> int:
             f"  load sandboxed / load in-process = {load_ratio:.3f} (target <= {TARGET_OVERHEAD}): {_ok(ok1)}"
         )
         print(f"  decode sandboxed / decode in-process = {decode_ratio:.3f} (information)")
+        shipped_ratio = med["load shipped"] / med["load sandboxed"]
+        print(f"  load shipped / load sandboxed = {shipped_ratio:.3f} (information, issue 19)")
         what = "information" if syntax == RLELossless else f"target <= {TARGET_VS_BEFORE}"
         print(f"  decode sandboxed / decode before = {before_ratio:.3f} ({what}): {_ok(ok2)}")
         failed |= not (ok1 and ok2)

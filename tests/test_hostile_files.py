@@ -102,6 +102,7 @@ def test_a_gdcm_abort_is_contained_and_the_pool_recovers():
 
 
 def test_a_rust_panic_becomes_a_mammogram_error():
+    """RLE is decoded in this process (core.imaging.rle_codec): the panic is caught, the process goes on."""
     data = _recipe(*RLE_PANIC)
     with pytest.raises(MammogramError, match=r"panic\.rle: could not decode the RLE Lossless") as info:
         load_mammogram(data, name="panic.rle")
@@ -136,7 +137,7 @@ def test_a_spinning_decoder_is_stopped_at_its_time_limit(monkeypatch):
 
 def test_decode_processes_have_memory_and_core_limits():
     pool = sandbox.pool()
-    load_mammogram(hostile.encode("rle", hostile.pattern(64, 64)))
+    load_mammogram(hostile.encode("jls", hostile.pattern(64, 64)))
     worker = pool._idle[-1]
     limits = Path(f"/proc/{worker.proc.pid}/limits").read_text()
     data_line = next(line for line in limits.splitlines() if line.startswith("Max data size"))
@@ -207,7 +208,7 @@ def test_a_pipe_swapped_in_after_the_check_neither_hangs_nor_is_read(tmp_path, m
 
 def test_a_forked_child_gets_its_own_decode_pool():
     """A process forked after decoding (a data-loader worker) must not share its parent's decode pipes."""
-    data = hostile.encode("rle", hostile.pattern(64, 64))
+    data = hostile.encode("jls", hostile.pattern(64, 64))
     load_mammogram(data)
     parent_pool = sandbox.pool()
     read, write = os.pipe()
@@ -233,4 +234,4 @@ def test_a_decode_process_that_cannot_start_gives_a_message(monkeypatch, tmp_pat
     private = sandbox.DecodePool(size=1)
     monkeypatch.setattr(sandbox, "_POOL", private)
     with pytest.raises(MammogramError, match="start.dcm: could not decode .* did not start"):
-        load_mammogram(hostile.encode("rle", hostile.pattern(64, 64)), name="start.dcm")
+        load_mammogram(hostile.encode("jls", hostile.pattern(64, 64)), name="start.dcm")

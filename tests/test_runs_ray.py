@@ -33,7 +33,11 @@ GRID = {"lowpass": [2], "noise": [5], "shuffle": [5]}
 
 @pytest.fixture(scope="module")
 def local_ray():
-    ray.init(num_cpus=2, include_dashboard=False, object_store_memory=256 << 20, log_to_driver=False)
+    # one GPU slot declared (this machine has no GPU): runs with device "cpu" ignore it, the GPU-actor test
+    # below is scheduled on it
+    ray.init(
+        num_cpus=2, num_gpus=1, include_dashboard=False, object_store_memory=256 << 20, log_to_driver=False
+    )
     yield ray
     ray.shutdown()
 
@@ -68,10 +72,8 @@ def data(tmp_path, monkeypatch):
 
 
 def _config(tiny, weights, arch, engine, **kw):
-    kw = {"perturbations": GRID, "batch_size": 4, "matched_baseline": True, **kw}
-    return RunConfig(
-        model=arch, manifest=str(tiny), weights=str(weights[arch]), device="cpu", engine=engine, **kw,
-    )  # fmt: skip
+    kw = {"perturbations": GRID, "batch_size": 4, "matched_baseline": True, "device": "cpu", **kw}
+    return RunConfig(model=arch, manifest=str(tiny), weights=str(weights[arch]), engine=engine, **kw)
 
 
 def _run(config) -> tuple[str, str]:
@@ -124,6 +126,19 @@ def test_ray_engine_equals_local_engine(local_ray, tiny, weights, reference, dat
                                               "matched-shuffle"}  # fmt: skip
     timings = json.loads(RunStore.open(run_id).get("timings"))
     assert timings["engine"] == "ray" and timings["n_images"] == 24 and timings["forward_s"] > 0
+
+
+def test_gpu_actors_where_the_cluster_has_gpus(local_ray, tiny, weights, reference, data):
+    """Without a device in the config, a cluster with GPUs gets GPU actors, as many as it has GPUs. Here
+    the GPU is a slot Ray was told of: the actor holds it, finds no CUDA and scores on the CPU, so the
+    scheduling path is what is tested, and the scores still equal the local engine's."""
+    config = _config(tiny, weights, "gmic", "ray", device=None, workers=2)
+    log: list[str] = []
+    run_id = create_run(config)
+    assert execute_run(run_id, log=log.append) == "done"
+    assert any("2 workers asked for, but the cluster has 1 GPU(s): using 1" in line for line in log), log
+    assert any("with 1 GPU actor(s)" in line for line in log), log
+    assert _compare(reference["gmic"], load_scores(run_id)) <= 1e-6
 
 
 def _ray_descendants(title: str) -> list[int]:

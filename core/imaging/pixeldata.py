@@ -1,8 +1,9 @@
 """Decoding a DICOM's pixel data: uncompressed in-process, compressed in the decode sandbox after checks.
 
 Uncompressed (native) pixel data is a view of bytes whose length the header bounds, so pydicom reads it
-in-process. Compressed (encapsulated) pixel data goes to :mod:`core.imaging.sandbox`, after checks that cost
-nothing and catch most corrupt files with a plain message:
+in-process. Compressed (encapsulated) pixel data goes to :mod:`core.imaging.sandbox` (RLE, whose decoder
+cannot crash the process, to :mod:`core.imaging.rle_codec` in-process), after checks that cost nothing and
+catch most corrupt files with a plain message:
 
 - the encapsulation holds exactly one frame (pydicom's fragment parser, pure Python);
 - the frame's own header agrees with Rows and Columns: the JPEG / JPEG-LS start-of-frame segment, the
@@ -17,8 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.imaging import sandbox
-from core.imaging.codestream import check_frame
+from core.imaging import rle_codec, sandbox
+from core.imaging.codestream import RLE, check_frame
 from core.imaging.limits import check_ratio
 from core.imaging.mammogram import MammogramError
 
@@ -47,6 +48,10 @@ def decode_encapsulated(ds, ts, label: str) -> np.ndarray:
     what = f"{ts.name} pixel data"
     check_frame(frame, str(ts), rows, cols, bits_alloc, label)
     check_ratio(rows * cols * (bits_alloc // 8), len(frame), label, what)
+    bits_stored = int(ds.get("BitsStored", bits_alloc))
+    signed = int(ds.get("PixelRepresentation", 0)) == 1
+    if str(ts) == RLE and bits_alloc in rle_codec.BITS and rle_codec.available():
+        return rle_codec.decode_rle(frame, rows, cols, bits_alloc, bits_stored, signed, label)
     request = {
         "kind": "dicom",
         "ts": str(ts),

@@ -1,10 +1,10 @@
 """Decoding compressed pixel data in separate, limited processes, so that no file can crash the caller.
 
 Some decoders cannot be made safe in-process: python-gdcm aborts the whole process (a C++ exception nobody
-catches) on some corrupt JPEG 2000 and JPEG-lossless streams, the Rust RLE decoder raises ``PanicException``
-(a ``BaseException``), and a corrupt stream can make a decoder allocate without bound or spin. So compressed
-DICOM pixel data (RLE, JPEG, JPEG-LS, JPEG 2000) and compressed TIFF strips are decoded here, in a small pool
-of persistent decode processes (:mod:`core.imaging.decode_child`), each:
+catches) on some corrupt JPEG 2000 and JPEG-lossless streams, and a corrupt stream can make a decoder
+allocate without bound or spin. So compressed DICOM pixel data (JPEG, JPEG-LS, JPEG 2000; RLE only where
+:mod:`core.imaging.rle_codec`, which decodes it in-process, cannot) and compressed TIFF strips are decoded
+here, in a small pool of persistent decode processes (:mod:`core.imaging.decode_child`), each:
 
 - started with ``subprocess`` (fork + exec of a fresh interpreter: safe in a process that has run torch
   or threads, unlike ``multiprocessing``'s fork), importing only numpy, pydicom, its decoder plugins and

@@ -18,11 +18,13 @@ from pathlib import Path
 
 import numpy as np
 
+from core.imaging.rle_codec import encode_rle
 from core.imaging.write import mammography_dataset
 
 _IMPLEMENTATION_UID = "2.25.176402112716134640938383040245624713857"
 #: Pixel-data encodings of the synthetic cohort: name -> (transfer syntax, pydicom encoding plugin).
-#: gdcm's RLE encoder is the fastest here and gives the smallest files of pydicom's three RLE plugins.
+#: gdcm's RLE encoder is the fastest here and gives the smallest files of pydicom's three RLE plugins (it is
+#: called directly for RLE: :func:`_set_rle`).
 COMPRESSIONS = {
     "rle": ("1.2.840.10008.1.2.5", "gdcm"),
     "jpeg2000": ("1.2.840.10008.1.2.4.90", "pylibjpeg"),
@@ -104,7 +106,26 @@ def write_view(
         BurnedInAnnotation="NO",
     )
     syntax, plugin = COMPRESSIONS[compression]
-    if syntax is not None:
+    if compression == "rle":
+        _set_rle(ds, stored)
+    elif syntax is not None:
         # the SOP Instance UID stays the synthetic one (pydicom would otherwise make a random one)
         ds.compress(syntax, stored, encoding_plugin=plugin, generate_instance_uid=False)
     ds.save_as(path, enforce_file_format=True)
+
+
+def _set_rle(ds, stored: np.ndarray) -> None:
+    """Store ``stored`` RLE Lossless in ``ds``: the bytes ``ds.compress(..., encoding_plugin="gdcm")`` gives,
+    at less than half its cost (:func:`core.imaging.rle_codec.encode_rle`)."""
+    from pydicom.encaps import encapsulate
+
+    syntax, plugin = COMPRESSIONS["rle"]
+    try:
+        frame = encode_rle(stored, int(ds.BitsStored))
+    except (RuntimeError, AttributeError, TypeError):  # a gdcm without this API: pydicom's own route
+        ds.compress(syntax, stored, encoding_plugin=plugin, generate_instance_uid=False)
+        return
+    ds.file_meta.TransferSyntaxUID = syntax
+    ds.PixelData = encapsulate([frame])
+    ds["PixelData"].VR = "OB"
+    ds["PixelData"].is_undefined_length = True
