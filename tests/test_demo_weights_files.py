@@ -66,3 +66,33 @@ def test_example_run_configs_load_and_name_installed_weights():
         config = load_config(path)
         assert config.weights in DEMO_LABELS, path
         check_weights(config)
+
+
+def test_a_run_keeps_what_its_weights_label_named(tmp_path, monkeypatch):
+    """A run records the file behind "demo" when it is made, so that its report still describes the model's
+    input after the label names other weights (as "demo" named the 0.3 mm set until issue 17)."""
+    import hashlib
+    import json
+
+    from core.runs import RunConfig, RunStore, create_run
+    from core.runs.context import _run_context, run_context
+
+    monkeypatch.setenv("MAMMO_ROBUST_DATA", str(tmp_path))
+    config = RunConfig(model="gmic", manifest="tiny", weights="demo", perturbations={"lowpass": [2]})
+    run_id = create_run(config)
+    store = RunStore.open(run_id)
+    record = store.json_meta("weights_record")
+    path = demo_path("gmic", "demo")
+    assert record["file"] == path.name and record["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert record["spacing_mm"] == DEMO_SPACING_MM["demo"]
+    assert run_context(run_id).model_inputs[("gmic", "demo")].spacing_mm == DEMO_SPACING_MM["demo"]
+
+    store.set(weights_record=json.dumps({**record, "file": "gmic-demo-0.3mm.pt", "spacing_mm": 0.3}))
+    _run_context.cache_clear()
+    recorded = run_context(run_id).model_inputs[("gmic", "demo")]
+    assert recorded.spacing_mm == 0.3 and "gmic-demo-0.3mm.pt, as recorded by the run" in recorded.source
+
+    with store.connect() as con:  # a run made before runs kept the record: the label as it reads today
+        con.execute("DELETE FROM meta WHERE key = 'weights_record'")
+    _run_context.cache_clear()
+    assert run_context(run_id).model_inputs[("gmic", "demo")].spacing_mm == DEMO_SPACING_MM["demo"]

@@ -39,8 +39,38 @@ def weights_path(model: str, weights: str | Path) -> Path | None:
     return path if path.is_file() else None
 
 
+def weights_record(model: str, weights: str | Path) -> dict | None:
+    """What a weights value names here, to keep with a run: ``{"file", "sha256", "spacing_mm",
+    "downsample"}`` (``spacing_mm`` None for weights on native pixels); None when no file of this
+    architecture is behind it (``"random"``, a label naming no file, an unreadable file). A stored run that
+    keeps it describes its model's input even after ``"demo"`` names other weights."""
+    import hashlib
+
+    from core.models import ModelError
+
+    path = weights_path(model, weights) if str(model).lower() in ("gmic", "dmv") else None
+    if path is None:
+        return None
+    try:
+        stat = path.stat()
+        spacing, downsample, arch = _recorded(str(path), stat.st_mtime, stat.st_size)
+        digest = hashlib.sha256()
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    except (ModelError, OSError):
+        return None
+    if arch != str(model).lower():
+        return None
+    return {"file": path.name, "sha256": digest.hexdigest(), "spacing_mm": spacing, "downsample": downsample}
+
+
 def input_spacing(
-    model: str, weights: str | Path, *, image_spacing_mm: float | None = None
+    model: str,
+    weights: str | Path,
+    *,
+    image_spacing_mm: float | None = None,
+    record: dict | None = None,
 ) -> tuple[float | None, str]:
     """Effective pixel spacing (mm) of what a model with these weights sees, and where it comes from.
 
@@ -53,6 +83,9 @@ def input_spacing(
         None.
     image_spacing_mm : float, optional
         The images' own pixel spacing, for weights that work on native pixels (official, random).
+    record : dict, optional
+        A :func:`weights_record` kept when the scores were made: used instead of the file the label names
+        now.
 
     Returns
     -------
@@ -64,7 +97,10 @@ def input_spacing(
 
     if str(model).lower() not in ("gmic", "dmv"):
         return None, f"{model}: not a model"
-    if str(weights) == "random":
+    if record is not None:
+        spacing, downsample = record.get("spacing_mm"), float(record.get("downsample") or 1.0)
+        what = f"{weights} weights ({record.get('file')}, as recorded by the run)"
+    elif str(weights) == "random":
         spacing, downsample, what = None, 1.0, "random weights"
     else:
         path = weights_path(model, weights)
@@ -79,7 +115,7 @@ def input_spacing(
             return None, f"{path.name} holds {arch} weights, not {str(model).lower()}"
         what = f"{weights} weights" if is_demo_label(str(weights)) else path.name
     if spacing is not None:
-        return spacing, f"{what} resample every image to {spacing:g} mm"
+        return float(spacing), f"{what} resample every image to {float(spacing):g} mm"
     if image_spacing_mm is None:
         return None, f"{what} see native pixels, whose spacing is not known here"
     eff = image_spacing_mm * downsample

@@ -115,14 +115,19 @@ def create_run(
         and manifest must lie inside them (else :class:`core.errors.AccessError`), and the worker reads
         only manifest rows inside them. None: no restriction (the library and command line).
     """
+    from core.models.resolution import weights_record
+
     config = config.validate()
-    meta = None
+    meta = {}
     if roots is not None:
         roots = [str(r) for r in roots]
         check_access(config, roots)
-        meta = {"allowed_roots": json.dumps(roots)}
+        meta["allowed_roots"] = json.dumps(roots)
     if check:
         check_weights(config)
+    record = weights_record(config.model, config.weights)
+    if record is not None:  # what "demo" (or a path) meant when the run was made
+        meta["weights_record"] = json.dumps(record)
     return RunStore.create(config, run_id, meta=meta).run_id
 
 

@@ -85,7 +85,9 @@ def _run_context(run_id: str, n_rows: int) -> ScoreContext:
     native = None
     if manifest is not None and len(manifest):
         native = float(np.median(np.maximum(manifest["spacing_row_mm"], manifest["spacing_col_mm"])))
-    spacing, source = input_spacing(config.model, config.weights, image_spacing_mm=native)
+    record = store.json_meta("weights_record")  # None for runs made before it was kept
+    record = record if isinstance(record, dict) else None
+    spacing, source = input_spacing(config.model, config.weights, image_spacing_mm=native, record=record)
     ctx = dict(label=label, model_inputs={(config.model, weights_label(config)): ModelInput(spacing, source)})
     recorded = store.get("matched_pixels")
     if recorded:

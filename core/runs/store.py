@@ -2,7 +2,8 @@
 
 ``data_dir()/runs/<run_id>/run.sqlite`` holds
 
-* ``meta(key, value)``: the config (JSON), status, times, worker pid, totals, matched norms, failure;
+* ``meta(key, value)``: the config (JSON), status, times, worker pid, totals, matched norms, failure, the
+  weights file it was made with (``weights_record``);
 * ``scores``: one row per condition per image (GMIC) or breast (DMV), ``UNIQUE(condition, unit)``, so a
   resumed worker that redoes work inserts nothing twice (``INSERT OR IGNORE``);
 * ``errors``: one row per condition per unit that could not be scored (an unreadable image, an image the
