@@ -140,3 +140,28 @@ def test_deep_link_and_navigation_keep_the_app_around_the_page(tmp_path, artifac
         assert page.get_by_role("heading", name="Calcifications").count() == 1
         page.screenshot(path=str(artifacts / "calcifications_tiny.png"), full_page=True)
         assert not exceptions(page)
+
+
+def test_first_use_generates_the_demo_cohort_under_a_progress_bar(tmp_path, artifacts):
+    """A fresh data folder: the app generates the demo cohort (about a minute on two cores) and says how far
+    it is and how long is left, updated as exams are written. The test leaves once the count has moved."""
+    import re
+    import time
+
+    bar = re.compile(
+        r"Generating the synthetic cohort 'demo' \(first time only\): (\d+)/300 exams, about .+ left"
+    )
+    with running_app(tmp_path / "data", {"MAMMO_EXPLORER_COHORT": "demo"}) as url, browser_page() as page:
+        page.goto(url)
+        progress = page.get_by_test_id("stProgress")
+        progress.wait_for(timeout=120_000)
+        counts: list[int] = []
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and len(set(counts)) < 2:
+            found = bar.search(progress.inner_text())  # the bar opens with its title alone
+            if found:
+                counts.append(int(found.group(1)))
+            time.sleep(0.3)
+        page.screenshot(path=str(artifacts / "demo_cohort_progress.png"))
+        assert len(set(counts)) >= 2 and counts == sorted(counts), counts
+        assert not exceptions(page)
