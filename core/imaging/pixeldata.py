@@ -49,18 +49,18 @@ def decode_encapsulated(ds, ts, label: str) -> np.ndarray:
     check_frame(frame, str(ts), rows, cols, bits_alloc, label)
     check_ratio(rows * cols * (bits_alloc // 8), len(frame), label, what)
     bits_stored = int(ds.get("BitsStored", bits_alloc))
-    signed = int(ds.get("PixelRepresentation", 0)) == 1
+    representation = int(ds.get("PixelRepresentation", 0))
     if str(ts) == RLE and bits_alloc in rle_codec.BITS and rle_codec.available():
-        return rle_codec.decode_rle(frame, rows, cols, bits_alloc, bits_stored, signed, label)
+        return rle_codec.decode_rle(frame, rows, cols, bits_alloc, bits_stored, representation == 1, label)
     request = {
         "kind": "dicom",
         "ts": str(ts),
         "rows": rows,
         "cols": cols,
         "bits_allocated": bits_alloc,
-        "bits_stored": int(ds.get("BitsStored", bits_alloc)),
-        "high_bit": int(ds.get("HighBit", int(ds.get("BitsStored", bits_alloc)) - 1)),
-        "pixel_representation": int(ds.get("PixelRepresentation", 0)),
+        "bits_stored": bits_stored,
+        "high_bit": int(ds.get("HighBit", bits_stored - 1)),
+        "pixel_representation": representation,
         "photometric": str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip().upper(),
     }
     return sandbox.decode(request, ds.PixelData, (rows, cols), label=label, what=what)

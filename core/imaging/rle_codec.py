@@ -62,11 +62,9 @@ def decode_rle(
         raise ValueError(f"decode_rle handles {BITS} bits allocated, not {bits_allocated}")
     try:
         raw = decode_frame(frame, rows * cols, bits_allocated, "<")
-    except (KeyboardInterrupt, SystemExit, GeneratorExit):
-        raise
     except BaseException as exc:  # noqa: BLE001 - a Rust panic (PanicException) is a BaseException
         if not isinstance(exc, Exception) and type(exc).__name__ != "PanicException":
-            raise
+            raise  # KeyboardInterrupt, SystemExit, ...
         detail = " ".join(str(exc).split())[:300]
         raise MammogramError(
             f"{label}: could not decode the RLE Lossless pixel data (truncated or corrupt?): the decoder "
